@@ -1,0 +1,278 @@
+r"""The agent: shared policy + topology + read-out, and the inner loop (a lifetime)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from badger_graph.policy import ExpertPolicy
+from badger_graph.state import ExpertGraph, Role
+from badger_graph.tasks.base import Episode, StepResult, Task
+from badger_graph.topologies.base import Topology
+
+
+@dataclasses.dataclass
+class StepRecord:
+    """Communication of one inner step (recorded only on request).
+
+    Attributes:
+        step (int): inner step ``t``.
+        edge_index (torch.Tensor): ``[2, E]`` edges used in this step.
+        edge_weight (torch.Tensor, optional): ``[E]`` weights (attention), or ``None``.
+        messages (list of torch.Tensor): per round, the ``[E, M]`` messages sent on each edge.
+        states (list of torch.Tensor): per round, the ``[N, H]`` states after the round.
+        batch (torch.Tensor): agent of each node at this step.
+        role (torch.Tensor): role of each node at this step.
+    """
+
+    step: int
+    edge_index: Tensor
+    edge_weight: Tensor | None
+    messages: list[Tensor]
+    states: list[Tensor]
+    batch: Tensor
+    role: Tensor
+
+
+@dataclasses.dataclass
+class Lifetime:
+    """Record of a lifetime of T inner steps of B agents.
+
+    Attributes:
+        actions (torch.Tensor): ``[T, B, d]`` outputs of every step.
+        errors (torch.Tensor): ``[T, B]`` error of every step's output.
+        state (ExpertGraph): final state.
+        records (list of StepRecord): per-step communication, empty unless recorded.
+        episode (Episode): the episodes the lifetime ran against (holds e.g. the targets).
+    """
+
+    actions: Tensor
+    errors: Tensor
+    state: ExpertGraph
+    records: list[StepRecord] = dataclasses.field(default_factory=list)
+    episode: Episode | None = None
+
+    @property
+    def final_error(self) -> Tensor:
+        """Error of the last step per agent, ``[B]``."""
+        return self.errors[-1]
+
+    @property
+    def mean_error(self) -> Tensor:
+        """Mean error over all steps per agent, ``[B]``."""
+        return self.errors.mean(0)
+
+
+class Agent(nn.Module):
+    r"""A BADGER agent: experts (graph nodes) that share one :class:`ExpertPolicy`.
+
+    One inner step writes the task's feedback into the nodes, asks the topology for this
+    step's edges, applies the policy for ``rounds`` rounds with the same weights, and reads
+    the output dimensions out of the nodes that own them through one shared linear head.
+    No parameter is changed during a lifetime.
+
+    Args:
+        policy (ExpertPolicy): the shared expert policy.
+        topology (Topology): edge generator, called every inner step.
+        rounds (int, optional): communication rounds per inner step :math:`k`.
+            (default: :obj:`1`)
+        output_ports (bool, optional): read outputs from ``d`` dedicated port nodes instead of
+            from experts ``0..d-1``. (default: ``False``)
+        identity (str, optional): ``"index"`` or ``"random"`` node identities.
+            (default: ``"index"``)
+    """
+
+    def __init__(
+        self,
+        policy: ExpertPolicy,
+        topology: Topology,
+        rounds: int = 1,
+        output_ports: bool = False,
+        identity: str = "index",
+    ) -> None:
+        super().__init__()
+        if not isinstance(rounds, int) or rounds < 1:
+            raise ValueError(f"rounds (k) must be an int >= 1, got {rounds!r}")
+        if identity not in ("index", "random"):
+            raise ValueError(f"identity must be 'index' or 'random', got {identity!r}")
+        if getattr(topology, "weighted", False) and policy.aggregation != "weighted":
+            raise ValueError(
+                f"{topology!r} produces attention weights; use the policy with "
+                f"aggr='weighted' (got aggr={policy.aggregation!r}) or the weights are ignored"
+            )
+        self.policy = policy
+        self.topology = topology
+        self.rounds = rounds
+        self.output_ports = output_ports
+        self.identity = identity
+        self.readout = nn.Linear(policy.hidden_channels, 1)
+
+    # -- state ---------------------------------------------------------------------------
+    def init_state(
+        self,
+        num_experts: int | Sequence[int],
+        num_outputs: int,
+        num_agents: int | None = None,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> ExpertGraph:
+        """Fresh state of a batch of agents (zero internal states)."""
+        return ExpertGraph.create(
+            num_experts,
+            num_outputs,
+            self.policy.hidden_channels,
+            self.policy.identity_channels,
+            num_agents=num_agents,
+            output_ports=self.output_ports,
+            identity=self.identity,
+            generator=generator,
+            device=device if device is not None else self.readout.weight.device,
+        )
+
+    def static_features(self, state: ExpertGraph, task: Task) -> Tensor:
+        """Node inputs that do not change within a lifetime: roles, identity, masks."""
+        role = state.role
+        is_expert = role == int(Role.EXPERT)
+        if task.feedback_to == "all":
+            receives = is_expert
+        else:
+            targets = torch.tensor(task.feedback_to, device=role.device, dtype=torch.long)
+            receives = is_expert & torch.isin(state.local_index, targets)
+        owns = state.output_index >= 0
+        one_hot = torch.nn.functional.one_hot(role, 3).to(state.h.dtype)
+        return torch.cat(
+            [
+                receives.unsqueeze(1).to(state.h.dtype),
+                owns.unsqueeze(1).to(state.h.dtype),
+                one_hot,
+                state.identity.to(state.h.dtype),
+            ],
+            dim=1,
+        )
+
+    def write(
+        self,
+        state: ExpertGraph,
+        result: StepResult,
+        static: Tensor,
+        time: float,
+    ) -> Tensor:
+        """Node inputs ``[N, F]`` for this step: feedback into the nodes that receive it.
+
+        Raises:
+            FloatingPointError: if the task's feedback holds NaN or inf.
+        """
+        N = state.num_nodes
+        receives = static[:, 0]
+        if result.feedback is not None:
+            if not torch.isfinite(result.feedback).all():
+                raise FloatingPointError(
+                    f"task feedback at step {state.step} holds NaN or inf: {result.feedback}"
+                )
+            feedback = result.feedback[state.batch] * receives
+        else:
+            feedback = state.h.new_zeros(N)
+        signal = state.h.new_zeros(N)
+        if result.signal is not None:
+            if not torch.isfinite(result.signal).all():
+                raise FloatingPointError(
+                    f"task signal at step {state.step} holds NaN or inf: {result.signal}"
+                )
+            owner = state.output_index >= 0
+            signal = signal.masked_scatter(
+                owner, result.signal[state.batch[owner], state.output_index[owner]]
+            )
+        dyn = torch.stack([feedback, signal, feedback.new_full((N,), time)], dim=1)
+        # layout of state.FEATURES: feedback, receives, signal, owns, roles(3), time, identity
+        x = torch.cat([dyn[:, :1], static[:, :1], dyn[:, 1:2], static[:, 1:5], dyn[:, 2:]], 1)
+        return torch.cat([x, static[:, 5:]], 1)
+
+    def read(self, state: ExpertGraph) -> Tensor:
+        """Outputs ``[B, d]``: the shared head applied to each output's owner node."""
+        owner = (state.output_index >= 0).nonzero().squeeze(1)
+        values = self.readout(state.h[owner]).squeeze(-1)
+        action = state.h.new_zeros(state.num_agents, state.num_outputs)
+        return action.index_put((state.batch[owner], state.output_index[owner]), values)
+
+    # -- inner loop ----------------------------------------------------------------------
+    def step(
+        self, state: ExpertGraph, x: Tensor, record: bool = False
+    ) -> tuple[ExpertGraph, StepRecord | None]:
+        """One inner step: new edges, ``rounds`` rounds of the shared policy."""
+        edge_index, edge_weight = self.topology(state)
+        u = self.policy.encode(x)
+        h = state.h
+        messages, states = [], []
+        for _ in range(self.rounds):
+            if record:
+                h, msg = self.policy(h, u, edge_index, edge_weight, return_messages=True)
+                messages.append(msg.detach())
+                states.append(h.detach())
+            else:
+                h = self.policy(h, u, edge_index, edge_weight)
+        rec = None
+        if record:
+            rec = StepRecord(
+                step=state.step,
+                edge_index=edge_index,
+                edge_weight=None if edge_weight is None else edge_weight.detach(),
+                messages=messages,
+                states=states,
+                batch=state.batch,
+                role=state.role,
+            )
+        return state.replace(h=h, step=state.step + 1), rec
+
+    def forward(
+        self,
+        task: Task,
+        episode: Episode,
+        state: ExpertGraph,
+        steps: int,
+        record: bool = False,
+        detach_feedback: bool = False,
+    ) -> Lifetime:
+        """Run a lifetime of ``steps`` inner steps of ``state`` against ``episode``.
+
+        Args:
+            task (Task): the task (tells which experts receive feedback).
+            episode (Episode): the batch of hidden task instances.
+            state (ExpertGraph): initial state (see :meth:`init_state`).
+            steps (int): lifetime length :math:`T`.
+            record (bool, optional): keep every step's edges, messages and states.
+            detach_feedback (bool, optional): stop gradients through the feedback values.
+        """
+        if not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps (T) must be an int >= 1, got {steps!r}")
+        if state.num_outputs != episode.num_outputs:
+            raise ValueError(
+                f"state has d={state.num_outputs} outputs but the episode has "
+                f"d={episode.num_outputs}"
+            )
+        static = self.static_features(state, task)
+        result = episode.first()
+        actions, errors, records = [], [], []
+        for t in range(steps):
+            if detach_feedback:
+                result = StepResult(
+                    error=result.error,
+                    feedback=None if result.feedback is None else result.feedback.detach(),
+                    signal=None if result.signal is None else result.signal.detach(),
+                )
+            x = self.write(state, result, static, t / steps)
+            state, rec = self.step(state, x, record)
+            action = self.read(state)
+            result = episode.step(action)
+            actions.append(action)
+            errors.append(result.error)
+            if rec is not None:
+                records.append(rec)
+        return Lifetime(torch.stack(actions), torch.stack(errors), state, records, episode)
+
+    def extra_repr(self) -> str:
+        return (
+            f"rounds={self.rounds}, output_ports={self.output_ports}, identity={self.identity!r}"
+        )

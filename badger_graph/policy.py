@@ -1,0 +1,166 @@
+r"""The expert policy: ONE message-passing layer shared by every expert of every agent."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import MessagePassing
+
+from badger_graph.state import NUM_FEATURES
+
+Aggregation = Literal["mean", "sum", "weighted"]
+AGGREGATIONS = ("mean", "sum", "weighted")
+
+
+class ExpertPolicy(MessagePassing):
+    r"""Shared expert policy of `BADGER <https://arxiv.org/abs/1912.01513>`_.
+
+    Every node (expert or port) runs the same weights; nodes differ only through their
+    internal state :math:`h_i`, their identity and what is written into them. One call is
+    one communication round:
+
+    .. math::
+        m_{j \to i} &= \tanh\left(W_s h_j + W_r h_i + b\right) \\
+        a_i &= \bigoplus_{j \in \mathcal{N}(i)} w_{ji}\, m_{j \to i} \\
+        h_i' &= \mathrm{GRU}\left([\,\mathrm{relu}(W_x x_i),\ a_i\,],\ h_i\right)
+
+    where :math:`\bigoplus` is the mean, the sum or the edge-weighted sum (``"weighted"``,
+    e.g. attention weights that sum to one per receiver). The linear maps are applied to the
+    :math:`N` nodes before propagation and only gathered per edge (``A h_i + B h_j``), so a
+    round costs :math:`O(N H^2 + E M)`. With ``receiver_term=False`` the message depends on
+    the sender only (:math:`\tanh(W_s h_j)`, the paper's Fig. 6 setup).
+
+    The parameter count depends on the channel sizes only, never on the number of experts,
+    edges, agents or ports.
+
+    Args:
+        hidden_channels (int, optional): width :math:`H` of the internal state (GRU memory).
+            (default: :obj:`64`)
+        message_channels (int, optional): width :math:`M` of a message. (default: :obj:`64`)
+        input_channels (int, optional): width of the projected node input. (default: :obj:`32`)
+        identity_channels (int, optional): width of the node identity fed into the input.
+            (default: :obj:`8`)
+        aggr (str, optional): ``"mean"``, ``"sum"`` or ``"weighted"``. (default: ``"mean"``)
+        receiver_term (bool, optional): add :math:`W_r h_i` to the message.
+            (default: :obj:`False`)
+
+    Shapes:
+        - **input:** states :math:`(N, H)`, node inputs :math:`(N, F)`, edge index
+          :math:`(2, E)`, edge weights :math:`(E)` *(optional)*
+        - **output:** new states :math:`(N, H)`
+    """
+
+    def __init__(
+        self,
+        hidden_channels: int = 64,
+        message_channels: int = 64,
+        input_channels: int = 32,
+        identity_channels: int = 8,
+        aggr: Aggregation = "mean",
+        receiver_term: bool = False,
+    ) -> None:
+        for name, value, lo in (
+            ("hidden_channels", hidden_channels, 1),
+            ("message_channels", message_channels, 1),
+            ("input_channels", input_channels, 1),
+            ("identity_channels", identity_channels, 0),
+        ):
+            if not isinstance(value, int) or value < lo:
+                raise ValueError(f"{name} must be an int >= {lo}, got {value!r}")
+        if aggr not in AGGREGATIONS:
+            raise ValueError(f"aggr must be one of {AGGREGATIONS}, got {aggr!r}")
+        super().__init__(aggr="mean" if aggr == "mean" else "sum")
+        self.hidden_channels = hidden_channels
+        self.message_channels = message_channels
+        self.input_channels = input_channels
+        self.identity_channels = identity_channels
+        self.aggregation = aggr
+        self.receiver_term = receiver_term
+        self.node_features = NUM_FEATURES + identity_channels
+
+        self.lin_in = nn.Linear(self.node_features, input_channels)
+        self.lin_send = nn.Linear(hidden_channels, message_channels)
+        if receiver_term:
+            self.lin_recv = nn.Linear(hidden_channels, message_channels, bias=False)
+        else:
+            self.register_parameter("lin_recv", None)
+        self.rnn = nn.GRUCell(input_channels + message_channels, hidden_channels)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Re-initialize all weights."""
+        super().reset_parameters()
+        self.lin_in.reset_parameters()
+        self.lin_send.reset_parameters()
+        if self.lin_recv is not None:
+            self.lin_recv.reset_parameters()
+        self.rnn.reset_parameters()
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Project node inputs ``[N, F]`` once per inner step (shared by its rounds)."""
+        if x.size(-1) != self.node_features:
+            raise ValueError(
+                f"node inputs must have {self.node_features} columns "
+                f"({NUM_FEATURES} features + identity_channels={self.identity_channels}), "
+                f"got {x.size(-1)}"
+            )
+        return torch.relu(self.lin_in(x))
+
+    def forward(
+        self,
+        h: Tensor,
+        u: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor | None = None,
+        return_messages: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """One communication round.
+
+        Args:
+            h (torch.Tensor): internal states ``[N, H]``.
+            u (torch.Tensor): encoded node inputs ``[N, input_channels]`` from :meth:`encode`.
+            edge_index (torch.Tensor): ``[2, E]`` sender → receiver.
+            edge_weight (torch.Tensor, optional): ``[E]``; required for ``aggr="weighted"``.
+            return_messages (bool, optional): also return the per-edge messages ``[E, M]``.
+        """
+        if self.aggregation == "weighted" and edge_weight is None:
+            raise ValueError("aggr='weighted' needs edge weights from the topology")
+        if self.aggregation != "weighted":
+            edge_weight = None
+        send = self.lin_send(h)
+        recv = self.lin_recv(h) if self.lin_recv is not None else None
+        if return_messages:
+            msg = self._edge_messages(send, recv, edge_index, edge_weight)
+            agg = self.aggr_module(msg, edge_index[1], dim_size=h.size(0))
+        elif recv is None:
+            # message depends on the sender only: apply tanh on N nodes, not on E edges
+            agg = self.propagate(edge_index, s=torch.tanh(send), r=None, w=edge_weight)
+        else:
+            agg = self.propagate(edge_index, s=send, r=recv, w=edge_weight)
+        h_new = self.rnn(torch.cat([u, agg], dim=-1), h)
+        if return_messages:
+            return h_new, msg
+        return h_new
+
+    def message(self, s_j: Tensor, r_i: Tensor | None = None, w: Tensor | None = None) -> Tensor:
+        """Per-edge message from gathered per-node projections."""
+        m = torch.tanh(s_j + r_i) if r_i is not None else s_j
+        return m if w is None else m * w.unsqueeze(-1)
+
+    def _edge_messages(
+        self, send: Tensor, recv: Tensor | None, edge_index: Tensor, w: Tensor | None
+    ) -> Tensor:
+        src, dst = edge_index
+        m = send[src] if recv is None else send[src] + recv[dst]
+        m = torch.tanh(m)
+        return m if w is None else m * w.unsqueeze(-1)
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}(hidden={self.hidden_channels}, "
+            f"message={self.message_channels}, input={self.input_channels}, "
+            f"identity={self.identity_channels}, aggr={self.aggregation!r}, "
+            f"receiver_term={self.receiver_term})"
+        )

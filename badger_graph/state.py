@@ -1,0 +1,282 @@
+r"""The state of B agents as one batched graph of experts and ports.
+
+An :class:`ExpertGraph` is the disjoint union of B agents, laid out like a PyG
+:class:`~torch_geometric.data.Batch`: node rows are grouped by agent, ``batch`` maps each
+node to its agent and ``ptr`` holds the first node of each agent. It is an immutable value:
+every inner step returns a new one (``dataclasses.replace``), so nothing derived from
+edges can leak from one step to the next.
+
+It is a plain dataclass rather than a ``Batch`` because the inner loop touches its fields
+hundreds of times per training batch and ``Batch`` attribute access goes through a storage
+dictionary; :meth:`ExpertGraph.to_pyg` and :meth:`ExpertGraph.from_pyg` convert both ways.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from enum import IntEnum
+
+import torch
+from torch import Tensor
+
+
+class Role(IntEnum):
+    """What a node is in an agent."""
+
+    EXPERT = 0
+    INPUT = 1
+    OUTPUT = 2
+
+
+#: Layout of the per-node input features written by :meth:`badger_graph.Agent.write`
+#: (before the identity columns). The width is fixed, so no parameter depends on the
+#: number of experts, ports or output dimensions.
+FEATURES = (
+    "feedback",  # scalar feedback (e.g. the error of the last guess), 0 where not received
+    "receives_feedback",  # 1 for nodes that receive the scalar feedback
+    "signal",  # the node's own value: signed error of the output it owns / input port value
+    "owns_output",  # 1 if the node's state is read out into an output dimension
+    "is_expert",
+    "is_input",
+    "is_output",
+    "time",  # t / T
+)
+NUM_FEATURES = len(FEATURES)
+
+
+def index_identity(index: Tensor, channels: int) -> Tensor:
+    r"""Deterministic identity vectors of a node's index within its agent.
+
+    A sinusoidal code (as a transformer's position code) so any index, also ones never seen
+    in training, has an identity of fixed width ``channels``:
+
+    .. math::
+        \mathrm{id}(i)_{2k} = \sin(i\,\omega_k),\quad \mathrm{id}(i)_{2k+1} = \cos(i\,\omega_k),
+        \quad \omega_k = 10^{-2k/\mathrm{channels}}
+
+    Args:
+        index (torch.Tensor): local node indices, shape ``[N]``.
+        channels (int): width of the identity.
+
+    Returns:
+        torch.Tensor: ``[N, channels]`` identities.
+    """
+    if channels == 0:
+        return index.new_zeros((index.numel(), 0), dtype=torch.float)
+    half = (channels + 1) // 2
+    freq = torch.exp(
+        -math.log(100.0) * torch.arange(half, device=index.device, dtype=torch.float) / half
+    )
+    angle = index.float()[:, None] * freq[None, :] * (math.pi / 2)
+    code = torch.stack([angle.sin(), angle.cos()], dim=-1).flatten(1)
+    return code[:, :channels]
+
+
+@dataclasses.dataclass(frozen=True)
+class ExpertGraph:
+    r"""Batched state of B agents (experts and ports are nodes).
+
+    Attributes:
+        h (torch.Tensor): internal states, ``[N, H]``.
+        batch (torch.Tensor): agent of each node, ``[N]`` (long, sorted).
+        ptr (torch.Tensor): first node of each agent, ``[B + 1]``.
+        role (torch.Tensor): :class:`Role` of each node, ``[N]``.
+        local_index (torch.Tensor): index of each node within its agent, ``[N]``.
+        identity (torch.Tensor): per-node identity, ``[N, I]``.
+        output_index (torch.Tensor): which output dimension a node's state is read into,
+            ``-1`` for none, ``[N]``.
+        num_outputs (int): number of output dimensions ``d`` of every agent.
+        step (int): inner-loop step this state belongs to.
+        address (torch.Tensor, optional): per-node address (ports), ``[N, A]``.
+    """
+
+    h: Tensor
+    batch: Tensor
+    ptr: Tensor
+    role: Tensor
+    local_index: Tensor
+    identity: Tensor
+    output_index: Tensor
+    num_outputs: int
+    step: int = 0
+    address: Tensor | None = None
+
+    # -- construction --------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        num_experts: int | Sequence[int],
+        num_outputs: int,
+        hidden_channels: int,
+        identity_channels: int,
+        num_agents: int | None = None,
+        output_ports: bool = False,
+        identity: str = "index",
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> ExpertGraph:
+        """Build the initial state of a batch of agents.
+
+        Args:
+            num_experts (int or list of int): experts per agent; a list gives each agent its
+                own count.
+            num_outputs (int): output dimensions ``d``.
+            hidden_channels (int): width ``H`` of the internal state.
+            identity_channels (int): width of the per-node identity.
+            num_agents (int, optional): number of agents B when ``num_experts`` is an int.
+            output_ports (bool, optional): if ``True`` every agent gets ``d`` output port
+                nodes that are read out; otherwise expert ``i`` owns output ``i``.
+                (default: ``False``)
+            identity (str, optional): ``"index"`` (deterministic code of the local index)
+                or ``"random"`` (Gaussian, drawn from ``generator``). (default: ``"index"``)
+            generator (torch.Generator, optional): source of randomness.
+            device (torch.device, optional): where the tensors live.
+        """
+        if isinstance(num_experts, int):
+            if num_agents is None:
+                raise ValueError("num_agents is required when num_experts is an int")
+            if num_agents < 0:
+                raise ValueError(f"num_agents must be >= 0, got {num_agents}")
+            counts = [num_experts] * num_agents
+        else:
+            counts = [int(n) for n in num_experts]
+        for n in counts:
+            if n < 1:
+                raise ValueError(f"num_experts must be >= 1 for every agent, got {n}")
+        if num_outputs < 1:
+            raise ValueError(f"num_outputs (d) must be >= 1, got {num_outputs}")
+        if hidden_channels < 1:
+            raise ValueError(f"hidden_channels must be >= 1, got {hidden_channels}")
+        if identity not in ("index", "random"):
+            raise ValueError(f"identity must be 'index' or 'random', got {identity!r}")
+        if not output_ports and counts and min(counts) < num_outputs:
+            raise ValueError(
+                f"without output ports expert i owns output i, so every agent needs at least "
+                f"d={num_outputs} experts; got an agent with {min(counts)} (use output_ports)"
+            )
+        device = torch.device(device) if device is not None else torch.device("cpu")
+        n_exp = torch.tensor(counts, dtype=torch.long, device=device)
+        n_port = num_outputs if output_ports else 0
+        sizes = n_exp + n_port
+        B = len(counts)
+        ptr = torch.zeros(B + 1, dtype=torch.long, device=device)
+        ptr[1:] = torch.cumsum(sizes, 0)
+        N = int(ptr[-1]) if B else 0
+        batch = torch.repeat_interleave(torch.arange(B, device=device), sizes)
+        local = torch.arange(N, device=device) - ptr[batch]
+        n_exp_node = n_exp[batch]
+        is_port = local >= n_exp_node
+        role = torch.where(
+            is_port, torch.full_like(local, int(Role.OUTPUT)), torch.full_like(local, 0)
+        )
+        if output_ports:
+            output_index = torch.where(is_port, local - n_exp_node, torch.full_like(local, -1))
+        else:
+            output_index = torch.where(local < num_outputs, local, torch.full_like(local, -1))
+        ident = _make_identity(local, identity_channels, identity, generator, device)
+        h = torch.zeros(N, hidden_channels, device=device)
+        return cls(
+            h=h,
+            batch=batch,
+            ptr=ptr,
+            role=role,
+            local_index=local,
+            identity=ident,
+            output_index=output_index,
+            num_outputs=num_outputs,
+        )
+
+    # -- views ---------------------------------------------------------------------------
+    @property
+    def num_nodes(self) -> int:
+        """Total number of nodes N over all agents."""
+        return self.h.size(0)
+
+    @property
+    def num_agents(self) -> int:
+        """Number of agents B."""
+        return self.ptr.numel() - 1
+
+    @property
+    def sizes(self) -> Tensor:
+        """Number of nodes of each agent, ``[B]``."""
+        return self.ptr[1:] - self.ptr[:-1]
+
+    @property
+    def is_expert(self) -> Tensor:
+        """Boolean mask of expert nodes, ``[N]``."""
+        return self.role == int(Role.EXPERT)
+
+    def num_experts(self) -> Tensor:
+        """Number of experts of each agent, ``[B]``."""
+        return torch.zeros(self.num_agents, dtype=torch.long, device=self.h.device).index_add_(
+            0, self.batch, self.is_expert.long()
+        )
+
+    def replace(self, **changes) -> ExpertGraph:
+        """Return a copy with some fields replaced (the state is immutable)."""
+        return dataclasses.replace(self, **changes)
+
+    def to(self, device: torch.device | str) -> ExpertGraph:
+        """Move every tensor to ``device``."""
+        changes = {
+            f.name: getattr(self, f.name).to(device)
+            for f in dataclasses.fields(self)
+            if isinstance(getattr(self, f.name), Tensor)
+        }
+        return self.replace(**changes)
+
+    # -- PyG interop ---------------------------------------------------------------------
+    def to_pyg(self, edge_index: Tensor | None = None, edge_weight: Tensor | None = None):
+        """Convert to a :class:`torch_geometric.data.Batch` (optionally with edges)."""
+        from torch_geometric.data import Batch, Data
+
+        data_list = []
+        for b in range(self.num_agents):
+            lo, hi = int(self.ptr[b]), int(self.ptr[b + 1])
+            d = Data(
+                h=self.h[lo:hi],
+                role=self.role[lo:hi],
+                identity=self.identity[lo:hi],
+                output_index=self.output_index[lo:hi],
+                num_nodes=hi - lo,
+            )
+            if edge_index is not None:
+                keep = (edge_index[1] >= lo) & (edge_index[1] < hi)
+                d.edge_index = edge_index[:, keep] - lo
+                if edge_weight is not None:
+                    d.edge_weight = edge_weight[keep]
+            data_list.append(d)
+        return Batch.from_data_list(data_list)
+
+    @classmethod
+    def from_pyg(cls, batch, num_outputs: int, step: int = 0) -> ExpertGraph:
+        """Build a state from a :class:`torch_geometric.data.Batch` made by :meth:`to_pyg`."""
+        ptr = batch.ptr
+        local = torch.arange(batch.num_nodes, device=ptr.device) - ptr[batch.batch]
+        return cls(
+            h=batch.h,
+            batch=batch.batch,
+            ptr=ptr,
+            role=batch.role,
+            local_index=local,
+            identity=batch.identity,
+            output_index=batch.output_index,
+            num_outputs=num_outputs,
+            step=step,
+        )
+
+
+def _make_identity(
+    local: Tensor,
+    channels: int,
+    mode: str,
+    generator: torch.Generator | None,
+    device: torch.device,
+) -> Tensor:
+    if mode == "index":
+        return index_identity(local, channels)
+    noise = torch.randn(local.numel(), channels, generator=generator, device="cpu")
+    return noise.to(device)

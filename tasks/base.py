@@ -1,0 +1,87 @@
+"""The task protocol: what an agent's lifetime runs against."""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+@dataclasses.dataclass(frozen=True)
+class StepResult:
+    """What the environment answers to one action of a batch of agents.
+
+    Attributes:
+        error (torch.Tensor): per-agent error of the action, ``[B]`` (differentiable).
+        feedback (torch.Tensor, optional): scalar feedback per agent, ``[B]``, written into
+            the nodes the task names in ``feedback_to``.
+        signal (torch.Tensor, optional): per-output-dimension feedback, ``[B, d]``, written
+            into the node that owns each output.
+    """
+
+    error: Tensor
+    feedback: Tensor | None = None
+    signal: Tensor | None = None
+
+
+class Episode(ABC):
+    """A batch of B task instances with hidden parameters (e.g. the targets)."""
+
+    num_agents: int
+    num_outputs: int
+
+    @abstractmethod
+    def first(self) -> StepResult:
+        """Feedback available before the first action (nothing seen yet)."""
+
+    @abstractmethod
+    def step(self, action: Tensor) -> StepResult:
+        """Score ``action`` ``[B, d]`` and return the feedback for the next step."""
+
+
+class Task(ABC):
+    """A family of episodes. Subclasses add chance level and simple analytic baselines.
+
+    Args:
+        feedback_to (list of int or "all", optional): local indices of the experts that
+            receive the scalar feedback. (default: ``[0]``)
+    """
+
+    num_outputs: int
+
+    def __init__(self, feedback_to: Sequence[int] | str = (0,)) -> None:
+        if isinstance(feedback_to, str):
+            if feedback_to != "all":
+                raise ValueError(f"feedback_to must be a list of ints or 'all', got {feedback_to!r}")
+        else:
+            feedback_to = tuple(int(i) for i in feedback_to)
+            if any(i < 0 for i in feedback_to):
+                raise ValueError(f"feedback_to indices must be >= 0, got {list(feedback_to)}")
+        self.feedback_to = feedback_to
+
+    def check_experts(self, num_experts: int) -> None:
+        """Raise if feedback goes to an expert index that does not exist."""
+        if self.feedback_to != "all":
+            bad = [i for i in self.feedback_to if i >= num_experts]
+            if bad:
+                raise ValueError(
+                    f"feedback_to={list(self.feedback_to)} names expert(s) {bad} but the agent "
+                    f"has {num_experts} experts (indices 0..{num_experts - 1})"
+                )
+
+    @abstractmethod
+    def reset(
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        num_outputs: int | None = None,
+        device: torch.device | str | None = None,
+    ) -> Episode:
+        """Draw ``batch_size`` fresh episodes."""
+
+    @abstractmethod
+    def chance_level(self, num_outputs: int | None = None) -> float:
+        """Expected error of a trivial agent (e.g. always outputting 0)."""

@@ -1,0 +1,109 @@
+"""The guessing game of BADGER (paper Sec. 5, Fig. 6, 7 and 9)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from badger_graph.tasks.base import Episode, StepResult, Task
+
+
+def guessing_error(action: Tensor, target: Tensor) -> Tensor:
+    """The paper's error: ``3 · mean((action − target)²)`` over the d dimensions, ``[B]``."""
+    return 3.0 * (action - target).pow(2).mean(-1)
+
+
+class GuessingEpisode(Episode):
+    """B hidden targets in ``[-1, 1]^d``; each step the agents guess and see their error."""
+
+    def __init__(self, target: Tensor, feedback: str) -> None:
+        self.target = target
+        self.feedback_mode = feedback
+        self.num_agents, self.num_outputs = target.shape
+
+    def first(self) -> StepResult:
+        """Before the first guess nothing is known: zero feedback."""
+        zeros = self.target.new_zeros(self.num_agents)
+        return StepResult(
+            error=zeros,
+            feedback=zeros if self.feedback_mode == "scalar" else None,
+            signal=torch.zeros_like(self.target) if self.feedback_mode == "vector" else None,
+        )
+
+    def step(self, action: Tensor) -> StepResult:
+        """Error of ``action`` ``[B, d]`` and the feedback that the agent will see."""
+        if action.shape != self.target.shape:
+            raise ValueError(
+                f"action must have shape {list(self.target.shape)} (agents × d), "
+                f"got {list(action.shape)}"
+            )
+        error = guessing_error(action, self.target)
+        if self.feedback_mode == "scalar":
+            return StepResult(error=error, feedback=error)
+        return StepResult(error=error, feedback=error, signal=self.target - action)
+
+
+class GuessingGame(Task):
+    r"""Guess a hidden vector from the error of the previous guess.
+
+    Targets are uniform in :math:`[-1, 1]^d`; the error of a guess :math:`a` is
+    :math:`3\,\overline{(a - t)^2}`, so guessing 0 scores 1.0 (chance) in expectation.
+    Every step the agent sees the error of its previous guess: ``feedback="scalar"`` (the
+    error alone, the paper's setup) or ``"vector"`` (plus the signed per-dimension
+    difference ``t − a``, written into the node that owns each output).
+
+    Args:
+        num_outputs (int, optional): dimensions :math:`d`. (default: :obj:`3`)
+        feedback (str, optional): ``"scalar"`` or ``"vector"``. (default: ``"scalar"``)
+        feedback_to (list of int or "all", optional): experts that receive the scalar
+            error (paper: expert 0 of 3). (default: ``[0]``)
+    """
+
+    def __init__(
+        self,
+        num_outputs: int = 3,
+        feedback: Literal["scalar", "vector"] = "scalar",
+        feedback_to: Sequence[int] | str = (0,),
+    ) -> None:
+        super().__init__(feedback_to)
+        if not isinstance(num_outputs, int) or num_outputs < 1:
+            raise ValueError(f"num_outputs (d) must be an int >= 1, got {num_outputs!r}")
+        if feedback not in ("scalar", "vector"):
+            raise ValueError(f"feedback must be 'scalar' or 'vector', got {feedback!r}")
+        self.num_outputs = num_outputs
+        self.feedback = feedback
+
+    def reset(
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        num_outputs: int | None = None,
+        device: torch.device | str | None = None,
+    ) -> GuessingEpisode:
+        """Draw ``batch_size`` targets (on the CPU generator, then moved to ``device``)."""
+        d = self.num_outputs if num_outputs is None else num_outputs
+        if d < 1:
+            raise ValueError(f"num_outputs (d) must be >= 1, got {d}")
+        if batch_size < 0:
+            raise ValueError(f"batch_size must be >= 0, got {batch_size}")
+        target = torch.rand(batch_size, d, generator=generator) * 2 - 1
+        return GuessingEpisode(target.to(device) if device is not None else target, self.feedback)
+
+    def chance_level(self, num_outputs: int | None = None) -> float:
+        """Expected error of guessing 0: ``3 · E[t²] = 1``."""
+        return 1.0
+
+    def mean_baseline(self, num_outputs: int | None = None) -> float:
+        r"""Expected error of the best guess that sets all dimensions to one value (their mean):
+        :math:`3\,E[(t - \bar t)^2] = 1 - 1/d`."""
+        d = self.num_outputs if num_outputs is None else num_outputs
+        return 1.0 - 1.0 / d
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}(d={self.num_outputs}, feedback={self.feedback!r}, "
+            f"feedback_to={self.feedback_to})"
+        )

@@ -1,0 +1,29 @@
+"""Topology generators: each returns ``(edge_index, edge_weight)`` for the current state."""
+
+from badger_graph.topologies.attention import Attention
+from badger_graph.topologies.base import Topology, all_pairs
+from badger_graph.topologies.hardwired import (
+    Chain,
+    EdgeList,
+    FromNetworkx,
+    FullyConnected,
+    Layered,
+    Ring,
+    Star,
+)
+from badger_graph.topologies.random import ErdosRenyi, RandomOutDegree
+
+__all__ = [
+    "Attention",
+    "Chain",
+    "EdgeList",
+    "ErdosRenyi",
+    "FromNetworkx",
+    "FullyConnected",
+    "Layered",
+    "RandomOutDegree",
+    "Ring",
+    "Star",
+    "Topology",
+    "all_pairs",
+]

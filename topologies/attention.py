@@ -1,0 +1,109 @@
+"""Learned attention topology: who listens to whom is computed from the current states."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.utils import softmax
+
+from badger_graph.state import ExpertGraph
+from badger_graph.topologies.base import EdgeSet, Topology, all_pairs
+
+
+class Attention(Topology):
+    r"""Keys and queries from the current states; edges weighted by softmax over senders.
+
+    .. math::
+        \alpha_{j \to i} = \mathrm{softmax}_{j \in S(i)}
+            \left(\frac{(W_q h_i)^\top (W_k h_j)}{\sqrt{K}}\right)
+
+    where :math:`S(i)` is every other node of ``i``'s agent (dense) or the ``top_k``
+    highest-scoring ones (sparse). Rebuilt every step; gradients flow into :math:`W_q, W_k`
+    through the weights (use the policy with ``aggr="weighted"``).
+
+    Args:
+        hidden_channels (int): width of the states it reads (the policy's ``hidden_channels``).
+        key_channels (int, optional): width :math:`K` of keys and queries. (default: :obj:`16`)
+        top_k (int, optional): keep the ``top_k`` best senders per receiver; ``None`` keeps
+            all. (default: ``None``)
+        self_loops (bool, optional): a node may attend to itself. (default: ``False``)
+    """
+
+    weighted = True
+
+    def __init__(
+        self,
+        hidden_channels: int,
+        key_channels: int = 16,
+        top_k: int | None = None,
+        self_loops: bool = False,
+    ) -> None:
+        super().__init__()
+        if not isinstance(hidden_channels, int) or hidden_channels < 1:
+            raise ValueError(f"hidden_channels must be an int >= 1, got {hidden_channels!r}")
+        if not isinstance(key_channels, int) or key_channels < 1:
+            raise ValueError(f"key_channels must be an int >= 1, got {key_channels!r}")
+        if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+            raise ValueError(f"top_k must be None or an int >= 1, got {top_k!r}")
+        self.hidden_channels = hidden_channels
+        self.key_channels = key_channels
+        self.top_k = top_k
+        self.self_loops = self_loops
+        self.lin_query = nn.Linear(hidden_channels, key_channels)
+        self.lin_key = nn.Linear(hidden_channels, key_channels, bias=False)
+
+    def scores(self, state: ExpertGraph, edge_index: Tensor) -> Tensor:
+        """Scaled dot-product score of every edge (query of the receiver, key of the sender)."""
+        q = self.lin_query(state.h)
+        k = self.lin_key(state.h)
+        src, dst = edge_index
+        return (q[dst] * k[src]).sum(-1) / math.sqrt(self.key_channels)
+
+    def forward(self, state: ExpertGraph) -> EdgeSet:
+        """Edges and attention weights for this step."""
+        if state.h.size(-1) != self.hidden_channels:
+            raise ValueError(
+                f"Attention has hidden_channels={self.hidden_channels} but states have "
+                f"{state.h.size(-1)} columns"
+            )
+        if self.top_k is None:
+            edge_index = all_pairs(state, self.self_loops)
+            alpha = self.scores(state, edge_index)
+        else:
+            edge_index, alpha = self._top_k(state)
+        weight = softmax(alpha, edge_index[1], num_nodes=state.num_nodes)
+        return edge_index, weight
+
+    def _top_k(self, state: ExpertGraph) -> tuple[Tensor, Tensor]:
+        # dense [N, n_max] scores of every receiver against the senders of its agent
+        N = state.num_nodes
+        device = state.h.device
+        if N == 0:
+            return torch.empty(2, 0, dtype=torch.long, device=device), state.h.new_empty(0)
+        n_max = int(state.sizes.max())
+        q = self.lin_query(state.h)
+        k = self.lin_key(state.h)
+        base = state.ptr[state.batch]  # first node of each receiver's agent
+        size = state.sizes[state.batch]
+        cols = torch.arange(n_max, device=device)
+        send = base.unsqueeze(1) + cols  # [N, n_max] (global sender index, may overflow)
+        valid = cols.unsqueeze(0) < size.unsqueeze(1)
+        if not self.self_loops:
+            valid &= cols.unsqueeze(0) != state.local_index.unsqueeze(1)
+        send = torch.where(valid, send, torch.zeros_like(send))
+        s = (q.unsqueeze(1) * k[send]).sum(-1) / math.sqrt(self.key_channels)
+        s = s.masked_fill(~valid, float("-inf"))
+        kk = min(self.top_k, n_max)
+        top, idx = s.topk(kk, dim=1)
+        keep = torch.isfinite(top)
+        src = send.gather(1, idx)[keep]
+        dst = torch.arange(N, device=device).unsqueeze(1).expand(-1, kk)[keep]
+        return torch.stack([src, dst]), top[keep]
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}(hidden={self.hidden_channels}, "
+            f"key={self.key_channels}, top_k={self.top_k})"
+        )

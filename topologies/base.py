@@ -1,0 +1,83 @@
+"""Base class and helpers shared by the topology generators."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from badger_graph.state import ExpertGraph
+
+EdgeSet = tuple[Tensor, Tensor | None]
+
+
+class Topology(nn.Module):
+    """A generator of communication channels, called every inner step.
+
+    ``forward(state)`` returns ``(edge_index, edge_weight)`` for the whole batch of agents:
+    ``edge_index[0]`` are senders and ``edge_index[1]`` receivers (PyG's flow), indexing
+    the rows of ``state.h``; ``edge_weight`` is ``None`` or one weight per edge. An edge
+    never joins two agents. Nothing is cached across calls.
+    """
+
+    #: whether ``edge_weight`` is ``None`` (hardwired/random) or meaningful (attention)
+    weighted: bool = False
+
+    def check(self, num_nodes: int) -> None:
+        """Raise ``ValueError`` if agents of ``num_nodes`` nodes cannot use this topology."""
+
+    def forward(self, state: ExpertGraph) -> EdgeSet:  # pragma: no cover - abstract
+        """Return ``(edge_index, edge_weight)`` for ``state``."""
+        raise NotImplementedError
+
+
+def all_pairs(state: ExpertGraph, self_loops: bool = False) -> Tensor:
+    """All ordered pairs (sender, receiver) of nodes of the same agent, ``[2, E]``.
+
+    Vectorized over agents of different sizes: no Python loop over agents or nodes.
+    """
+    sizes = state.sizes
+    batch = state.batch
+    n_node = sizes[batch]  # size of each receiver's agent
+    recv = torch.repeat_interleave(torch.arange(state.num_nodes, device=batch.device), n_node)
+    # offset of each pair within its receiver's block
+    starts = torch.cumsum(n_node, 0) - n_node
+    within = torch.arange(recv.numel(), device=batch.device) - starts[recv]
+    send = state.ptr[batch[recv]] + within
+    edge_index = torch.stack([send, recv])
+    if not self_loops:
+        edge_index = edge_index[:, send != recv]
+    return edge_index
+
+
+def offset_pattern(state: ExpertGraph, pattern: Tensor, num_pattern_nodes: int) -> Tensor:
+    """Apply one agent's local edge pattern ``[2, e]`` to every agent of the batch.
+
+    Edges whose endpoints are beyond an agent's size are dropped for that agent.
+    """
+    B = state.num_agents
+    if pattern.numel() == 0 or B == 0:
+        return torch.empty(2, 0, dtype=torch.long, device=state.batch.device)
+    pattern = pattern.to(state.batch.device)
+    sizes = state.sizes
+    offs = state.ptr[:-1]
+    e = pattern.size(1)
+    full = pattern.unsqueeze(0) + offs.view(B, 1, 1)  # [B, 2, e]
+    valid = (pattern.max(0).values.unsqueeze(0) < sizes.unsqueeze(1))  # [B, e]
+    return full.permute(1, 0, 2)[:, valid]
+
+
+def check_edge_index(edge_index: Tensor, num_nodes: int, name: str = "edge_index") -> Tensor:
+    """Validate a user-given edge index: long dtype, shape ``[2, E]``, in range."""
+    if not isinstance(edge_index, Tensor):
+        edge_index = torch.as_tensor(edge_index)
+    if edge_index.dtype not in (torch.long, torch.int, torch.int32, torch.int64):
+        raise ValueError(f"{name} must hold integers, got dtype {edge_index.dtype}")
+    edge_index = edge_index.long()
+    if edge_index.dim() != 2 or edge_index.size(0) != 2:
+        raise ValueError(f"{name} must have shape [2, E], got {list(edge_index.shape)}")
+    if edge_index.numel() and (edge_index.min() < 0 or edge_index.max() >= num_nodes):
+        raise ValueError(
+            f"{name} holds node indices in [{int(edge_index.min())}, {int(edge_index.max())}] "
+            f"but only {num_nodes} nodes exist"
+        )
+    return edge_index
