@@ -139,6 +139,10 @@ class BadgerModule(pl.LightningModule):
         inner_steps (int, optional): lifetime length :math:`T`. (default: :obj:`20`)
         rounds (int, optional): communication rounds per step :math:`k`. (default: :obj:`1`)
         objective (str, optional): ``"last"`` or ``"mean"``. (default: ``"last"``)
+        warmup_objective (str, optional): objective of the first ``warmup_steps`` training
+            batches (e.g. ``"last"`` before ``"mean"``: the mean objective alone tends to stall
+            at "always guess 0"). (default: ``None``)
+        warmup_steps (int, optional): length of the warm-up in batches. (default: :obj:`0`)
         output_ports (bool, optional): read outputs from port nodes. (default: ``False``)
         identity (str, optional): ``"index"`` or ``"random"``. (default: ``"index"``)
         detach_feedback (bool, optional): no gradient through feedback values.
@@ -156,6 +160,8 @@ class BadgerModule(pl.LightningModule):
         inner_steps: int = 20,
         rounds: int = 1,
         objective: Literal["last", "mean"] = "last",
+        warmup_objective: Literal["last", "mean"] | None = None,
+        warmup_steps: int = 0,
         output_ports: bool = False,
         identity: Literal["index", "random"] = "index",
         detach_feedback: bool = False,
@@ -171,8 +177,11 @@ class BadgerModule(pl.LightningModule):
             raise ValueError(f"num_experts must be an int >= 1, got {num_experts!r}")
         if not isinstance(inner_steps, int) or inner_steps < 1:
             raise ValueError(f"inner_steps (T) must be an int >= 1, got {inner_steps!r}")
-        if objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        for name, value in (("objective", objective), ("warmup_objective", warmup_objective)):
+            if value not in OBJECTIVES and not (name == "warmup_objective" and value is None):
+                raise ValueError(f"{name} must be one of {OBJECTIVES}, got {value!r}")
+        if not isinstance(warmup_steps, int) or warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be an int >= 0, got {warmup_steps!r}")
         task.check_experts(num_experts)
         nodes = num_experts + (task.num_outputs if output_ports else 0)
         topology.check(nodes)
@@ -221,10 +230,17 @@ class BadgerModule(pl.LightningModule):
             detach_feedback=self.hparams.detach_feedback,
         )
 
+    def current_objective(self, stage: str = "train") -> str:
+        """The objective in force: the warm-up one during the first training batches."""
+        hp = self.hparams
+        if stage == "train" and hp.warmup_objective and self.global_step < hp.warmup_steps:
+            return hp.warmup_objective
+        return hp.objective
+
     def _common_step(self, batch: dict, stage: str) -> Tensor:
         B = int(batch["batch_size"])
         life = self.lifetime(int(batch["seed"]), B)
-        loss = objective_loss(life.errors, self.hparams.objective)
+        loss = objective_loss(life.errors, self.current_objective(stage))
         on_step = stage == "train"
         log = {
             f"{stage}/loss": loss,

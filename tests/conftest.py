@@ -1,0 +1,23 @@
+import pytest
+import torch
+
+from badger_graph import Agent, ExpertPolicy
+from badger_graph.tasks import GuessingGame
+from badger_graph.topologies import FullyConnected
+
+
+@pytest.fixture
+def small_policy():
+    torch.manual_seed(0)
+    return ExpertPolicy(hidden_channels=16, message_channels=8, input_channels=8,
+                        identity_channels=4)
+
+
+@pytest.fixture
+def agent(small_policy):
+    return Agent(small_policy, FullyConnected())
+
+
+@pytest.fixture
+def game():
+    return GuessingGame(num_outputs=3)

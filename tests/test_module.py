@@ -1,0 +1,94 @@
+import pytest
+import torch
+
+from badger_graph import BadgerModule, EpisodeData, ExpertPolicy, objective_loss
+from badger_graph.module import TEST_SEED_BASE, TRAIN_SEED_RANGE, VAL_SEED_BASE
+from badger_graph.tasks import GuessingGame
+from badger_graph.topologies import Attention, FullyConnected, RandomOutDegree, Star
+
+
+def _module(**kw):
+    args = {
+        "policy": ExpertPolicy(16, 8, 8, 4),
+        "topology": FullyConnected(),
+        "task": GuessingGame(3),
+    }
+    args.update(kw)
+    return BadgerModule(**args)
+
+
+def test_objectives():
+    errors = torch.tensor([[4.0, 2.0], [1.0, 3.0]])
+    assert objective_loss(errors, "last") == 2.0
+    assert objective_loss(errors, "mean") == 2.5
+    with pytest.raises(ValueError, match="objective"):
+        objective_loss(errors, "median")
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"inner_steps": 0}, "inner_steps"),
+        ({"rounds": 0}, "rounds"),
+        ({"num_experts": 0}, "num_experts"),
+        ({"objective": "median"}, "objective"),
+        ({"task": GuessingGame(3, feedback_to=[5])}, r"expert\(s\) \[5\]"),
+        ({"num_experts": 2}, "num_experts=2 < d=3"),
+        ({"topology": RandomOutDegree(3)}, "out-degree k=3"),
+        ({"topology": Star(center=4)}, "center=4"),
+        ({"topology": Attention(16)}, "aggr='weighted'"),
+        ({"topology": Attention(32), "policy": ExpertPolicy(16, aggr="weighted")},
+         "hidden_channels=32"),
+    ],
+)
+def test_bad_input(kw, match):
+    with pytest.raises(ValueError, match=match):
+        _module(**kw)
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"num_outputs": 0}, "num_outputs"),
+        ({"feedback": "loud"}, "feedback"),
+        ({"feedback_to": "some"}, "feedback_to"),
+        ({"feedback_to": [-1]}, "feedback_to"),
+    ],
+)
+def test_bad_task(kw, match):
+    with pytest.raises(ValueError, match=match):
+        GuessingGame(**kw)
+
+
+def test_seed_ranges_disjoint():
+    data = EpisodeData(batch_size=4, val_episodes=10, test_episodes=10, eval_batch_size=4)
+    train = iter(data.train_dataloader())
+    seeds = [next(train)["seed"] for _ in range(100)]
+    assert all(0 <= s < TRAIN_SEED_RANGE for s in seeds)
+    val = [b["seed"] for b in data.val_dataloader()]
+    test = [b["seed"] for b in data.test_dataloader()]
+    assert [b["batch_size"] for b in data.val_dataloader()] == [4, 4, 2]
+    assert all(VAL_SEED_BASE <= s < TEST_SEED_BASE for s in val)
+    assert all(s >= TEST_SEED_BASE for s in test)
+    with pytest.raises(ValueError, match="batch_size"):
+        EpisodeData(batch_size=0)
+
+
+def test_same_seed_same_lifetime():
+    m = _module(topology=RandomOutDegree(1, seed=0))
+    a = m.lifetime(123, 5)
+    b = m.lifetime(123, 5)
+    torch.testing.assert_close(a.actions, b.actions)
+    c = m.lifetime(124, 5)
+    assert not torch.allclose(a.actions, c.actions)
+
+
+def test_guessing_game_baselines_match_simulation():
+    game = GuessingGame(5)
+    ep = game.reset(200_000, torch.Generator().manual_seed(0))
+    zero = ep.step(torch.zeros(200_000, 5)).error.mean()
+    assert abs(float(zero) - game.chance_level()) < 0.01
+    mean_guess = ep.target.mean(1, keepdim=True).expand(-1, 5)
+    assert abs(float(ep.step(mean_guess).error.mean()) - game.mean_baseline()) < 0.01
+    with pytest.raises(ValueError, match="shape"):
+        ep.step(torch.zeros(3, 5))
