@@ -273,6 +273,5 @@ class Agent(nn.Module):
         return Lifetime(torch.stack(actions), torch.stack(errors), state, records, episode)
 
     def extra_repr(self) -> str:
-        return (
-            f"rounds={self.rounds}, output_ports={self.output_ports}, identity={self.identity!r}"
-        )
+        """Hyperparameters shown in ``repr``."""
+        return f"rounds={self.rounds}, output_ports={self.output_ports}, identity={self.identity!r}"

@@ -252,8 +252,15 @@ class BadgerModule(pl.LightningModule):
             t5 = min(5, life.errors.size(0)) - 1
             log[f"{stage}/step5_error"] = life.errors[t5].mean()
         self.log_dict(log, on_step=on_step, on_epoch=not on_step, batch_size=B)
-        self.log(f"{stage}_err", log[f"{stage}/final_error"], on_step=on_step,
-                 on_epoch=not on_step, prog_bar=True, logger=False, batch_size=B)
+        self.log(
+            f"{stage}_err",
+            log[f"{stage}/final_error"],
+            on_step=on_step,
+            on_epoch=not on_step,
+            prog_bar=True,
+            logger=False,
+            batch_size=B,
+        )
         return loss
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:

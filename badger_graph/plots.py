@@ -36,7 +36,6 @@ def plot_rollout(life: Lifetime, out: str | Path, max_dims: int = 3) -> Path:
                 ax.axhline(float(target[b, k]), color=colors[b], ls="--", lw=0.8)
         ax.set_title(f"output {k} vs target (dashed)")
         ax.set_xlabel("inner step")
-        ax.set_ylim(-1.3, 1.3)
     for k in range(dims, axes.shape[1]):
         axes[0, k].axis("off")
     ax = axes[1, 0]

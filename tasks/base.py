@@ -55,7 +55,9 @@ class Task(ABC):
     def __init__(self, feedback_to: Sequence[int] | str = (0,)) -> None:
         if isinstance(feedback_to, str):
             if feedback_to != "all":
-                raise ValueError(f"feedback_to must be a list of ints or 'all', got {feedback_to!r}")
+                raise ValueError(
+                    f"feedback_to must be a list of ints or 'all', got {feedback_to!r}"
+                )
         else:
             feedback_to = tuple(int(i) for i in feedback_to)
             if any(i < 0 for i in feedback_to):

@@ -97,8 +97,10 @@ class GuessingGame(Task):
         return 1.0
 
     def mean_baseline(self, num_outputs: int | None = None) -> float:
-        r"""Expected error of the best guess that sets all dimensions to one value (their mean):
-        :math:`3\,E[(t - \bar t)^2] = 1 - 1/d`."""
+        r"""Expected error of setting every dimension to the mean of the targets.
+
+        :math:`3\,E[(t - \bar t)^2] = 1 - 1/d` (the "all = mean" line of Fig. 7).
+        """
         d = self.num_outputs if num_outputs is None else num_outputs
         return 1.0 - 1.0 / d
 

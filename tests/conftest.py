@@ -9,8 +9,9 @@ from badger_graph.topologies import FullyConnected
 @pytest.fixture
 def small_policy():
     torch.manual_seed(0)
-    return ExpertPolicy(hidden_channels=16, message_channels=8, input_channels=8,
-                        identity_channels=4)
+    return ExpertPolicy(
+        hidden_channels=16, message_channels=8, input_channels=8, identity_channels=4
+    )
 
 
 @pytest.fixture

@@ -121,7 +121,8 @@ def test_record(small_policy, game):
     life = _run(agent, game, [3, 4], _target(2), steps=4, record=True)
     assert len(life.records) == 4
     rec = life.records[0]
-    assert len(rec.messages) == 3 and len(rec.states) == 3
+    assert len(rec.messages) == 3
+    assert len(rec.states) == 3
     assert rec.messages[0].shape == (rec.edge_index.size(1), 8)
     torch.testing.assert_close(life.records[-1].states[-1], life.state.h)
     off = _run(agent, game, [3, 4], _target(2), steps=4)
@@ -164,5 +165,6 @@ def test_state_is_immutable(agent, game):
     state = agent.init_state(3, 3, num_agents=1)
     h0 = state.h.clone()
     agent(game, GuessingEpisode(_target(1), "scalar"), state, 3)
-    assert torch.equal(state.h, h0) and state.step == 0
+    assert torch.equal(state.h, h0)
+    assert state.step == 0
     assert isinstance(state, ExpertGraph)

@@ -13,8 +13,12 @@ SMALL = ["--data.val_episodes", "16", "--data.test_episodes", "16", "--data.batc
 
 def test_configs_exist():
     names = {c.name for c in CONFIGS}
-    assert {"guessing_game.yaml", "guessing_game_fast.yaml", "guessing_game_random.yaml",
-            "guessing_game_attention.yaml"} <= names
+    assert {
+        "guessing_game.yaml",
+        "guessing_game_fast.yaml",
+        "guessing_game_random.yaml",
+        "guessing_game_attention.yaml",
+    } <= names
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
@@ -39,10 +43,21 @@ def test_print_config_round_trips(config, tmp_path, capsys):
 def test_fit_then_test_prints_error_and_checkpoint_loads(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     cfg = str(CONFIGS[[c.name for c in CONFIGS].index("guessing_game.yaml")])
-    cli_main(["fit", "--config", cfg, "--trainer.max_steps", "3",
-              "--trainer.val_check_interval", "3", *SMALL])
+    cli_main(
+        [
+            "fit",
+            "--config",
+            cfg,
+            "--trainer.max_steps",
+            "3",
+            "--trainer.val_check_interval",
+            "3",
+            *SMALL,
+        ]
+    )
     ckpt = tmp_path / "runs/guessing_game/checkpoints/last.ckpt"
-    assert ckpt.exists() and (tmp_path / "runs/guessing_game/checkpoints/best.ckpt").exists()
+    assert ckpt.exists()
+    assert (tmp_path / "runs/guessing_game/checkpoints/best.ckpt").exists()
     capsys.readouterr()
     cli_main(["test", "--config", cfg, "--ckpt_path", str(ckpt), *SMALL])
     assert "test/final_error" in capsys.readouterr().out
@@ -56,8 +71,9 @@ def test_fit_then_test_prints_error_and_checkpoint_loads(tmp_path, monkeypatch, 
     assert life.actions.shape == (20, 4, 3)
     # rollout figure
     out = tmp_path / "rollout.png"
-    cli_main(["rollout", "--config", cfg, "--ckpt_path", str(ckpt), "--out", str(out),
-              "--episodes", "3"])
+    cli_main(
+        ["rollout", "--config", cfg, "--ckpt_path", str(ckpt), "--out", str(out), "--episodes", "3"]
+    )
     assert out.stat().st_size > 10_000
 
 
@@ -65,11 +81,22 @@ def test_bad_config_values_are_named(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = str(CONFIGS[0])
     with pytest.raises(ValueError, match="inner_steps"):
-        cli_main(["fit", "--config", cfg, "--model.inner_steps", "0",
-                  "--trainer.fast_dev_run=true"])
+        cli_main(
+            ["fit", "--config", cfg, "--model.inner_steps", "0", "--trainer.fast_dev_run=true"]
+        )
     with pytest.raises(ValueError, match="out-degree k=3"):
-        cli_main(["fit", "--config", cfg, "--model.topology", "badger_graph.topologies.RandomOutDegree",
-                  "--model.topology.k", "3", "--trainer.fast_dev_run=true"])
+        cli_main(
+            [
+                "fit",
+                "--config",
+                cfg,
+                "--model.topology",
+                "badger_graph.topologies.RandomOutDegree",
+                "--model.topology.k",
+                "3",
+                "--trainer.fast_dev_run=true",
+            ]
+        )
 
 
 def test_unknown_topology_and_key_rejected(tmp_path, monkeypatch, capsys):

@@ -37,8 +37,10 @@ def test_objectives():
         ({"topology": RandomOutDegree(3)}, "out-degree k=3"),
         ({"topology": Star(center=4)}, "center=4"),
         ({"topology": Attention(16)}, "aggr='weighted'"),
-        ({"topology": Attention(32), "policy": ExpertPolicy(16, aggr="weighted")},
-         "hidden_channels=32"),
+        (
+            {"topology": Attention(32), "policy": ExpertPolicy(16, aggr="weighted")},
+            "hidden_channels=32",
+        ),
     ],
 )
 def test_bad_input(kw, match):

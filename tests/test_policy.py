@@ -16,8 +16,7 @@ def _inputs(policy, sizes, seed=0):
 def test_repr():
     p = ExpertPolicy(16, 8, 8, 4, aggr="sum")
     assert repr(p) == (
-        "ExpertPolicy(hidden=16, message=8, input=8, identity=4, aggr='sum', "
-        "receiver_term=False)"
+        "ExpertPolicy(hidden=16, message=8, input=8, identity=4, aggr='sum', receiver_term=False)"
     )
 
 

@@ -14,12 +14,14 @@ def test_create_variable_sizes():
     assert s.local_index.tolist() == [0, 1, 2, 0, 1, 2, 3, 4, 0, 1, 2, 3]
     assert s.output_index.tolist() == [0, 1, -1, 0, 1, -1, -1, -1, 0, 1, -1, -1]
     assert s.num_experts().tolist() == [3, 5, 4]
-    assert s.h.shape == (12, 6) and s.identity.shape == (12, 4)
+    assert s.h.shape == (12, 6)
+    assert s.identity.shape == (12, 4)
 
 
 def test_output_ports_are_nodes():
-    s = ExpertGraph.create(2, num_outputs=3, hidden_channels=4, identity_channels=2,
-                           num_agents=2, output_ports=True)
+    s = ExpertGraph.create(
+        2, num_outputs=3, hidden_channels=4, identity_channels=2, num_agents=2, output_ports=True
+    )
     assert s.num_nodes == 10
     assert (s.role == int(Role.OUTPUT)).sum() == 6
     assert s.output_index.tolist() == [-1, -1, 0, 1, 2] * 2
@@ -34,7 +36,8 @@ def test_identity_distinct_and_fixed_width():
 
 def test_empty_batch():
     s = ExpertGraph.create([], num_outputs=1, hidden_channels=4, identity_channels=2)
-    assert s.num_agents == 0 and s.num_nodes == 0
+    assert s.num_agents == 0
+    assert s.num_nodes == 0
 
 
 def test_pyg_round_trip():
@@ -43,7 +46,8 @@ def test_pyg_round_trip():
     b = s.to_pyg()
     assert b.num_graphs == 2
     back = ExpertGraph.from_pyg(b, num_outputs=1)
-    assert torch.equal(back.h, s.h) and torch.equal(back.batch, s.batch)
+    assert torch.equal(back.h, s.h)
+    assert torch.equal(back.batch, s.batch)
     assert torch.equal(back.local_index, s.local_index)
 
 

@@ -60,9 +60,8 @@ def offset_pattern(state: ExpertGraph, pattern: Tensor, num_pattern_nodes: int) 
     pattern = pattern.to(state.batch.device)
     sizes = state.sizes
     offs = state.ptr[:-1]
-    e = pattern.size(1)
     full = pattern.unsqueeze(0) + offs.view(B, 1, 1)  # [B, 2, e]
-    valid = (pattern.max(0).values.unsqueeze(0) < sizes.unsqueeze(1))  # [B, e]
+    valid = pattern.max(0).values.unsqueeze(0) < sizes.unsqueeze(1)  # [B, e]
     return full.permute(1, 0, 2)[:, valid]
 
 

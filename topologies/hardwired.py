@@ -69,8 +69,10 @@ class Ring(Topology):
 
 
 class Layered(Topology):
-    """Layers of ``width`` consecutive nodes; every node of layer ``l`` sends to every node of
-    layer ``l + 1`` (and back if ``bidirectional``). ``width=1`` is a chain.
+    """Layers of ``width`` consecutive nodes, each layer wired to the next.
+
+    Every node of layer ``l`` sends to every node of layer ``l + 1`` (and back if
+    ``bidirectional``). ``width=1`` is a chain.
 
     Args:
         width (int, optional): nodes per layer. (default: :obj:`1`)

@@ -21,7 +21,8 @@ SIZES = [1, 4, 6, 2, 5]
 
 def _state(sizes=SIZES, hidden=8, seed=0):
     s = ExpertGraph.create(sizes, 1, hidden, 2)
-    return s.replace(h=torch.randn(s.num_nodes, hidden, generator=torch.Generator().manual_seed(seed)))
+    g = torch.Generator().manual_seed(seed)
+    return s.replace(h=torch.randn(s.num_nodes, hidden, generator=g))
 
 
 def _local_edges(state, ei, agent):
@@ -50,7 +51,9 @@ ALL = [
 def test_never_connects_agents(topo):
     s = _state()
     ei, w = topo(s)
-    assert ei.dtype == torch.long and ei.dim() == 2 and ei.size(0) == 2
+    assert ei.dtype == torch.long
+    assert ei.dim() == 2
+    assert ei.size(0) == 2
     assert torch.equal(s.batch[ei[0]], s.batch[ei[1]])
     if w is not None:
         assert w.shape == (ei.size(1),)
@@ -72,7 +75,12 @@ def test_ring_chain_star_layered_patterns():
         (i, 0) for i in range(1, 5)
     }
     assert _local_edges(s, Layered(2, False)(s)[0], 0) == {
-        (0, 2), (0, 3), (1, 2), (1, 3), (2, 4), (3, 4)
+        (0, 2),
+        (0, 3),
+        (1, 2),
+        (1, 3),
+        (2, 4),
+        (3, 4),
     }
     ring = nx.cycle_graph(5)
     assert _local_edges(s, Ring()(s)[0], 0) == set(ring.to_directed().edges)
@@ -93,7 +101,8 @@ def test_random_reproducible_and_new_each_step():
     a = RandomOutDegree(3, seed=7)
     b = RandomOutDegree(3, generator=torch.Generator().manual_seed(7))
     e1, e2 = a(s)[0], a(s)[0]
-    assert torch.equal(e1, b(s)[0]) and torch.equal(e2, b(s)[0])
+    assert torch.equal(e1, b(s)[0])
+    assert torch.equal(e2, b(s)[0])
     assert not torch.equal(e1, e2)
     er = ErdosRenyi(0.5, seed=3)
     f1, f2 = er(s)[0], er(s)[0]
