@@ -83,6 +83,12 @@ class Agent(nn.Module):
             from experts ``0..d-1``. (default: ``False``)
         identity (str, optional): ``"index"`` or ``"random"`` node identities.
             (default: ``"index"``)
+        dense (str, optional): ``"auto"`` uses batched dense products instead of per-edge
+            gathers when every agent has the same size ``n <= dense_max_nodes`` and the
+            topology provides a dense adjacency (same results, faster for small agents);
+            ``"never"`` always uses the sparse path. (default: ``"auto"``)
+        dense_max_nodes (int, optional): largest agent for the automatic dense path.
+            (default: :obj:`64`)
     """
 
     def __init__(
@@ -92,8 +98,12 @@ class Agent(nn.Module):
         rounds: int = 1,
         output_ports: bool = False,
         identity: str = "index",
+        dense: str = "auto",
+        dense_max_nodes: int = 64,
     ) -> None:
         super().__init__()
+        if dense not in ("auto", "never"):
+            raise ValueError(f"dense must be 'auto' or 'never', got {dense!r}")
         if not isinstance(rounds, int) or rounds < 1:
             raise ValueError(f"rounds (k) must be an int >= 1, got {rounds!r}")
         if identity not in ("index", "random"):
@@ -108,6 +118,8 @@ class Agent(nn.Module):
         self.rounds = rounds
         self.output_ports = output_ports
         self.identity = identity
+        self.dense = dense
+        self.dense_max_nodes = dense_max_nodes
         self.readout = nn.Linear(policy.hidden_channels, 1)
 
     # -- state ---------------------------------------------------------------------------
@@ -202,8 +214,14 @@ class Agent(nn.Module):
         self, state: ExpertGraph, x: Tensor, record: bool = False
     ) -> tuple[ExpertGraph, StepRecord | None]:
         """One inner step: new edges, ``rounds`` rounds of the shared policy."""
-        edge_index, edge_weight = self.topology(state)
         u = self.policy.encode(x)
+        adj = None if record else self._dense_adjacency(state)
+        if adj is not None:
+            h = state.h
+            for _ in range(self.rounds):
+                h = self.policy.forward_dense(h, u, adj)
+            return state.replace(h=h, step=state.step + 1), None
+        edge_index, edge_weight = self.topology(state)
         h = state.h
         messages, states = [], []
         for _ in range(self.rounds):
@@ -225,6 +243,13 @@ class Agent(nn.Module):
                 role=state.role,
             )
         return state.replace(h=h, step=state.step + 1), rec
+
+    def _dense_adjacency(self, state: ExpertGraph) -> Tensor | None:
+        if self.dense == "never" or self.policy.lin_recv is not None:
+            return None
+        if state.num_agents == 0 or state.num_nodes > state.num_agents * self.dense_max_nodes:
+            return None
+        return self.topology.dense(state)
 
     def forward(
         self,
@@ -274,4 +299,7 @@ class Agent(nn.Module):
 
     def extra_repr(self) -> str:
         """Hyperparameters shown in ``repr``."""
-        return f"rounds={self.rounds}, output_ports={self.output_ports}, identity={self.identity!r}"
+        return (
+            f"rounds={self.rounds}, output_ports={self.output_ports}, "
+            f"identity={self.identity!r}, dense={self.dense!r}"
+        )

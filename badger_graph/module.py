@@ -147,6 +147,8 @@ class BadgerModule(pl.LightningModule):
         identity (str, optional): ``"index"`` or ``"random"``. (default: ``"index"``)
         detach_feedback (bool, optional): no gradient through feedback values.
             (default: ``False``)
+        dense (str, optional): ``"auto"`` (dense batched path for small equal-size agents
+            when the topology allows it) or ``"never"``; same results. (default: ``"auto"``)
         optimizer (OptimizerCallable, optional): (default: Adam, lr 1e-3)
         lr_scheduler (LRSchedulerCallable, optional): (default: ``None``)
     """
@@ -165,6 +167,7 @@ class BadgerModule(pl.LightningModule):
         output_ports: bool = False,
         identity: Literal["index", "random"] = "index",
         detach_feedback: bool = False,
+        dense: Literal["auto", "never"] = "auto",
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -195,7 +198,7 @@ class BadgerModule(pl.LightningModule):
                 f"topology hidden_channels={topology.hidden_channels} must equal the policy's "
                 f"hidden_channels={policy.hidden_channels}"
             )
-        self.agent = Agent(policy, topology, rounds, output_ports, identity)
+        self.agent = Agent(policy, topology, rounds, output_ports, identity, dense)
         self.task = task
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torch_geometric.utils import softmax
 
 from badger_graph.state import ExpertGraph
-from badger_graph.topologies.base import EdgeSet, Topology, all_pairs
+from badger_graph.topologies.base import EdgeSet, Topology, all_pairs, equal_sizes
 
 
 class Attention(Topology):
@@ -75,6 +75,27 @@ class Attention(Topology):
             edge_index, alpha = self._top_k(state)
         weight = softmax(alpha, edge_index[1], num_nodes=state.num_nodes)
         return edge_index, weight
+
+    def dense(self, state: ExpertGraph) -> Tensor | None:
+        """Attention weights as ``[B, n, n]`` (receiver, sender) when agents have equal size."""
+        n = equal_sizes(state)
+        if n is None or state.h.size(-1) != self.hidden_channels:
+            return None
+        B = state.num_agents
+        q = self.lin_query(state.h).view(B, n, -1)
+        k = self.lin_key(state.h).view(B, n, -1)
+        s = torch.bmm(q, k.transpose(1, 2)) / math.sqrt(self.key_channels)
+        mask = torch.ones(n, n, dtype=torch.bool, device=s.device)
+        if not self.self_loops:
+            mask.fill_diagonal_(False)
+        s = s.masked_fill(~mask, float("-inf"))
+        if self.top_k is not None and self.top_k < n:
+            # the same top-k (ties included) as the sparse path: mask from topk indices
+            keep = torch.zeros_like(s, dtype=torch.bool)
+            keep.scatter_(-1, s.topk(self.top_k, dim=-1).indices, True)
+            s = s.masked_fill(~keep, float("-inf"))
+        w = torch.softmax(s, dim=-1)
+        return torch.nan_to_num(w, nan=0.0)  # a 1-node agent has no sender
 
     def _top_k(self, state: ExpertGraph) -> tuple[Tensor, Tensor]:
         # dense [N, n_max] scores of every receiver against the senders of its agent

@@ -29,6 +29,24 @@ class Topology(nn.Module):
         """Return ``(edge_index, edge_weight)`` for ``state``."""
         raise NotImplementedError
 
+    def dense(self, state: ExpertGraph) -> Tensor | None:
+        """The same edges as a dense ``[B, n, n]`` adjacency (receiver, sender), or ``None``.
+
+        Only for batches whose agents all have ``n`` nodes; generators that can produce it
+        cheaply override this, and :class:`~badger_graph.Agent` then uses the dense path.
+        """
+        return None
+
+
+def equal_sizes(state: ExpertGraph) -> int | None:
+    """The common agent size if every agent has the same number of nodes, else ``None``."""
+    if state.num_agents == 0:
+        return None
+    n = state.num_nodes // state.num_agents
+    if n * state.num_agents != state.num_nodes or not bool((state.sizes == n).all()):
+        return None
+    return n
+
 
 def all_pairs(state: ExpertGraph, self_loops: bool = False) -> Tensor:
     """All ordered pairs (sender, receiver) of nodes of the same agent, ``[2, E]``.

@@ -12,6 +12,7 @@ from badger_graph.topologies.base import (
     Topology,
     all_pairs,
     check_edge_index,
+    equal_sizes,
     offset_pattern,
 )
 
@@ -40,6 +41,16 @@ class FullyConnected(Topology):
     def forward(self, state: ExpertGraph) -> EdgeSet:
         """All ordered pairs within each agent."""
         return all_pairs(state, self.self_loops), None
+
+    def dense(self, state: ExpertGraph) -> Tensor | None:
+        """Ones everywhere (but the diagonal unless ``self_loops``)."""
+        n = equal_sizes(state)
+        if n is None:
+            return None
+        adj = state.h.new_ones(n, n)
+        if not self.self_loops:
+            adj.fill_diagonal_(0)
+        return adj.expand(state.num_agents, n, n)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(self_loops={self.self_loops})"
