@@ -47,6 +47,7 @@ class Lifetime:
         state (ExpertGraph): final state.
         records (list of StepRecord): per-step communication, empty unless recorded.
         episode (Episode): the episodes the lifetime ran against (holds e.g. the targets).
+        last_result (StepResult): the task's answer to the last action (to continue).
     """
 
     actions: Tensor
@@ -54,6 +55,7 @@ class Lifetime:
     state: ExpertGraph
     records: list[StepRecord] = dataclasses.field(default_factory=list)
     episode: Episode | None = None
+    last_result: StepResult | None = None
 
     @property
     def final_error(self) -> Tensor:
@@ -259,8 +261,13 @@ class Agent(nn.Module):
         steps: int,
         record: bool = False,
         detach_feedback: bool = False,
+        total_steps: int | None = None,
+        result: StepResult | None = None,
     ) -> Lifetime:
-        """Run a lifetime of ``steps`` inner steps of ``state`` against ``episode``.
+        """Run ``steps`` inner steps of ``state`` against ``episode``.
+
+        A whole lifetime by default; with ``total_steps`` and ``result`` (the previous
+        chunk's ``last_result``) a chunk of a longer one that starts at ``state.step``.
 
         Args:
             task (Task): the task (tells which experts receive feedback).
@@ -269,6 +276,9 @@ class Agent(nn.Module):
             steps (int): lifetime length :math:`T`.
             record (bool, optional): keep every step's edges, messages and states.
             detach_feedback (bool, optional): stop gradients through the feedback values.
+            total_steps (int, optional): length of the whole lifetime (sets ``t / T``).
+            result (StepResult, optional): the feedback to write first (default: the
+                episode's ``first()``).
         """
         if not isinstance(steps, int) or steps < 1:
             raise ValueError(f"steps (T) must be an int >= 1, got {steps!r}")
@@ -277,17 +287,19 @@ class Agent(nn.Module):
                 f"state has d={state.num_outputs} outputs but the episode has "
                 f"d={episode.num_outputs}"
             )
+        total = steps if total_steps is None else total_steps
         static = self.static_features(state, task)
-        result = episode.first()
+        if result is None:
+            result = episode.first()
         actions, errors, records = [], [], []
-        for t in range(steps):
+        for _ in range(steps):
             if detach_feedback:
                 result = StepResult(
                     error=result.error,
                     feedback=None if result.feedback is None else result.feedback.detach(),
                     signal=None if result.signal is None else result.signal.detach(),
                 )
-            x = self.write(state, result, static, t / steps)
+            x = self.write(state, result, static, state.step / total)
             state, rec = self.step(state, x, record)
             action = self.read(state)
             result = episode.step(action)
@@ -295,7 +307,7 @@ class Agent(nn.Module):
             errors.append(result.error)
             if rec is not None:
                 records.append(rec)
-        return Lifetime(torch.stack(actions), torch.stack(errors), state, records, episode)
+        return Lifetime(torch.stack(actions), torch.stack(errors), state, records, episode, result)
 
     def extra_repr(self) -> str:
         """Hyperparameters shown in ``repr``."""

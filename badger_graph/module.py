@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from badger_graph.agent import Agent, Lifetime
 from badger_graph.policy import ExpertPolicy
-from badger_graph.tasks.base import Task
+from badger_graph.tasks.base import StepResult, Task
 from badger_graph.topologies.base import Topology
 
 #: Seeds of training batches are drawn in [0, 2**60); validation and test seeds come from
@@ -40,6 +40,14 @@ def objective_loss(errors: Tensor, objective: str) -> Tensor:
     if objective == "mean":
         return errors.mean()
     raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+
+
+def _detach(result: StepResult | None) -> StepResult | None:
+    if result is None:
+        return None
+    return StepResult(
+        *(None if v is None else v.detach() for v in (result.error, result.feedback, result.signal))
+    )
 
 
 class _TrainSeeds(IterableDataset):
@@ -149,6 +157,13 @@ class BadgerModule(pl.LightningModule):
             (default: ``False``)
         dense (str, optional): ``"auto"`` (dense batched path for small equal-size agents
             when the topology allows it) or ``"never"``; same results. (default: ``"auto"``)
+        truncate_bptt (int, optional): backprop through chunks of this many inner steps,
+            one backward per chunk with the state detached in between, so memory does not
+            grow with the lifetime length. Uses manual optimization; the trainer's
+            ``gradient_clip_val`` must then be unset and ``gradient_clip_val`` here applies.
+            (default: ``None``, full backprop through the lifetime)
+        gradient_clip_val (float, optional): gradient-norm clip used with
+            ``truncate_bptt``. (default: :obj:`1.0`)
         optimizer (OptimizerCallable, optional): (default: Adam, lr 1e-3)
         lr_scheduler (LRSchedulerCallable, optional): (default: ``None``)
     """
@@ -168,6 +183,8 @@ class BadgerModule(pl.LightningModule):
         identity: Literal["index", "random"] = "index",
         detach_feedback: bool = False,
         dense: Literal["auto", "never"] = "auto",
+        truncate_bptt: int | None = None,
+        gradient_clip_val: float | None = 1.0,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -198,20 +215,17 @@ class BadgerModule(pl.LightningModule):
                 f"topology hidden_channels={topology.hidden_channels} must equal the policy's "
                 f"hidden_channels={policy.hidden_channels}"
             )
+        if truncate_bptt is not None and (not isinstance(truncate_bptt, int) or truncate_bptt < 1):
+            raise ValueError(f"truncate_bptt must be None or an int >= 1, got {truncate_bptt!r}")
+        self.automatic_optimization = truncate_bptt is None
         self.agent = Agent(policy, topology, rounds, output_ports, identity, dense)
         self.task = task
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
 
     # -- one lifetime per batch ----------------------------------------------------------
-    def lifetime(
-        self,
-        seed: int,
-        batch_size: int,
-        num_experts: int | None = None,
-        record: bool = False,
-    ) -> Lifetime:
-        """Run ``batch_size`` fresh episodes drawn from ``seed``."""
+    def begin(self, seed: int, batch_size: int, num_experts: int | None = None):
+        """Episodes and initial state of ``batch_size`` fresh agents drawn from ``seed``."""
         g = torch.Generator().manual_seed(int(seed))
         reseed = getattr(self.agent.topology, "reseed", None)
         if reseed is not None:
@@ -224,6 +238,17 @@ class BadgerModule(pl.LightningModule):
             generator=g,
             device=self.device,
         )
+        return episode, state
+
+    def lifetime(
+        self,
+        seed: int,
+        batch_size: int,
+        num_experts: int | None = None,
+        record: bool = False,
+    ) -> Lifetime:
+        """Run ``batch_size`` fresh episodes drawn from ``seed``."""
+        episode, state = self.begin(seed, batch_size, num_experts)
         return self.agent(
             self.task,
             episode,
@@ -244,16 +269,21 @@ class BadgerModule(pl.LightningModule):
         B = int(batch["batch_size"])
         life = self.lifetime(int(batch["seed"]), B)
         loss = objective_loss(life.errors, self.current_objective(stage))
+        self._log_errors(life.errors, loss, stage, B)
+        return loss
+
+    def _log_errors(self, errors: Tensor, loss: Tensor, stage: str, B: int) -> None:
         on_step = stage == "train"
         log = {
             f"{stage}/loss": loss,
-            f"{stage}/final_error": life.final_error.mean(),
-            f"{stage}/mean_error": life.mean_error.mean(),
+            f"{stage}/final_error": errors[-1].mean(),
+            f"{stage}/mean_error": errors.mean(),
         }
         if stage != "train":
             log[f"{stage}/chance"] = torch.tensor(self.task.chance_level(), device=self.device)
-            t5 = min(5, life.errors.size(0)) - 1
-            log[f"{stage}/step5_error"] = life.errors[t5].mean()
+            t5 = min(5, errors.size(0)) - 1
+            log[f"{stage}/step5_error"] = errors[t5].mean()
+            log[f"{stage}/step6_error"] = errors[min(6, errors.size(0)) - 1].mean()
         self.log_dict(log, on_step=on_step, on_epoch=not on_step, batch_size=B)
         self.log(
             f"{stage}_err",
@@ -264,11 +294,61 @@ class BadgerModule(pl.LightningModule):
             logger=False,
             batch_size=B,
         )
-        return loss
 
-    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        """Backprop through one batch of lifetimes."""
-        return self._common_step(batch, "train")
+    def backward_lifetime(self, seed: int, batch_size: int, backward=None) -> Tensor:
+        """Truncated BPTT through one batch of lifetimes; returns the ``[T, B]`` errors.
+
+        The lifetime runs in chunks of ``truncate_bptt`` steps; each chunk's share of the
+        objective is backpropagated (``backward``, default ``Tensor.backward``) before the
+        next chunk starts from the detached state. Chunks with no share of the objective
+        (all but the last for ``objective="last"``) run without a graph.
+        """
+        backward = backward or Tensor.backward
+        T = self.hparams.inner_steps
+        K = self.hparams.truncate_bptt or T
+        objective = self.current_objective("train")
+        episode, state = self.begin(seed, batch_size)
+        result, errors = None, []
+        for start in range(0, T, K):
+            n = min(K, T - start)
+            needs_grad = objective == "mean" or start + n == T
+            with torch.set_grad_enabled(needs_grad and torch.is_grad_enabled()):
+                life = self.agent(
+                    self.task,
+                    episode,
+                    state,
+                    n,
+                    detach_feedback=self.hparams.detach_feedback,
+                    total_steps=T,
+                    result=result,
+                )
+            if needs_grad:
+                chunk = (
+                    life.errors.sum(0).mean() / T
+                    if objective == "mean"
+                    else (life.errors[-1].mean())
+                )
+                backward(chunk)
+            state = life.state.replace(h=life.state.h.detach())
+            result = _detach(life.last_result)
+            errors.append(life.errors.detach())
+        return torch.cat(errors)
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor | None:
+        """Backprop through one batch of lifetimes (truncated if ``truncate_bptt``)."""
+        if self.automatic_optimization:
+            return self._common_step(batch, "train")
+        opt = self.optimizers()
+        opt.zero_grad()
+        B = int(batch["batch_size"])
+        errors = self.backward_lifetime(int(batch["seed"]), B, self.manual_backward)
+        self.clip_gradients(opt, gradient_clip_val=self.hparams.gradient_clip_val)
+        opt.step()
+        sched = self.lr_schedulers()
+        if sched is not None:
+            sched.step()
+        self._log_errors(errors, objective_loss(errors, self.current_objective()), "train", B)
+        return None
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         """Errors on fixed validation episodes."""

@@ -111,3 +111,10 @@ def test_unknown_topology_and_key_rejected(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit):
         cli_main(["fit", "--config", cfg, "--model.no_such_key", "1"])
     assert "no_such_key" in capsys.readouterr().err
+
+
+def test_truncated_bptt_trains_through_trainer(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = str(CONFIGS[[c.name for c in CONFIGS].index("guessing_game.yaml")])
+    cli_main(["fit", "--config", cfg, "--model.truncate_bptt", "5",
+              "--trainer.gradient_clip_val", "null", "--trainer.fast_dev_run=true", *SMALL])

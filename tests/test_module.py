@@ -94,3 +94,37 @@ def test_guessing_game_baselines_match_simulation():
     assert abs(float(ep.step(mean_guess).error.mean()) - game.mean_baseline()) < 0.01
     with pytest.raises(ValueError, match="shape"):
         ep.step(torch.zeros(3, 5))
+
+
+def _grads(model):
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def test_truncated_bptt_full_chunk_equals_backprop():
+    torch.manual_seed(0)
+    full = _module(inner_steps=6, objective="mean")
+    tb = _module(inner_steps=6, objective="mean", truncate_bptt=6)
+    tb.load_state_dict(full.state_dict())
+    objective_loss(full.lifetime(3, 4).errors, "mean").backward()
+    errors = tb.backward_lifetime(3, 4)
+    assert errors.shape == (6, 4)
+    g1, g2 = _grads(full), _grads(tb)
+    assert g1.keys() == g2.keys()
+    for k in g1:
+        torch.testing.assert_close(g1[k], g2[k])
+
+
+@pytest.mark.parametrize("objective", ["last", "mean"])
+def test_truncated_bptt_chunks_same_forward(objective):
+    torch.manual_seed(0)
+    model = _module(inner_steps=7, objective=objective, truncate_bptt=3)
+    errors = model.backward_lifetime(5, 4)
+    with torch.no_grad():
+        ref = model.lifetime(5, 4).errors
+    torch.testing.assert_close(errors, ref)  # chunking changes gradients, not the lifetime
+    assert all(p.grad is not None for p in model.agent.policy.parameters())
+
+
+def test_truncated_bptt_bad_value():
+    with pytest.raises(ValueError, match="truncate_bptt"):
+        _module(truncate_bptt=0)

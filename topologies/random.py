@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 from badger_graph.state import ExpertGraph
 from badger_graph.topologies.base import EdgeSet, Topology, all_pairs
@@ -75,28 +76,50 @@ class RandomOutDegree(_Seeded):
             )
 
     def forward(self, state: ExpertGraph) -> EdgeSet:
-        """Draw ``k`` receivers per sender without replacement (random keys + top-k)."""
+        """Draw ``k`` distinct receivers per sender (never itself), anew every call."""
         N = state.num_nodes
         device = state.batch.device
         if N == 0 or self.k == 0:
             return torch.empty(2, 0, dtype=torch.long, device=device), None
         sizes = state.sizes
-        n_min = int(sizes.min())
-        self.check(n_min)
+        self.check(int(sizes.min()))
         local = state.local_index.cpu()
         size = sizes[state.batch].cpu()
-        # sample k distinct offsets in [1, size-1] per node: random scores over the largest
-        # agent's offsets, invalid offsets masked out, top-k
         n_max = int(sizes.max())
-        scores = torch.rand(N, n_max - 1, generator=self.generator)
-        offsets = torch.arange(1, n_max)
-        scores[offsets.unsqueeze(0) >= size.unsqueeze(1)] = -1.0
-        off = scores.topk(self.k, dim=1).indices + 1  # [N, k]
+        if n_max - 1 <= max(64, 4 * self.k):
+            off = self._offsets_dense(N, n_max, size)
+        else:
+            off = self._offsets_rejection(N, size)
+        # offsets in [1, size - 1] from the sender, wrapped: never the sender itself
         dst_local = (local.unsqueeze(1) + off) % size.unsqueeze(1)
         base = (torch.arange(N) - local).unsqueeze(1)
         src = torch.arange(N).unsqueeze(1).expand(-1, self.k)
         ei = torch.stack([src.reshape(-1), (base + dst_local).reshape(-1)])
         return ei.to(device), None
+
+    def _offsets_dense(self, N: int, n_max: int, size: Tensor) -> Tensor:
+        # small agents: random scores over all offsets, invalid ones masked, top-k
+        scores = torch.rand(N, n_max - 1, generator=self.generator)
+        offsets = torch.arange(1, n_max)
+        scores[offsets.unsqueeze(0) >= size.unsqueeze(1)] = -1.0
+        return scores.topk(self.k, dim=1).indices + 1
+
+    def _offsets_rejection(self, N: int, size: Tensor) -> Tensor:
+        # large agents (k << n): draw k offsets, redraw duplicates until none are left;
+        # O(N k) memory instead of O(N n)
+        span = (size - 1).unsqueeze(1).double()
+        off = torch.rand(N, self.k, generator=self.generator, dtype=torch.double) * span
+        off = off.long() + 1
+        while True:
+            srt, order = off.sort(dim=1)
+            dup = torch.zeros_like(off, dtype=torch.bool)
+            dup[:, 1:] = srt[:, 1:] == srt[:, :-1]
+            if not bool(dup.any()):
+                return off
+            rows, cols = dup.nonzero(as_tuple=True)
+            redraw = torch.rand(rows.numel(), generator=self.generator, dtype=torch.double)
+            srt[rows, cols] = (redraw * span[rows, 0]).long() + 1
+            off = srt
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(k={self.k})"

@@ -189,3 +189,17 @@ def test_empty_batch():
     for topo in ALL:
         ei, _ = topo(s)
         assert ei.size(1) == 0
+
+
+def test_random_out_degree_large_agents_use_sparse_sampler():
+    s = _state([300, 500])
+    topo = RandomOutDegree(8, seed=0)
+    ei, _ = topo(s)
+    assert (torch.bincount(ei[0], minlength=s.num_nodes) == 8).all()
+    assert (ei[0] != ei[1]).all()
+    assert torch.equal(s.batch[ei[0]], s.batch[ei[1]])
+    assert len({tuple(e) for e in ei.t().tolist()}) == ei.size(1)
+    # receivers are spread over the whole agent
+    recv_local = s.local_index[ei[1][s.batch[ei[1]] == 1]]
+    assert recv_local.min() < 20
+    assert recv_local.max() > 480

@@ -1,0 +1,294 @@
+"""Speed and memory of badger_graph, printed as tables and written as CSV.
+
+    python benchmarks/speed.py            # full run (N up to 1M; a few minutes)
+    python benchmarks/speed.py --quick    # seconds; a smoke test
+
+Sections (each timed in this one run, so ratios compare like with like):
+  policy   one round of the shared policy over N experts (hidden 64), random out-degree 8
+           (one agent) and attention top-8 (agents of 100), forward and forward+backward,
+           GFLOP/s next to a dense matmul of the same FLOPs, and peak memory (a fresh
+           subprocess per row: ru_maxrss above the process' baseline).
+  train    training batches per second (forward + backward + Adam) for the Fig. 6 config,
+           a plain dense PyTorch prototype of it, and the Fig. 7 setup (B=100, 20 experts +
+           3 output ports, attention, 20 steps, hidden 64, key 32).
+  lifetime cost vs lifetime length T with full backprop and truncated BPTT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+HIDDEN = 64
+
+
+def _timeit(fn, min_time: float = 0.3, min_reps: int = 2) -> float:
+    fn()  # warm-up
+    reps, start = 0, time.perf_counter()
+    while reps < min_reps or time.perf_counter() - start < min_time:
+        fn()
+        reps += 1
+    return (time.perf_counter() - start) / reps
+
+
+def _matmul_gflops(flops: float) -> float:
+    """GFLOP/s of a square fp32 matmul doing about ``flops`` work (the machine's limit)."""
+    n = max(64, min(4096, round((flops / 2) ** (1 / 3))))
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    t = _timeit(lambda: a @ b)
+    return 2 * n**3 / t / 1e9
+
+
+def _policy_flops(policy, n_nodes: int, n_edges: int) -> float:
+    H, M, inp = policy.hidden_channels, policy.message_channels, policy.input_channels
+    lin_send = 2 * n_nodes * H * M
+    gru = 2 * n_nodes * 3 * H * (inp + M + H)
+    aggregate = n_edges * M
+    return lin_send + gru + aggregate
+
+
+def policy_row(n: int, topo_name: str, backward: bool) -> dict:
+    """One policy round (topology built once, outside the timing) over n experts."""
+    from badger_graph import ExpertGraph, ExpertPolicy
+    from badger_graph.topologies import Attention, RandomOutDegree
+
+    torch.manual_seed(0)
+    policy = ExpertPolicy(HIDDEN, HIDDEN, 32, 8, aggr="weighted" if topo_name == "attn" else "mean")
+    agent_size = n if topo_name == "rand" else min(n, 100)
+    sizes = [agent_size] * max(1, n // agent_size)
+    state = ExpertGraph.create(sizes, 1, HIDDEN, 8)
+    state = state.replace(h=torch.randn(state.num_nodes, HIDDEN))
+    topo = (
+        RandomOutDegree(min(8, agent_size - 1), seed=0)
+        if topo_name == "rand"
+        else (Attention(HIDDEN, 32, top_k=min(8, agent_size - 1)))
+    )
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        edge_index, w = topo(state)
+    t_topo = time.perf_counter() - t0
+    u = torch.randn(state.num_nodes, 32)
+    h = state.h.requires_grad_(backward)
+
+    def run():
+        out = policy(h, u, edge_index, w)
+        if backward:
+            out.sum().backward()
+
+    run()  # warm-up; the peak below is the timed passes' own
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = _timeit(run, min_time=0.5 if n < 100_000 else 0.0, min_reps=2 if n < 1_000_000 else 1)
+    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    flops = _policy_flops(policy, state.num_nodes, edge_index.size(1)) * (3 if backward else 1)
+    return {
+        "N": state.num_nodes,
+        "topology": f"{topo_name}-8",
+        "pass": "fwd+bwd" if backward else "fwd",
+        "E": edge_index.size(1),
+        "topology_s": t_topo,
+        "round_s": t,
+        "expert_rounds_per_s": state.num_nodes / t,
+        "gflops": flops / t / 1e9,
+        "matmul_gflops": _matmul_gflops(flops),
+        "peak_mem_mb": (rss1 - rss0) / 1024,
+    }
+
+
+def _subprocess(*args) -> dict:
+    """Run one row in a fresh process, so that its peak memory is its own."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--row", *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def train_rows(quick: bool) -> list[dict]:
+    from dense_reference import DenseFig6
+
+    from badger_graph import BadgerModule, ExpertPolicy
+    from badger_graph.tasks import GuessingGame
+    from badger_graph.topologies import Attention, FullyConnected
+
+    rows = []
+    torch.manual_seed(0)
+
+    def lib_step(model, B):
+        opt = torch.optim.Adam(model.parameters(), 1e-3)
+        seed = iter(range(10**9))
+
+        def step():
+            loss = model.lifetime(next(seed), B).errors[-1].mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        return step
+
+    fig6 = BadgerModule(ExpertPolicy(), FullyConnected(), GuessingGame(3))
+    fig6_sparse = BadgerModule(ExpertPolicy(), FullyConnected(), GuessingGame(3), dense="never")
+    dense = DenseFig6()
+    dopt = torch.optim.Adam(dense.parameters(), 1e-3)
+
+    def dense_step():
+        t = torch.rand(256, 3) * 2 - 1
+        loss = dense(t)[-1].mean()
+        dopt.zero_grad()
+        loss.backward()
+        dopt.step()
+
+    fig7 = BadgerModule(
+        ExpertPolicy(aggr="weighted"),
+        Attention(HIDDEN, 32),
+        GuessingGame(3, feedback_to="all"),
+        num_experts=20,
+        output_ports=True,
+    )
+    fig7_sparse = BadgerModule(
+        ExpertPolicy(aggr="weighted"),
+        Attention(HIDDEN, 32),
+        GuessingGame(3, feedback_to="all"),
+        num_experts=20,
+        output_ports=True,
+        dense="never",
+    )
+    cases = [
+        ("Fig. 6 (B=256, 3 experts, T=20)", "badger_graph (auto: dense path)", lib_step(fig6, 256)),
+        (
+            "Fig. 6 (B=256, 3 experts, T=20)",
+            "badger_graph (sparse path)",
+            lib_step(fig6_sparse, 256),
+        ),
+        ("Fig. 6 (B=256, 3 experts, T=20)", "plain dense PyTorch prototype", dense_step),
+        (
+            "Fig. 7 (B=100, 20+3 nodes, T=20)",
+            "badger_graph (auto: dense path)",
+            lib_step(fig7, 100),
+        ),
+    ]
+    if not quick:
+        cases.append(
+            (
+                "Fig. 7 (B=100, 20+3 nodes, T=20)",
+                "badger_graph (sparse path)",
+                lib_step(fig7_sparse, 100),
+            )
+        )
+    for setup, impl, fn in cases:
+        t = _timeit(fn, min_time=0.5 if quick else 3.0)
+        rows.append(
+            {"setup": setup, "implementation": impl, "s_per_batch": t, "batches_per_s": 1 / t}
+        )
+    return rows
+
+
+def lifetime_row(T: int, tbptt: int) -> dict:
+    """Forward + backward of one lifetime of length T (tbptt=0: full backprop)."""
+    from badger_graph import BadgerModule, ExpertPolicy
+    from badger_graph.tasks import GuessingGame
+    from badger_graph.topologies import RandomOutDegree
+
+    torch.manual_seed(0)
+    model = BadgerModule(
+        ExpertPolicy(),
+        RandomOutDegree(8, seed=0),
+        GuessingGame(3),
+        num_experts=200,
+        inner_steps=T,
+        truncate_bptt=tbptt or None,
+    )
+    model.backward_lifetime(0, 2)  # warm-up
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    model.backward_lifetime(1, 16)
+    t = time.perf_counter() - t0
+    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "T": T,
+        "truncate_bptt": tbptt or "-",
+        "s_per_lifetime": t,
+        "peak_mem_mb": (rss1 - rss0) / 1024,
+    }
+
+
+def lifetime_rows(quick: bool) -> list[dict]:
+    Ts = [10, 40, 160] if quick else [10, 40, 160, 640]
+    return [_subprocess("lifetime", T, tbptt) for tbptt in (0, 10) for T in Ts]
+
+
+def _print(title: str, rows: list[dict]) -> None:
+    print(f"\n## {title}\n")
+    if not rows:
+        return
+    keys = list(rows[0])
+    fmt = [(lambda v: f"{v:.4g}") if isinstance(rows[0][k], float) else str for k in keys]
+    print("| " + " | ".join(keys) + " |")
+    print("|" + "---|" * len(keys))
+    for r in rows:
+        print("| " + " | ".join(f(r[k]) for f, k in zip(fmt, keys, strict=True)) + " |")
+
+
+def _write(path: Path, rows: list[dict]) -> None:
+    if rows:
+        with path.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="small sizes, seconds")
+    p.add_argument("--out", default="benchmarks/results", help="folder for the CSV files")
+    p.add_argument("--sections", default="policy,train,lifetime")
+    p.add_argument("--row", nargs="+", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.row:
+        kind, *args = a.row
+        if kind == "policy":
+            print(json.dumps(policy_row(int(args[0]), args[1], bool(int(args[2])))))
+        else:
+            print(json.dumps(lifetime_row(int(args[0]), int(args[1]))))
+        return
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    sections = a.sections.split(",")
+    if "policy" in sections:
+        Ns = [10, 100, 1000] if a.quick else [10, 100, 1_000, 10_000, 100_000, 1_000_000]
+        rows = []
+        for topo in ("rand", "attn"):
+            for n in Ns:
+                for bwd in (False, True):
+                    if topo == "attn" and n >= 1_000_000 and bwd:
+                        continue
+                    rows.append(_subprocess("policy", n, topo, int(bwd)))
+        for r in rows:
+            r["pct_of_matmul"] = 100 * r["gflops"] / r["matmul_gflops"]
+            r["bytes_per_expert_and_edge"] = r["peak_mem_mb"] * 2**20 / (r["N"] + r["E"])
+        _print("policy round", rows)
+        _write(out / "policy.csv", rows)
+    if "train" in sections:
+        rows = train_rows(a.quick)
+        _print("training batch (forward + backward + Adam)", rows)
+        _write(out / "train.csv", rows)
+    if "lifetime" in sections:
+        rows = lifetime_rows(a.quick)
+        _print("lifetime length T (200 experts x 16 agents, out-degree 8)", rows)
+        _write(out / "lifetime.csv", rows)
+
+
+if __name__ == "__main__":
+    main()
