@@ -8,10 +8,14 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from badger_graph.growth import GrowthEvent, grow
 from badger_graph.policy import ExpertPolicy
-from badger_graph.state import ExpertGraph, Role
+from badger_graph.ports import AddressedPorts, random_addresses
+from badger_graph.state import FEATURES, ExpertGraph, Role
 from badger_graph.tasks.base import Episode, StepResult, Task
 from badger_graph.topologies.base import Topology
+
+_SIGNAL = FEATURES.index("signal")
 
 
 @dataclasses.dataclass
@@ -90,7 +94,10 @@ class Agent(nn.Module):
             topology provides a dense adjacency (same results, faster for small agents);
             ``"never"`` always uses the sparse path. (default: ``"auto"``)
         dense_max_nodes (int, optional): largest agent for the automatic dense path.
-            (default: :obj:`64`)
+            (default: :obj:`256`)
+        ports (AddressedPorts, optional): addressed output ports (Fig. 7): outputs are port
+            values that experts write and read by attention over random port addresses;
+            implies ``output_ports``. (default: ``None``)
     """
 
     def __init__(
@@ -101,7 +108,8 @@ class Agent(nn.Module):
         output_ports: bool = False,
         identity: str = "index",
         dense: str = "auto",
-        dense_max_nodes: int = 64,
+        dense_max_nodes: int = 256,
+        ports: AddressedPorts | None = None,
     ) -> None:
         super().__init__()
         if dense not in ("auto", "never"):
@@ -122,6 +130,14 @@ class Agent(nn.Module):
         self.identity = identity
         self.dense = dense
         self.dense_max_nodes = dense_max_nodes
+        if ports is not None:
+            if ports.hidden_channels != policy.hidden_channels:
+                raise ValueError(
+                    f"ports hidden_channels={ports.hidden_channels} must equal the policy's "
+                    f"hidden_channels={policy.hidden_channels}"
+                )
+            self.output_ports = True
+        self.ports = ports
         self.readout = nn.Linear(policy.hidden_channels, 1)
 
     # -- state ---------------------------------------------------------------------------
@@ -132,8 +148,16 @@ class Agent(nn.Module):
         num_agents: int | None = None,
         generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
+        addresses: Tensor | None = None,
     ) -> ExpertGraph:
-        """Fresh state of a batch of agents (zero internal states)."""
+        """Fresh state of a batch of agents (zero internal states).
+
+        With addressed ports, ``addresses`` ``[B, d, A]`` fixes the port addresses; by
+        default fresh random ones are drawn from ``generator``.
+        """
+        if self.ports is not None and addresses is None:
+            B = num_agents if isinstance(num_experts, int) else len(num_experts)
+            addresses = random_addresses(B, num_outputs, self.ports.address_channels, generator)
         return ExpertGraph.create(
             num_experts,
             num_outputs,
@@ -144,6 +168,7 @@ class Agent(nn.Module):
             identity=self.identity,
             generator=generator,
             device=device if device is not None else self.readout.weight.device,
+            addresses=addresses,
         )
 
     def static_features(self, state: ExpertGraph, task: Task) -> Tensor:
@@ -205,9 +230,12 @@ class Agent(nn.Module):
         return torch.cat([x, static[:, 5:]], 1)
 
     def read(self, state: ExpertGraph) -> Tensor:
-        """Outputs ``[B, d]``: the shared head applied to each output's owner node."""
+        """Outputs ``[B, d]``: port values, or the shared head on each output's owner node."""
         owner = (state.output_index >= 0).nonzero().squeeze(1)
-        values = self.readout(state.h[owner]).squeeze(-1)
+        if self.ports is not None:
+            values = state.value[owner]
+        else:
+            values = self.readout(state.h[owner]).squeeze(-1)
         action = state.h.new_zeros(state.num_agents, state.num_outputs)
         return action.index_put((state.batch[owner], state.output_index[owner]), values)
 
@@ -263,6 +291,8 @@ class Agent(nn.Module):
         detach_feedback: bool = False,
         total_steps: int | None = None,
         result: StepResult | None = None,
+        growth: Sequence[GrowthEvent] = (),
+        generator: torch.Generator | None = None,
     ) -> Lifetime:
         """Run ``steps`` inner steps of ``state`` against ``episode``.
 
@@ -279,6 +309,9 @@ class Agent(nn.Module):
             total_steps (int, optional): length of the whole lifetime (sets ``t / T``).
             result (StepResult, optional): the feedback to write first (default: the
                 episode's ``first()``).
+            growth (list of GrowthEvent, optional): add experts to every agent before the
+                given steps (existing states are kept bit-for-bit).
+            generator (torch.Generator, optional): for random identities of grown experts.
         """
         if not isinstance(steps, int) or steps < 1:
             raise ValueError(f"steps (T) must be an int >= 1, got {steps!r}")
@@ -293,6 +326,11 @@ class Agent(nn.Module):
             result = episode.first()
         actions, errors, records = [], [], []
         for _ in range(steps):
+            events = [g for g in growth if g.step == state.step]
+            for event in events:
+                state = grow(state, event.count, event.mode, None, generator, self.identity)
+            if events:
+                static = self.static_features(state, task)
             if detach_feedback:
                 result = StepResult(
                     error=result.error,
@@ -300,7 +338,13 @@ class Agent(nn.Module):
                     signal=None if result.signal is None else result.signal.detach(),
                 )
             x = self.write(state, result, static, state.step / total)
+            if self.ports is not None:
+                pairs = self.ports.pairs(state)
+                # experts read the current port values back into their signal input
+                x[:, _SIGNAL] = x[:, _SIGNAL] + self.ports.read(state, pairs)
             state, rec = self.step(state, x, record)
+            if self.ports is not None:
+                state = state.replace(value=self.ports.write(state, pairs))
             action = self.read(state)
             result = episode.step(action)
             actions.append(action)

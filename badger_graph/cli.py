@@ -3,13 +3,15 @@
 ``badger fit|validate|test|predict ...`` is :class:`lightning.pytorch.cli.LightningCLI`
 around :class:`~badger_graph.BadgerModule` and :class:`~badger_graph.EpisodeData`.
 ``badger rollout --config CFG [--ckpt_path PATH] --out FILE.png`` draws a Fig. 6-like
-rollout of a (trained) agent.
+rollout of a (trained) agent; ``badger sweep [--ckpt_path PATH] --out DIR`` measures the
+Fig. 7 generalization over d and over the number of experts.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import torch
 from lightning.pytorch.cli import ArgsType, LightningCLI
@@ -73,11 +75,148 @@ def rollout_main(argv: list[str]) -> None:
     print(f"wrote {a.out}; mean error per step: " + " ".join(f"{e:.4f}" for e in err.tolist()))
 
 
+def default_checkpoint() -> Path:
+    """The small pretrained Fig. 7 checkpoint shipped with the package."""
+    return Path(__file__).parent / "checkpoints" / "fig7.ckpt"
+
+
+def sweep_main(argv: list[str]) -> None:
+    """``badger sweep``: error per d (1..20, 20 experts) and per number of experts (d = 3)."""
+    from badger_graph.evaluation import DEFAULT_EXPERTS, sweep
+
+    p = argparse.ArgumentParser(prog="badger sweep", description=sweep_main.__doc__)
+    p.add_argument("--ckpt_path", default=None, help="checkpoint (default: the shipped one)")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="config to build the model from (default: "
+        "the hyperparameters saved in the checkpoint)",
+    )
+    p.add_argument("--out", default="sweep", help="folder for dims.csv, experts.csv and PNGs")
+    p.add_argument("--episodes", type=int, default=2000, help="fresh episodes per point")
+    p.add_argument("--seed", type=int, default=2**62, help="episode seed (never drawn in training)")
+    p.add_argument("--dims", default="1-20", help="d values, e.g. 1-20 or 1,3,6")
+    p.add_argument("--experts", default=",".join(map(str, DEFAULT_EXPERTS)))
+    p.add_argument("--sweep_experts_at", type=int, default=20, help="experts of the d sweep")
+    p.add_argument("--sweep_dims_at", type=int, default=3, help="d of the expert sweep")
+    a = p.parse_args(argv)
+    if a.episodes < 1:
+        p.error(f"--episodes must be >= 1, got {a.episodes}")
+    ckpt = a.ckpt_path or str(default_checkpoint())
+    if not Path(ckpt).exists():
+        p.error(f"checkpoint {ckpt} does not exist")
+    if a.config:
+        model = build_from_config(a.config, ckpt)
+    else:
+        model = BadgerModule.load_from_checkpoint(ckpt, map_location="cpu")
+        model.eval()
+    rows = sweep(
+        model,
+        _int_list(a.dims, p, "--dims"),
+        _int_list(a.experts, p, "--experts"),
+        a.sweep_experts_at,
+        a.sweep_dims_at,
+        a.episodes,
+        a.seed,
+        a.out,
+    )
+    for name, table in rows.items():
+        print(f"\n{name}.csv")
+        print("d,experts,error,chance,mean_baseline")
+        for r in table:
+            print(
+                f"{r['d']},{r['experts']},{r['error']:.4f},{r['chance']:.4f},"
+                f"{r['mean_baseline']:.4f}"
+            )
+
+
+def _int_list(text: str, parser: argparse.ArgumentParser, flag: str) -> list[int]:
+    try:
+        if "-" in text and "," not in text:
+            lo, hi = (int(x) for x in text.split("-"))
+            values = list(range(lo, hi + 1))
+        else:
+            values = [int(x) for x in text.split(",") if x]
+    except ValueError:
+        parser.error(f"{flag} must look like 1-20 or 1,3,6; got {text!r}")
+    if not values or min(values) < 1:
+        parser.error(f"{flag} needs values >= 1, got {text!r}")
+    return values
+
+
+def analyze_main(argv: list[str]) -> None:
+    """``badger analyze``: record a lifetime, export its graphs, metrics and figures."""
+    import json
+
+    from badger_graph import analysis
+    from badger_graph.growth import GrowthEvent
+    from badger_graph.plots import (
+        plot_communication,
+        plot_growth,
+        plot_heatmap,
+        plot_messages,
+    )
+
+    p = argparse.ArgumentParser(prog="badger analyze", description=analyze_main.__doc__)
+    p.add_argument("--config", required=True)
+    p.add_argument("--ckpt_path", default=None)
+    p.add_argument("--out", default="analysis")
+    p.add_argument("--num_experts", type=int, default=None, help="(default: the config's)")
+    p.add_argument("--episodes", type=int, default=256, help="episodes for the error curves")
+    p.add_argument("--seed", type=int, default=2**62)
+    p.add_argument("--agent", type=int, default=0, help="which episode's agent to export")
+    a = p.parse_args(argv)
+    model = build_from_config(a.config, a.ckpt_path)
+    n = a.num_experts or model.hparams.num_experts
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        life = model.lifetime(a.seed, max(a.agent + 1, 1), num_experts=n, record=True)
+    graphs = analysis.lifetime_graphs(life, a.agent)
+    analysis.export(graphs, out / "graphs")
+    m = analysis.metrics(graphs)
+    # error vs growth: the un-grown agent and agents grown to 2N and 4N mid-lifetime
+    T = model.hparams.inner_steps
+    rows = []
+    with torch.no_grad():
+        base = model.lifetime(a.seed + 1, a.episodes, num_experts=n)
+        rows.append({"label": f"{n} experts", "errors": base.errors.mean(1).tolist()})
+        for mult in (2, 4):
+            for mode in ("fresh", "clone"):
+                ev = [GrowthEvent(T // 2, (mult - 1) * n, mode)]
+                g = model.lifetime(a.seed + 1, a.episodes, num_experts=n, growth=ev)
+                rows.append(
+                    {
+                        "label": f"{n} -> {mult * n} at step {T // 2} ({mode})",
+                        "errors": g.errors.mean(1).tolist(),
+                    }
+                )
+    m["growth"] = [{"label": r["label"], "final_error": r["errors"][-1]} for r in rows]
+    (out / "metrics.json").write_text(json.dumps(m, indent=2))
+    plot_messages(life, out / "messages.png")
+    plot_communication(analysis.aggregate(graphs), out / "communication.png")
+    plot_heatmap(graphs, out / "heatmap.png")
+    plot_growth(rows, out / "growth.png")
+    print(f"wrote {out}/graphs/*.graphml|json, metrics.json and 4 PNGs")
+    print(
+        f"top sender: node {m['top_sender']}; out-strength: "
+        + ", ".join(f"{k}: {v:.2f}" for k, v in m["out_strength"].items())
+    )
+    for r in m["growth"]:
+        print(f"final error, {r['label']}: {r['final_error']:.5f}")
+
+
 def cli_main(args: ArgsType = None) -> None:
     """Entry point of the ``badger`` console script (``args=None`` reads ``sys.argv``)."""
     argv = list(sys.argv[1:] if args is None else args) if not isinstance(args, dict) else None
     if argv and argv[0] == "rollout":
         rollout_main(argv[1:])
+        return
+    if argv and argv[0] == "sweep":
+        sweep_main(argv[1:])
+        return
+    if argv and argv[0] == "analyze":
+        analyze_main(argv[1:])
         return
     _lightning_cli(args)
 

@@ -12,7 +12,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
 from badger_graph.agent import Agent, Lifetime
+from badger_graph.growth import GrowthEvent
 from badger_graph.policy import ExpertPolicy
+from badger_graph.ports import AddressedPorts, random_addresses
 from badger_graph.tasks.base import StepResult, Task
 from badger_graph.topologies.base import Topology
 
@@ -157,6 +159,8 @@ class BadgerModule(pl.LightningModule):
             (default: ``False``)
         dense (str, optional): ``"auto"`` (dense batched path for small equal-size agents
             when the topology allows it) or ``"never"``; same results. (default: ``"auto"``)
+        ports (AddressedPorts, optional): addressed output ports (Fig. 7); implies
+            ``output_ports``. (default: ``None``)
         truncate_bptt (int, optional): backprop through chunks of this many inner steps,
             one backward per chunk with the state detached in between, so memory does not
             grow with the lifetime length. Uses manual optimization; the trainer's
@@ -164,6 +168,10 @@ class BadgerModule(pl.LightningModule):
             (default: ``None``, full backprop through the lifetime)
         gradient_clip_val (float, optional): gradient-norm clip used with
             ``truncate_bptt``. (default: :obj:`1.0`)
+        eval_num_experts (int, optional): experts per agent in validation and test (a
+            checkpoint runs with any count). (default: ``num_experts``)
+        eval_growth (list of GrowthEvent, optional): grow the agents during validation and
+            test lifetimes, e.g. ``[{step: 10, count: 3, mode: clone}]``. (default: none)
         optimizer (OptimizerCallable, optional): (default: Adam, lr 1e-3)
         lr_scheduler (LRSchedulerCallable, optional): (default: ``None``)
     """
@@ -183,8 +191,11 @@ class BadgerModule(pl.LightningModule):
         identity: Literal["index", "random"] = "index",
         detach_feedback: bool = False,
         dense: Literal["auto", "never"] = "auto",
+        ports: AddressedPorts | None = None,
         truncate_bptt: int | None = None,
         gradient_clip_val: float | None = 1.0,
+        eval_num_experts: int | None = None,
+        eval_growth: list[GrowthEvent] | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -192,7 +203,9 @@ class BadgerModule(pl.LightningModule):
         # Through LightningCLI the hyperparameters are the config (class paths + init args),
         # so `BadgerModule.load_from_checkpoint` rebuilds the injected modules; from Python
         # the injected modules themselves are not hyperparameters (their weights are saved).
-        self.save_hyperparameters(ignore=None if _from_cli() else ["policy", "topology", "task"])
+        self.save_hyperparameters(
+            ignore=None if _from_cli() else ["policy", "topology", "task", "ports"]
+        )
         if not isinstance(num_experts, int) or num_experts < 1:
             raise ValueError(f"num_experts must be an int >= 1, got {num_experts!r}")
         if not isinstance(inner_steps, int) or inner_steps < 1:
@@ -203,6 +216,7 @@ class BadgerModule(pl.LightningModule):
         if not isinstance(warmup_steps, int) or warmup_steps < 0:
             raise ValueError(f"warmup_steps must be an int >= 0, got {warmup_steps!r}")
         task.check_experts(num_experts)
+        output_ports = output_ports or ports is not None
         nodes = num_experts + (task.num_outputs if output_ports else 0)
         topology.check(nodes)
         if not output_ports and num_experts < task.num_outputs:
@@ -215,28 +229,70 @@ class BadgerModule(pl.LightningModule):
                 f"topology hidden_channels={topology.hidden_channels} must equal the policy's "
                 f"hidden_channels={policy.hidden_channels}"
             )
+        if eval_num_experts is not None and (
+            not isinstance(eval_num_experts, int) or eval_num_experts < 1
+        ):
+            raise ValueError(f"eval_num_experts must be an int >= 1, got {eval_num_experts!r}")
+        self.eval_growth = [
+            g if isinstance(g, GrowthEvent) else GrowthEvent(**g) for g in (eval_growth or [])
+        ]
+        for g in self.eval_growth:
+            if g.step >= inner_steps:
+                raise ValueError(f"growth at step {g.step} but lifetimes have {inner_steps} steps")
         if truncate_bptt is not None and (not isinstance(truncate_bptt, int) or truncate_bptt < 1):
             raise ValueError(f"truncate_bptt must be None or an int >= 1, got {truncate_bptt!r}")
         self.automatic_optimization = truncate_bptt is None
-        self.agent = Agent(policy, topology, rounds, output_ports, identity, dense)
+        self.agent = Agent(policy, topology, rounds, output_ports, identity, dense, ports=ports)
+        #: set by curriculum callbacks (badger_graph.curriculum): ranges of d and of the
+        #: number of experts sampled per training batch, and fixed-address seeds
+        self.curriculum: dict = {}
         self.task = task
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
 
     # -- one lifetime per batch ----------------------------------------------------------
-    def begin(self, seed: int, batch_size: int, num_experts: int | None = None):
-        """Episodes and initial state of ``batch_size`` fresh agents drawn from ``seed``."""
+    def begin(
+        self,
+        seed: int,
+        batch_size: int,
+        num_experts: int | None = None,
+        num_outputs: int | None = None,
+        train: bool = False,
+    ):
+        """Episodes and initial state of ``batch_size`` fresh agents drawn from ``seed``.
+
+        In training (``train=True``) the curriculum callbacks' settings apply: ranges of
+        ``d`` and of the number of experts sampled per batch (from the batch's seed) and
+        fixed port addresses.
+        """
         g = torch.Generator().manual_seed(int(seed))
+        cur = self.curriculum if train else {}
+        if num_outputs is None and "num_outputs" in cur:
+            lo, hi = cur["num_outputs"]
+            num_outputs = int(torch.randint(lo, hi + 1, (1,), generator=g))
+        if num_experts is None and "num_experts" in cur:
+            lo, hi = cur["num_experts"]
+            num_experts = int(torch.randint(lo, hi + 1, (1,), generator=g))
         reseed = getattr(self.agent.topology, "reseed", None)
         if reseed is not None:
             reseed(int(seed))
-        episode = self.task.reset(batch_size, generator=g, device=self.device)
+        episode = self.task.reset(
+            batch_size, generator=g, num_outputs=num_outputs, device=self.device
+        )
+        addresses = None
+        ports = self.agent.ports
+        if ports is not None and cur.get("address_seed") is not None:
+            fixed = torch.Generator().manual_seed(int(cur["address_seed"]))
+            addresses = random_addresses(
+                1, episode.num_outputs, ports.address_channels, fixed
+            ).expand(batch_size, -1, -1)
         state = self.agent.init_state(
             num_experts or self.hparams.num_experts,
             episode.num_outputs,
             num_agents=batch_size,
             generator=g,
             device=self.device,
+            addresses=addresses,
         )
         return episode, state
 
@@ -246,9 +302,12 @@ class BadgerModule(pl.LightningModule):
         batch_size: int,
         num_experts: int | None = None,
         record: bool = False,
+        num_outputs: int | None = None,
+        train: bool = False,
+        growth: list[GrowthEvent] | None = None,
     ) -> Lifetime:
         """Run ``batch_size`` fresh episodes drawn from ``seed``."""
-        episode, state = self.begin(seed, batch_size, num_experts)
+        episode, state = self.begin(seed, batch_size, num_experts, num_outputs, train)
         return self.agent(
             self.task,
             episode,
@@ -256,6 +315,8 @@ class BadgerModule(pl.LightningModule):
             self.hparams.inner_steps,
             record=record,
             detach_feedback=self.hparams.detach_feedback,
+            growth=growth or (),
+            generator=torch.Generator().manual_seed(int(seed) + 1),
         )
 
     def current_objective(self, stage: str = "train") -> str:
@@ -267,7 +328,12 @@ class BadgerModule(pl.LightningModule):
 
     def _common_step(self, batch: dict, stage: str) -> Tensor:
         B = int(batch["batch_size"])
-        life = self.lifetime(int(batch["seed"]), B)
+        if stage == "train":
+            life = self.lifetime(int(batch["seed"]), B, train=True)
+        else:
+            life = self.lifetime(
+                int(batch["seed"]), B, self.hparams.eval_num_experts, growth=self.eval_growth
+            )
         loss = objective_loss(life.errors, self.current_objective(stage))
         self._log_errors(life.errors, loss, stage, B)
         return loss
@@ -307,7 +373,7 @@ class BadgerModule(pl.LightningModule):
         T = self.hparams.inner_steps
         K = self.hparams.truncate_bptt or T
         objective = self.current_objective("train")
-        episode, state = self.begin(seed, batch_size)
+        episode, state = self.begin(seed, batch_size, train=True)
         result, errors = None, []
         for start in range(0, T, K):
             n = min(K, T - start)

@@ -77,3 +77,102 @@ def _plot_messages(ax, life: Lifetime, max_edges: int = 12) -> None:
     ax.set_title("message norm per edge (episode 0)")
     ax.set_xlabel("inner step")
     ax.legend(fontsize=7, ncol=2)
+
+
+def plot_sweep(rows: list[dict], x: str, out: str | Path, label: str) -> Path:
+    """Error vs ``x`` (``"d"`` or ``"experts"``) with chance and all = mean drawn (Fig. 7)."""
+    xs = [r[x] for r in rows]
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.plot(xs, [r["error"] for r in rows], "o-", color="C0", label=f"agent ({label})")
+    ax.plot(xs, [r["chance"] for r in rows], ":", color="r", label="chance (guess 0)")
+    ax.plot(xs, [r["mean_baseline"] for r in rows], "--", color="0.4", label="all = mean")
+    ax.set_xlabel("number of outputs d" if x == "d" else "number of experts")
+    if x == "experts":
+        ax.set_xscale("log")
+    ax.set_ylabel("last-step error (3·MSE)")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_communication(graph, out: str | Path, title: str = "") -> Path:
+    """Draw a communication graph with edge widths = message strength (networkx layout)."""
+    import networkx as nx
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    pos = nx.circular_layout(graph)
+    strength = [d.get("message_norm", 1.0) for _, _, d in graph.edges(data=True)]
+    top = max(strength) if strength else 1.0
+    colors = ["C1" if d.get("role") == "output" else "C0" for _, d in graph.nodes(data=True)]
+    nx.draw_networkx_nodes(graph, pos, node_color=colors, node_size=350, ax=ax)
+    nx.draw_networkx_labels(graph, pos, font_size=8, font_color="w", ax=ax)
+    nx.draw_networkx_edges(
+        graph,
+        pos,
+        width=[0.3 + 4 * s / top for s in strength],
+        alpha=0.6,
+        connectionstyle="arc3,rad=0.1",
+        arrows=True,
+        ax=ax,
+    )
+    ax.set_title(title or "communication (width = message strength)")
+    ax.axis("off")
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_heatmap(graphs, out: str | Path) -> Path:
+    """Heat map nodes × steps of the out-strength (sum of sent message norms)."""
+    nodes = sorted(graphs[0].nodes)
+    data = torch.tensor(
+        [
+            [dict(g.out_degree(weight="message_norm")).get(n, float("nan")) for g in graphs]
+            for n in nodes
+        ]
+    )
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(nodes) + 1.5))
+    im = ax.imshow(data, aspect="auto", cmap="viridis", interpolation="nearest")
+    ax.set_xlabel("inner step")
+    ax.set_ylabel("node")
+    ax.set_yticks(range(len(nodes)), [str(n) for n in nodes], fontsize=7)
+    fig.colorbar(im, ax=ax, label="out-strength")
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_messages(life: Lifetime, out: str | Path) -> Path:
+    """Message dynamics of episode 0 (like the paper's Fig. 8)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    _plot_messages(ax, life)
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_growth(rows: list[dict], out: str | Path) -> Path:
+    """Error per step of an agent grown mid-lifetime vs the un-grown agent."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in rows:
+        ax.plot(range(1, len(r["errors"]) + 1), r["errors"], label=r["label"])
+    ax.set_yscale("log")
+    ax.set_xlabel("inner step")
+    ax.set_ylabel("mean error")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

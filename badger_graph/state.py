@@ -89,7 +89,9 @@ class ExpertGraph:
             ``-1`` for none, ``[N]``.
         num_outputs (int): number of output dimensions ``d`` of every agent.
         step (int): inner-loop step this state belongs to.
-        address (torch.Tensor, optional): per-node address (ports), ``[N, A]``.
+        address (torch.Tensor, optional): per-node address (ports), ``[N, A]``; zero rows
+            for experts.
+        value (torch.Tensor, optional): current value of each output port, ``[N]``.
     """
 
     h: Tensor
@@ -102,6 +104,7 @@ class ExpertGraph:
     num_outputs: int
     step: int = 0
     address: Tensor | None = None
+    value: Tensor | None = None
 
     # -- construction --------------------------------------------------------------------
     @classmethod
@@ -116,6 +119,7 @@ class ExpertGraph:
         identity: str = "index",
         generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
+        addresses: Tensor | None = None,
     ) -> ExpertGraph:
         """Build the initial state of a batch of agents.
 
@@ -133,6 +137,8 @@ class ExpertGraph:
                 or ``"random"`` (Gaussian, drawn from ``generator``). (default: ``"index"``)
             generator (torch.Generator, optional): source of randomness.
             device (torch.device, optional): where the tensors live.
+            addresses (torch.Tensor, optional): port addresses ``[B, d, A]`` (needs
+                ``output_ports``); the state then carries ``address`` and zero port values.
         """
         if isinstance(num_experts, int):
             if num_agents is None:
@@ -177,6 +183,22 @@ class ExpertGraph:
             output_index = torch.where(local < num_outputs, local, torch.full_like(local, -1))
         ident = _make_identity(local, identity_channels, identity, generator, device)
         h = torch.zeros(N, hidden_channels, device=device)
+        address = value = None
+        if addresses is not None:
+            if not output_ports:
+                raise ValueError("addresses need output_ports=True")
+            if addresses.dim() != 3 or addresses.shape[:2] != (B, num_outputs):
+                raise ValueError(
+                    f"addresses must have shape [B={B}, d={num_outputs}, A], "
+                    f"got {list(addresses.shape)}"
+                )
+            addresses = addresses.to(device=device, dtype=h.dtype)
+            address = h.new_zeros(N, addresses.size(-1))
+            port = is_port.nonzero().squeeze(1)
+            address[port] = addresses[batch[port], output_index[port]]
+            value = h.new_zeros(N)
+            # a port is known by its address only: no index code that would tie it to d's order
+            ident = ident.masked_fill(is_port.unsqueeze(1), 0.0)
         return cls(
             h=h,
             batch=batch,
@@ -186,6 +208,8 @@ class ExpertGraph:
             identity=ident,
             output_index=output_index,
             num_outputs=num_outputs,
+            address=address,
+            value=value,
         )
 
     # -- views ---------------------------------------------------------------------------

@@ -8,6 +8,10 @@ from badger_graph import BadgerModule
 from badger_graph.cli import build_from_config, cli_main
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+def _cfg(name: str) -> str:
+    return str(next(c for c in CONFIGS if c.name == name))
+
+
 SMALL = ["--data.val_episodes", "16", "--data.test_episodes", "16", "--data.batch_size", "8"]
 
 
@@ -42,7 +46,7 @@ def test_print_config_round_trips(config, tmp_path, capsys):
 
 def test_fit_then_test_prints_error_and_checkpoint_loads(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    cfg = str(CONFIGS[[c.name for c in CONFIGS].index("guessing_game.yaml")])
+    cfg = _cfg("guessing_game.yaml")
     cli_main(
         [
             "fit",
@@ -79,7 +83,7 @@ def test_fit_then_test_prints_error_and_checkpoint_loads(tmp_path, monkeypatch, 
 
 def test_bad_config_values_are_named(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg = str(CONFIGS[0])
+    cfg = _cfg("guessing_game.yaml")
     with pytest.raises(ValueError, match="inner_steps"):
         cli_main(
             ["fit", "--config", cfg, "--model.inner_steps", "0", "--trainer.fast_dev_run=true"]
@@ -101,7 +105,7 @@ def test_bad_config_values_are_named(tmp_path, monkeypatch):
 
 def test_unknown_topology_and_key_rejected(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    cfg = str(CONFIGS[0])
+    cfg = _cfg("guessing_game.yaml")
     with pytest.raises(SystemExit):
         cli_main(["fit", "--config", cfg, "--model.topology", "badger_graph.topologies.Bogus"])
     assert "Bogus" in capsys.readouterr().err
@@ -115,6 +119,60 @@ def test_unknown_topology_and_key_rejected(tmp_path, monkeypatch, capsys):
 
 def test_truncated_bptt_trains_through_trainer(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg = str(CONFIGS[[c.name for c in CONFIGS].index("guessing_game.yaml")])
-    cli_main(["fit", "--config", cfg, "--model.truncate_bptt", "5",
-              "--trainer.gradient_clip_val", "null", "--trainer.fast_dev_run=true", *SMALL])
+    cfg = _cfg("guessing_game.yaml")
+    cli_main(
+        [
+            "fit",
+            "--config",
+            cfg,
+            "--model.truncate_bptt",
+            "5",
+            "--trainer.gradient_clip_val",
+            "null",
+            "--trainer.fast_dev_run=true",
+            *SMALL,
+        ]
+    )
+
+
+def test_sweep_on_tiny_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = _cfg("fig7_d3.yaml")
+    cli_main(
+        [
+            "fit",
+            "--config",
+            cfg,
+            "--trainer.max_steps",
+            "2",
+            "--trainer.val_check_interval",
+            "2",
+            "--model.policy.init_args.hidden_channels",
+            "8",
+            "--model.ports.init_args.hidden_channels",
+            "8",
+            *SMALL,
+        ]
+    )
+    ckpt = tmp_path / "runs/fig7_d3/checkpoints/last.ckpt"
+    cli_main(
+        [
+            "sweep",
+            "--ckpt_path",
+            str(ckpt),
+            "--out",
+            "sw",
+            "--episodes",
+            "8",
+            "--dims",
+            "1,2,4",
+            "--experts",
+            "1,3",
+        ]
+    )
+    lines = (tmp_path / "sw/dims.csv").read_text().splitlines()
+    assert lines[0] == "d,experts,error,chance,mean_baseline"
+    assert [row.split(",")[:2] for row in lines[1:]] == [["1", "20"], ["2", "20"], ["4", "20"]]
+    assert len((tmp_path / "sw/experts.csv").read_text().splitlines()) == 3
+    assert (tmp_path / "sw/dims.png").stat().st_size > 5000
+    assert (tmp_path / "sw/experts.png").exists()

@@ -54,7 +54,7 @@ def test_dense_equals_sparse(aggr, make_topology, output_ports):
 def test_unequal_sizes_fall_back_to_sparse():
     agent = Agent(ExpertPolicy(16, 8, 8, 4), FullyConnected())
     assert agent._dense_adjacency(agent.init_state([3, 4], 3)) is None
-    assert agent._dense_adjacency(agent.init_state([100], 3)) is None  # above dense_max_nodes
+    assert agent._dense_adjacency(agent.init_state([300], 3)) is None  # above dense_max_nodes
 
 
 def test_bad_dense_mode():

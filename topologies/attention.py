@@ -6,7 +6,7 @@ import math
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.utils import softmax
+from torch_geometric.utils import softmax, to_dense_batch
 
 from badger_graph.state import ExpertGraph
 from badger_graph.topologies.base import EdgeSet, Topology, all_pairs, equal_sizes
@@ -114,7 +114,12 @@ class Attention(Topology):
         if not self.self_loops:
             valid &= cols.unsqueeze(0) != state.local_index.unsqueeze(1)
         send = torch.where(valid, send, torch.zeros_like(send))
-        s = (q.unsqueeze(1) * k[send]).sum(-1) / math.sqrt(self.key_channels)
+        # scores of every receiver against its agent's senders by one batched product per
+        # agent ([B, n, n]); never an [N, n, K] intermediate
+        qd, _ = to_dense_batch(q, state.batch, max_num_nodes=n_max, batch_size=state.num_agents)
+        kd, _ = to_dense_batch(k, state.batch, max_num_nodes=n_max, batch_size=state.num_agents)
+        s = torch.bmm(qd, kd.transpose(1, 2))[state.batch, state.local_index]
+        s = s / math.sqrt(self.key_channels)
         s = s.masked_fill(~valid, float("-inf"))
         kk = min(self.top_k, n_max)
         top, idx = s.topk(kk, dim=1)

@@ -1,0 +1,95 @@
+"""Curricula as Lightning callbacks: what the training episodes look like at each step.
+
+Each callback writes into ``BadgerModule.curriculum`` before every training batch, as a
+pure function of ``trainer.global_step`` (so a resumed run follows the same curriculum).
+The module draws the batch's ``d`` and number of experts from the batch's own seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lightning.pytorch.callbacks import Callback
+
+
+def _check_range(name: str, value: Sequence[int] | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if len(value) != 2:
+        raise ValueError(f"{name} must be [low, high], got {list(value)}")
+    lo, hi = int(value[0]), int(value[1])
+    if lo < 1 or hi < lo:
+        raise ValueError(f"{name} must satisfy 1 <= low <= high, got [{lo}, {hi}] (empty range)")
+    return lo, hi
+
+
+class RangeCurriculum(Callback):
+    """Sample ``d`` and/or the number of experts uniformly from a range per training batch.
+
+    Args:
+        num_outputs (list of two ints, optional): ``[low, high]`` of ``d`` (inclusive).
+        num_experts (list of two ints, optional): ``[low, high]`` of experts (inclusive).
+        start_step (int, optional): first training batch it applies to. (default: :obj:`0`)
+        end_step (int, optional): first batch it no longer applies to. (default: never)
+    """
+
+    def __init__(
+        self,
+        num_outputs: Sequence[int] | None = None,
+        num_experts: Sequence[int] | None = None,
+        start_step: int = 0,
+        end_step: int | None = None,
+    ) -> None:
+        self.num_outputs = _check_range("num_outputs", num_outputs)
+        self.num_experts = _check_range("num_experts", num_experts)
+        if start_step < 0 or (end_step is not None and end_step <= start_step):
+            raise ValueError(
+                f"need 0 <= start_step < end_step, got start_step={start_step}, end_step={end_step}"
+            )
+        self.start_step = start_step
+        self.end_step = end_step
+
+    def active(self, step: int) -> bool:
+        """Whether this range applies at training batch ``step``."""
+        return self.start_step <= step and (self.end_step is None or step < self.end_step)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        """Set (or clear) the ranges for this batch."""
+        if not self.active(trainer.global_step):
+            return
+        for key in ("num_outputs", "num_experts"):
+            value = getattr(self, key)
+            if value is not None:
+                pl_module.curriculum[key] = value
+
+
+class AddressCurriculum(Callback):
+    """Fixed port addresses first, random addresses per episode afterwards.
+
+    For the first ``fixed_steps`` batches every episode of a batch shares one set of
+    addresses, re-drawn every ``redraw_every`` batches.
+
+    Args:
+        fixed_steps (int, optional): batches with fixed addresses. (default: :obj:`3000`)
+        redraw_every (int, optional): batches between re-draws. (default: :obj:`600`)
+        seed (int, optional): seed of the fixed addresses. (default: :obj:`0`)
+    """
+
+    def __init__(self, fixed_steps: int = 3000, redraw_every: int = 600, seed: int = 0) -> None:
+        if fixed_steps < 0:
+            raise ValueError(f"fixed_steps must be >= 0, got {fixed_steps}")
+        if redraw_every < 1:
+            raise ValueError(f"redraw_every must be >= 1, got {redraw_every}")
+        self.fixed_steps = fixed_steps
+        self.redraw_every = redraw_every
+        self.seed = seed
+
+    def address_seed(self, step: int) -> int | None:
+        """Seed of the fixed addresses at training batch ``step`` (``None``: random)."""
+        if step >= self.fixed_steps:
+            return None
+        return self.seed * 1_000_003 + step // self.redraw_every
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        """Fix or free the addresses for this batch."""
+        pl_module.curriculum["address_seed"] = self.address_seed(trainer.global_step)

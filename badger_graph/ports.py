@@ -1,0 +1,111 @@
+r"""Addressed output ports: experts write to and read from outputs by attention (Fig. 7)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.utils import scatter, softmax
+
+from badger_graph.state import ExpertGraph, Role
+
+
+def random_addresses(
+    num_agents: int,
+    num_outputs: int,
+    channels: int,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""Random port addresses ``[B, d, A]``.
+
+    Unit-norm Gaussian directions scaled by :math:`\sqrt{A}`.
+    """
+    a = torch.randn(num_agents, num_outputs, channels, generator=generator)
+    return a / a.norm(dim=-1, keepdim=True).clamp(min=1e-12) * math.sqrt(channels)
+
+
+class AddressedPorts(nn.Module):
+    r"""Output ports addressed by random vectors, written and read by attention.
+
+    Each output dimension is a port node with an address :math:`a_p` (fresh per episode or
+    fixed by a curriculum) and a value :math:`o_p`. After the policy's rounds, every expert
+    :math:`e` of the agent picks ports by attention and pushes a bounded value:
+
+    .. math::
+        w_{ep} = \mathrm{softmax}_p\left(\tau\,\frac{(W_q h_e)^\top a_p}{\sqrt{A}}\right),
+        \qquad
+        o_p \leftarrow \mathrm{clip}\left(o_p + \frac{\sum_e w_{ep}\tanh(w_v^\top h_e)}
+        {\sum_e w_{ep} + 1},\ \pm o_{\max}\right)
+
+    and reads the current values back the same way,
+    :math:`r_e = \sum_p \mathrm{softmax}_p(\tau (W_r h_e)^\top a_p / \sqrt{A})\, o_p`,
+    which the agent writes into the expert's ``signal`` input for the next step. No
+    parameter depends on the number of ports or experts.
+
+    Args:
+        hidden_channels (int): width of the expert states.
+        address_channels (int, optional): width :math:`A` of an address. (default: :obj:`16`)
+        temperature (float, optional): :math:`\tau`. (default: :obj:`2.5`)
+        max_value (float, optional): :math:`o_{\max}`. (default: :obj:`1.5`)
+    """
+
+    def __init__(
+        self,
+        hidden_channels: int,
+        address_channels: int = 16,
+        temperature: float = 2.5,
+        max_value: float = 1.5,
+    ) -> None:
+        super().__init__()
+        if not isinstance(address_channels, int) or address_channels < 1:
+            raise ValueError(f"address_channels must be an int >= 1, got {address_channels!r}")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if max_value <= 0:
+            raise ValueError(f"max_value must be > 0, got {max_value}")
+        self.hidden_channels = hidden_channels
+        self.address_channels = address_channels
+        self.temperature = float(temperature)
+        self.max_value = float(max_value)
+        self.lin_write = nn.Linear(hidden_channels, address_channels)
+        self.lin_value = nn.Linear(hidden_channels, 1)
+        self.lin_read = nn.Linear(hidden_channels, address_channels)
+
+    def pairs(self, state: ExpertGraph) -> Tensor:
+        """All (expert, port) pairs of the same agent, ``[2, E]``."""
+        from badger_graph.topologies.base import all_pairs
+
+        ei = all_pairs(state, self_loops=False)
+        role = state.role
+        keep = (role[ei[0]] == int(Role.EXPERT)) & (role[ei[1]] == int(Role.OUTPUT))
+        return ei[:, keep]
+
+    def _attention(self, q: Tensor, state: ExpertGraph, pairs: Tensor) -> Tensor:
+        e, p = pairs
+        score = (q[e] * state.address[p]).sum(-1) * (
+            self.temperature / math.sqrt(self.address_channels)
+        )
+        return softmax(score, e, num_nodes=state.num_nodes)  # over the ports of each expert
+
+    def write(self, state: ExpertGraph, pairs: Tensor) -> Tensor:
+        """New port values ``[N]`` after every expert's push."""
+        e, p = pairs
+        w = self._attention(self.lin_write(state.h), state, pairs)
+        v = torch.tanh(self.lin_value(state.h)).squeeze(-1)
+        push = scatter(w * v[e], p, 0, dim_size=state.num_nodes, reduce="sum")
+        mass = scatter(w, p, 0, dim_size=state.num_nodes, reduce="sum")
+        value = state.value + push / (mass + 1.0)
+        return value.clamp(-self.max_value, self.max_value)
+
+    def read(self, state: ExpertGraph, pairs: Tensor) -> Tensor:
+        """What each expert reads back from the ports, ``[N]`` (0 for non-experts)."""
+        e, p = pairs
+        w = self._attention(self.lin_read(state.h), state, pairs)
+        return scatter(w * state.value[p], e, 0, dim_size=state.num_nodes, reduce="sum")
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}(address={self.address_channels}, "
+            f"temperature={self.temperature}, max_value={self.max_value})"
+        )

@@ -1,0 +1,128 @@
+import pytest
+import torch
+
+from badger_graph import Agent, BadgerModule, ExpertGraph, ExpertPolicy
+from badger_graph.curriculum import AddressCurriculum, RangeCurriculum
+from badger_graph.ports import AddressedPorts, random_addresses
+from badger_graph.tasks import GuessingGame
+from badger_graph.tasks.guessing_game import GuessingEpisode
+from badger_graph.topologies import FullyConnected
+
+
+def _agent(dense="auto"):
+    torch.manual_seed(0)
+    policy = ExpertPolicy(16, 8, 8, 4)
+    agent = Agent(policy, FullyConnected(), ports=AddressedPorts(16, 4), dense=dense)
+    with torch.no_grad():
+        for p in agent.parameters():
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(1)) * 0.3)
+    return agent
+
+
+def _run(agent, target, addresses, experts=5, steps=6):
+    game = GuessingGame(target.size(1), feedback_to="all")
+    state = agent.init_state(
+        experts, target.size(1), num_agents=target.size(0), addresses=addresses
+    )
+    return agent(game, GuessingEpisode(target, "scalar"), state, steps)
+
+
+def test_parameter_count_independent_of_d_and_experts():
+    agent = _agent()
+    n = sum(p.numel() for p in agent.parameters())
+    for d, e in ((1, 3), (4, 7), (20, 2)):
+        target = torch.rand(2, d) * 2 - 1
+        life = _run(agent, target, random_addresses(2, d, 4), experts=e)
+        assert life.actions.shape == (6, 2, d)
+        assert life.actions.abs().max() <= 1.5  # bounded port values
+    assert sum(p.numel() for p in agent.parameters()) == n
+
+
+def test_permuting_ports_with_addresses_permutes_outputs():
+    agent = _agent()
+    target = torch.rand(3, 4, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    addr = random_addresses(3, 4, 4, torch.Generator().manual_seed(3))
+    ref = _run(agent, target, addr)
+    perm = torch.tensor([2, 0, 3, 1])
+    out = _run(agent, target[:, perm], addr[:, perm])
+    torch.testing.assert_close(out.actions, ref.actions[:, :, perm], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out.errors, ref.errors, rtol=1e-4, atol=1e-5)
+
+
+def test_ports_dense_equals_sparse():
+    target = torch.rand(3, 3) * 2 - 1
+    addr = random_addresses(3, 3, 4)
+    a = _run(_agent("auto"), target, addr)
+    b = _run(_agent("never"), target, addr)
+    torch.testing.assert_close(a.actions, b.actions, rtol=1e-4, atol=1e-5)
+
+
+def test_changing_d_needs_no_new_module():
+    model = BadgerModule(
+        ExpertPolicy(16, 8, 8, 4),
+        FullyConnected(),
+        GuessingGame(3, feedback_to="all"),
+        num_experts=6,
+        ports=AddressedPorts(16, 4),
+    )
+    for d in (1, 3, 9):
+        assert model.lifetime(0, 2, num_outputs=d).actions.shape == (20, 2, d)
+
+
+def test_curriculum_sets_ranges_and_fixed_addresses():
+    model = BadgerModule(
+        ExpertPolicy(16, 8, 8, 4),
+        FullyConnected(),
+        GuessingGame(3, feedback_to="all"),
+        num_experts=6,
+        ports=AddressedPorts(16, 4),
+    )
+    cur = AddressCurriculum(fixed_steps=10, redraw_every=4)
+    assert cur.address_seed(0) == cur.address_seed(3) != cur.address_seed(4)
+    assert cur.address_seed(10) is None
+    model.curriculum = {
+        "num_outputs": (2, 5),
+        "num_experts": (3, 8),
+        "address_seed": cur.address_seed(0),
+    }
+    seen = set()
+    for seed in range(30):
+        ep, state = model.begin(seed, 4, train=True)
+        d = ep.num_outputs
+        seen.add(d)
+        assert 2 <= d <= 5
+        assert 3 <= int(state.num_experts()[0]) <= 8
+        ports = state.output_index >= 0
+        addr = state.address[ports].view(4, d, -1)
+        assert torch.equal(addr[0], addr[3])  # fixed: the same addresses in every episode
+    assert seen == {2, 3, 4, 5}
+    ep, state = model.begin(0, 4)  # evaluation ignores the curriculum
+    assert ep.num_outputs == 3
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: RangeCurriculum(num_outputs=[4, 3]), "empty range"),
+        (lambda: RangeCurriculum(num_outputs=[0, 3]), "empty range"),
+        (lambda: RangeCurriculum(num_experts=[3]), r"\[low, high\]"),
+        (lambda: RangeCurriculum(start_step=5, end_step=5), "start_step"),
+        (lambda: AddressCurriculum(redraw_every=0), "redraw_every"),
+        (lambda: AddressedPorts(16, 0), "address_channels"),
+        (lambda: AddressedPorts(16, 4, temperature=0), "temperature"),
+    ],
+)
+def test_bad_input(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+def test_bad_addresses():
+    with pytest.raises(ValueError, match="addresses must have shape"):
+        ExpertGraph.create(
+            3, 2, 8, 2, num_agents=2, output_ports=True, addresses=torch.zeros(2, 3, 4)
+        )
+    with pytest.raises(ValueError, match="output_ports"):
+        ExpertGraph.create(3, 2, 8, 2, num_agents=2, addresses=torch.zeros(2, 2, 4))
+    with pytest.raises(ValueError, match="num_outputs"):
+        GuessingGame(3).reset(2, num_outputs=0)
