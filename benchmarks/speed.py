@@ -104,15 +104,21 @@ def policy_row(n: int, topo_name: str, backward: bool) -> dict:
     }
 
 
-def _subprocess(*args) -> dict:
+def _subprocess(*args) -> dict | None:
     """Run one row in a fresh process, so that its peak memory is its own."""
     out = subprocess.run(
         [sys.executable, __file__, "--row", *map(str, args)],
         capture_output=True,
         text=True,
-        check=True,
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    if out.returncode != 0:
+        print(
+            f"  row {args} failed (exit {out.returncode}): {out.stderr.strip()[-200:]}", flush=True
+        )
+        return None
+    row = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"  {row}", flush=True)
+    return row
 
 
 def train_rows(quick: bool) -> list[dict]:
@@ -225,7 +231,8 @@ def lifetime_row(T: int, tbptt: int) -> dict:
 
 def lifetime_rows(quick: bool) -> list[dict]:
     Ts = [10, 40, 160] if quick else [10, 40, 160, 640]
-    return [_subprocess("lifetime", T, tbptt) for tbptt in (0, 10) for T in Ts]
+    rows = [_subprocess("lifetime", T, tbptt) for tbptt in (0, 10) for T in Ts]
+    return [r for r in rows if r is not None]
 
 
 def _print(title: str, rows: list[dict]) -> None:
@@ -274,7 +281,9 @@ def main() -> None:
                 for bwd in (False, True):
                     if topo == "attn" and n >= 1_000_000 and bwd:
                         continue
-                    rows.append(_subprocess("policy", n, topo, int(bwd)))
+                    row = _subprocess("policy", n, topo, int(bwd))
+                    if row is not None:
+                        rows.append(row)
         for r in rows:
             r["pct_of_matmul"] = 100 * r["gflops"] / r["matmul_gflops"]
             r["bytes_per_expert_and_edge"] = r["peak_mem_mb"] * 2**20 / (r["N"] + r["E"])
