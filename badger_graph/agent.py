@@ -30,6 +30,8 @@ class StepRecord:
         states (list of torch.Tensor): per round, the ``[N, H]`` states after the round.
         batch (torch.Tensor): agent of each node at this step.
         role (torch.Tensor): role of each node at this step.
+        output_index (torch.Tensor): output each node owns (``-1``: none).
+        action (torch.Tensor): ``[B, d]`` outputs read after this step.
     """
 
     step: int
@@ -39,6 +41,8 @@ class StepRecord:
     states: list[Tensor]
     batch: Tensor
     role: Tensor
+    output_index: Tensor | None = None
+    action: Tensor | None = None
 
 
 @dataclasses.dataclass
@@ -271,6 +275,7 @@ class Agent(nn.Module):
                 states=states,
                 batch=state.batch,
                 role=state.role,
+                output_index=state.output_index,
             )
         return state.replace(h=h, step=state.step + 1), rec
 
@@ -346,6 +351,8 @@ class Agent(nn.Module):
             if self.ports is not None:
                 state = state.replace(value=self.ports.write(state, pairs))
             action = self.read(state)
+            if rec is not None:
+                rec.action = action.detach()
             result = episode.step(action)
             actions.append(action)
             errors.append(result.error)

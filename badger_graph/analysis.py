@@ -24,8 +24,9 @@ ROLE_NAMES = {int(Role.EXPERT): "expert", int(Role.INPUT): "input", int(Role.OUT
 def step_graph(record: StepRecord, agent: int = 0, round: int = -1) -> nx.DiGraph:
     """The communication graph of one agent at one step (one round, default the last).
 
-    Nodes are the agent's local indices with attributes ``role``, ``state_norm``; edges
-    carry ``message_norm`` (L2 norm of the message sent on it) and ``weight`` (the topology's
+    Nodes are the agent's local indices with attributes ``role``, ``state_norm``,
+    ``output`` (the output dimension the node owns, -1 for none) and ``output_value`` (that
+    output's value after this step, 0 for none); edges carry ``message_norm`` (L2 norm of the message sent on it) and ``weight`` (the topology's
     edge weight, 1 when unweighted).
     """
     batch = record.batch.cpu()
@@ -36,11 +37,16 @@ def step_graph(record: StepRecord, agent: int = 0, round: int = -1) -> nx.DiGrap
     g = nx.DiGraph(step=record.step, agent=agent)
     states = record.states[round].cpu()
     role = record.role.cpu()
+    owns = record.output_index.cpu() if record.output_index is not None else None
+    action = record.action.cpu() if record.action is not None else None
     for n in nodes.tolist():
+        k = int(owns[n]) if owns is not None else -1
         g.add_node(
             n - lo,
             role=ROLE_NAMES.get(int(role[n]), "other"),
             state_norm=float(states[n].norm()),
+            output=k,
+            output_value=float(action[agent, k]) if (k >= 0 and action is not None) else 0.0,
         )
     src, dst = record.edge_index.cpu()
     keep = (batch[dst] == agent).nonzero().squeeze(1)

@@ -85,7 +85,7 @@ def policy_row(n: int, topo_name: str, backward: bool) -> dict:
         if backward:
             out.sum().backward()
 
-    run()  # warm-up; the peak below is the timed passes' own
+    # peak memory of the passes above what the process held before them (state, edges, model)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t = _timeit(run, min_time=0.5 if n < 100_000 else 0.0, min_reps=2 if n < 1_000_000 else 1)
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -215,7 +215,6 @@ def lifetime_row(T: int, tbptt: int) -> dict:
         inner_steps=T,
         truncate_bptt=tbptt or None,
     )
-    model.backward_lifetime(0, 2)  # warm-up
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     model.backward_lifetime(1, 16)

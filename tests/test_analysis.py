@@ -73,3 +73,11 @@ def test_unrecorded_lifetime_is_rejected():
     )
     with pytest.raises(ValueError, match="record=True"):
         analysis.lifetime_graphs(life)
+
+
+def test_node_attributes_carry_outputs():
+    life = _life()
+    g = analysis.step_graph(life.records[-1], agent=0)
+    assert [g.nodes[n]["output"] for n in range(4)] == [0, 1, 2, -1]
+    assert g.nodes[1]["output_value"] == pytest.approx(float(life.actions[-1, 0, 1]))
+    assert g.nodes[0]["role"] == "expert"
