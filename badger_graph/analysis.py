@@ -26,8 +26,8 @@ def step_graph(record: StepRecord, agent: int = 0, round: int = -1) -> nx.DiGrap
 
     Nodes are the agent's local indices with attributes ``role``, ``state_norm``,
     ``output`` (the output dimension the node owns, -1 for none) and ``output_value`` (that
-    output's value after this step, 0 for none); edges carry ``message_norm`` (L2 norm of the message sent on it) and ``weight`` (the topology's
-    edge weight, 1 when unweighted).
+    output's value after this step, 0 for none); edges carry ``message_norm`` (L2 norm of
+    the message sent on it) and ``weight`` (the topology's edge weight, 1 when unweighted).
     """
     batch = record.batch.cpu()
     nodes = (batch == agent).nonzero().squeeze(1)

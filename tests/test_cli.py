@@ -8,6 +8,8 @@ from badger_graph import BadgerModule
 from badger_graph.cli import build_from_config, cli_main
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+
+
 def _cfg(name: str) -> str:
     return str(next(c for c in CONFIGS if c.name == name))
 
