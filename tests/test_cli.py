@@ -178,3 +178,58 @@ def test_sweep_on_tiny_checkpoint(tmp_path, monkeypatch):
     assert len((tmp_path / "sw/experts.csv").read_text().splitlines()) == 3
     assert (tmp_path / "sw/dims.png").stat().st_size > 5000
     assert (tmp_path / "sw/experts.png").exists()
+
+
+def test_analyze_and_eval_growth_from_the_command_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    cfg = _cfg("guessing_game.yaml")
+    cli_main(
+        [
+            "fit",
+            "--config",
+            cfg,
+            "--trainer.max_steps",
+            "2",
+            "--trainer.val_check_interval",
+            "2",
+            *SMALL,
+        ]
+    )
+    ckpt = str(tmp_path / "runs/guessing_game/checkpoints/last.ckpt")
+    capsys.readouterr()
+    cli_main(
+        [
+            "test",
+            "--config",
+            cfg,
+            "--ckpt_path",
+            ckpt,
+            "--model.eval_num_experts",
+            "5",
+            "--model.eval_growth",
+            "[{step: 10, count: 3, mode: clone}]",
+            *SMALL,
+        ]
+    )
+    assert "test/final_error" in capsys.readouterr().out
+    cli_main(["analyze", "--config", cfg, "--ckpt_path", ckpt, "--out", "an", "--episodes", "4"])
+    out = tmp_path / "an"
+    metrics = __import__("json").loads((out / "metrics.json").read_text())
+    assert set(metrics["out_strength"]) == {"0", "1", "2"}
+    assert len(metrics["growth"]) == 5
+    for name in ("messages", "communication", "heatmap", "growth"):
+        assert (out / f"{name}.png").stat().st_size > 5000
+    assert len(list((out / "graphs").glob("*.graphml"))) == 21
+    with pytest.raises(ValueError, match="growth at step 25"):
+        cli_main(
+            [
+                "test",
+                "--config",
+                cfg,
+                "--ckpt_path",
+                ckpt,
+                "--model.eval_growth",
+                "[{step: 25, count: 3}]",
+                *SMALL,
+            ]
+        )
