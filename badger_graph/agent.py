@@ -148,7 +148,7 @@ class Agent(nn.Module):
     def init_state(
         self,
         num_experts: int | Sequence[int],
-        num_outputs: int,
+        num_outputs: int | Sequence[int],
         num_agents: int | None = None,
         generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
@@ -161,7 +161,8 @@ class Agent(nn.Module):
         """
         if self.ports is not None and addresses is None:
             B = num_agents if isinstance(num_experts, int) else len(num_experts)
-            addresses = random_addresses(B, num_outputs, self.ports.address_channels, generator)
+            d = num_outputs if isinstance(num_outputs, int) else max(num_outputs, default=1)
+            addresses = random_addresses(B, d, self.ports.address_channels, generator)
         return ExpertGraph.create(
             num_experts,
             num_outputs,

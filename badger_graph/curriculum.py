@@ -31,6 +31,8 @@ class RangeCurriculum(Callback):
         num_experts (list of two ints, optional): ``[low, high]`` of experts (inclusive).
         start_step (int, optional): first training batch it applies to. (default: :obj:`0`)
         end_step (int, optional): first batch it no longer applies to. (default: never)
+        per_agent (bool, optional): draw ``d`` for every agent of the batch separately
+            (agents of one batch then have different numbers of ports). (default: ``False``)
     """
 
     def __init__(
@@ -39,7 +41,9 @@ class RangeCurriculum(Callback):
         num_experts: Sequence[int] | None = None,
         start_step: int = 0,
         end_step: int | None = None,
+        per_agent: bool = False,
     ) -> None:
+        self.per_agent = per_agent
         self.num_outputs = _check_range("num_outputs", num_outputs)
         self.num_experts = _check_range("num_experts", num_experts)
         if start_step < 0 or (end_step is not None and end_step <= start_step):
@@ -61,6 +65,7 @@ class RangeCurriculum(Callback):
             value = getattr(self, key)
             if value is not None:
                 pl_module.curriculum[key] = value
+        pl_module.curriculum["per_agent"] = self.per_agent
 
 
 class AddressCurriculum(Callback):

@@ -269,7 +269,10 @@ class BadgerModule(pl.LightningModule):
         cur = self.curriculum if train else {}
         if num_outputs is None and "num_outputs" in cur:
             lo, hi = cur["num_outputs"]
-            num_outputs = int(torch.randint(lo, hi + 1, (1,), generator=g))
+            if cur.get("per_agent"):
+                num_outputs = torch.randint(lo, hi + 1, (batch_size,), generator=g).tolist()
+            else:
+                num_outputs = int(torch.randint(lo, hi + 1, (1,), generator=g))
         if num_experts is None and "num_experts" in cur:
             lo, hi = cur["num_experts"]
             num_experts = int(torch.randint(lo, hi + 1, (1,), generator=g))
@@ -286,9 +289,10 @@ class BadgerModule(pl.LightningModule):
             addresses = random_addresses(
                 1, episode.num_outputs, ports.address_channels, fixed
             ).expand(batch_size, -1, -1)
+        dims = getattr(episode, "dims", None)
         state = self.agent.init_state(
             num_experts or self.hparams.num_experts,
-            episode.num_outputs,
+            episode.num_outputs if dims is None else dims.tolist(),
             num_agents=batch_size,
             generator=g,
             device=self.device,

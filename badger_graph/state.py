@@ -111,7 +111,7 @@ class ExpertGraph:
     def create(
         cls,
         num_experts: int | Sequence[int],
-        num_outputs: int,
+        num_outputs: int | Sequence[int],
         hidden_channels: int,
         identity_channels: int,
         num_agents: int | None = None,
@@ -126,7 +126,8 @@ class ExpertGraph:
         Args:
             num_experts (int or list of int): experts per agent; a list gives each agent its
                 own count.
-            num_outputs (int): output dimensions ``d``.
+            num_outputs (int or list of int): output dimensions ``d``; a list gives each agent
+                its own ``d`` (the state's ``num_outputs`` is then the largest).
             hidden_channels (int): width ``H`` of the internal state.
             identity_channels (int): width of the per-node identity.
             num_agents (int, optional): number of agents B when ``num_experts`` is an int.
@@ -151,21 +152,34 @@ class ExpertGraph:
         for n in counts:
             if n < 1:
                 raise ValueError(f"num_experts must be >= 1 for every agent, got {n}")
-        if num_outputs < 1:
-            raise ValueError(f"num_outputs (d) must be >= 1, got {num_outputs}")
+        if isinstance(num_outputs, int):
+            dims = [num_outputs] * len(counts)
+        else:
+            dims = [int(d) for d in num_outputs]
+            if len(dims) != len(counts):
+                raise ValueError(
+                    f"num_outputs has {len(dims)} entries but there are {len(counts)} agents"
+                )
+        checked = dims if dims else [num_outputs if isinstance(num_outputs, int) else 1]
+        for d in checked:
+            if d < 1:
+                raise ValueError(f"num_outputs (d) must be >= 1, got {d}")
+        d_max = max(checked)
         if hidden_channels < 1:
             raise ValueError(f"hidden_channels must be >= 1, got {hidden_channels}")
         if identity not in ("index", "random"):
             raise ValueError(f"identity must be 'index' or 'random', got {identity!r}")
-        if not output_ports and counts and min(counts) < num_outputs:
+        short = [(n, d) for n, d in zip(counts, dims, strict=True) if n < d]
+        if not output_ports and short:
             raise ValueError(
                 f"without output ports expert i owns output i, so every agent needs at least "
-                f"d={num_outputs} experts; got an agent with {min(counts)} (use output_ports)"
+                f"d experts; got an agent with {short[0][0]} experts and d={short[0][1]} "
+                f"(use output_ports)"
             )
         device = torch.device(device) if device is not None else torch.device("cpu")
         n_exp = torch.tensor(counts, dtype=torch.long, device=device)
-        n_port = num_outputs if output_ports else 0
-        sizes = n_exp + n_port
+        n_out = torch.tensor(dims, dtype=torch.long, device=device)
+        sizes = n_exp + n_out if output_ports else n_exp
         B = len(counts)
         ptr = torch.zeros(B + 1, dtype=torch.long, device=device)
         ptr[1:] = torch.cumsum(sizes, 0)
@@ -180,17 +194,17 @@ class ExpertGraph:
         if output_ports:
             output_index = torch.where(is_port, local - n_exp_node, torch.full_like(local, -1))
         else:
-            output_index = torch.where(local < num_outputs, local, torch.full_like(local, -1))
+            owns = local < n_out[batch]
+            output_index = torch.where(owns, local, torch.full_like(local, -1))
         ident = _make_identity(local, identity_channels, identity, generator, device)
         h = torch.zeros(N, hidden_channels, device=device)
         address = value = None
         if addresses is not None:
             if not output_ports:
                 raise ValueError("addresses need output_ports=True")
-            if addresses.dim() != 3 or addresses.shape[:2] != (B, num_outputs):
+            if addresses.dim() != 3 or addresses.shape[:2] != (B, d_max):
                 raise ValueError(
-                    f"addresses must have shape [B={B}, d={num_outputs}, A], "
-                    f"got {list(addresses.shape)}"
+                    f"addresses must have shape [B={B}, d={d_max}, A], got {list(addresses.shape)}"
                 )
             addresses = addresses.to(device=device, dtype=h.dtype)
             address = h.new_zeros(N, addresses.size(-1))
@@ -207,7 +221,7 @@ class ExpertGraph:
             local_index=local,
             identity=ident,
             output_index=output_index,
-            num_outputs=num_outputs,
+            num_outputs=d_max,
             address=address,
             value=value,
         )

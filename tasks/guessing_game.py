@@ -19,10 +19,17 @@ def guessing_error(action: Tensor, target: Tensor) -> Tensor:
 class GuessingEpisode(Episode):
     """B hidden targets in ``[-1, 1]^d``; each step the agents guess and see their error."""
 
-    def __init__(self, target: Tensor, feedback: str) -> None:
+    def __init__(self, target: Tensor, feedback: str, dims: Tensor | None = None) -> None:
         self.target = target
         self.feedback_mode = feedback
         self.num_agents, self.num_outputs = target.shape
+        #: per-agent d (``None``: all agents have ``num_outputs``); entries beyond an agent's
+        #: d are padding: zero targets, ignored by the error
+        self.dims = dims
+        self.mask = None
+        if dims is not None:
+            cols = torch.arange(self.num_outputs, device=target.device)
+            self.mask = (cols.unsqueeze(0) < dims.unsqueeze(1)).to(target.dtype)
 
     def first(self) -> StepResult:
         """Before the first guess nothing is known: zero feedback."""
@@ -40,10 +47,15 @@ class GuessingEpisode(Episode):
                 f"action must have shape {list(self.target.shape)} (agents × d), "
                 f"got {list(action.shape)}"
             )
-        error = guessing_error(action, self.target)
+        if self.mask is None:
+            error = guessing_error(action, self.target)
+            diff = self.target - action
+        else:
+            diff = (self.target - action) * self.mask
+            error = 3.0 * diff.pow(2).sum(-1) / self.dims.to(diff.dtype)
         if self.feedback_mode == "scalar":
             return StepResult(error=error, feedback=error)
-        return StepResult(error=error, feedback=error, signal=self.target - action)
+        return StepResult(error=error, feedback=error, signal=diff)
 
 
 class GuessingGame(Task):
@@ -80,17 +92,32 @@ class GuessingGame(Task):
         self,
         batch_size: int,
         generator: torch.Generator | None = None,
-        num_outputs: int | None = None,
+        num_outputs: int | Sequence[int] | None = None,
         device: torch.device | str | None = None,
     ) -> GuessingEpisode:
-        """Draw ``batch_size`` targets (on the CPU generator, then moved to ``device``)."""
+        """Draw ``batch_size`` targets (on the CPU generator, then moved to ``device``).
+
+        ``num_outputs`` may be a list: one ``d`` per agent (targets padded to the largest).
+        """
         d = self.num_outputs if num_outputs is None else num_outputs
+        dims = None
+        if not isinstance(d, int):
+            dims = torch.tensor([int(x) for x in d], dtype=torch.long)
+            if dims.numel() != batch_size:
+                raise ValueError(f"num_outputs has {dims.numel()} entries for {batch_size} agents")
+            d = int(dims.max()) if dims.numel() else 1
+            if dims.numel() and int(dims.min()) < 1:
+                raise ValueError(f"num_outputs (d) must be >= 1, got {dims.tolist()}")
         if d < 1:
             raise ValueError(f"num_outputs (d) must be >= 1, got {d}")
         if batch_size < 0:
             raise ValueError(f"batch_size must be >= 0, got {batch_size}")
         target = torch.rand(batch_size, d, generator=generator) * 2 - 1
-        return GuessingEpisode(target.to(device) if device is not None else target, self.feedback)
+        if dims is not None:
+            target = target * (torch.arange(d).unsqueeze(0) < dims.unsqueeze(1))
+            dims = dims.to(device) if device is not None else dims
+        target = target.to(device) if device is not None else target
+        return GuessingEpisode(target, self.feedback, dims)
 
     def chance_level(self, num_outputs: int | None = None) -> float:
         """Expected error of guessing 0: ``3 · E[t²] = 1``."""

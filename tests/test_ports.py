@@ -126,3 +126,46 @@ def test_bad_addresses():
         ExpertGraph.create(3, 2, 8, 2, num_agents=2, addresses=torch.zeros(2, 2, 4))
     with pytest.raises(ValueError, match="num_outputs"):
         GuessingGame(3).reset(2, num_outputs=0)
+
+
+@pytest.mark.parametrize("ports", [True, False])
+def test_agents_with_different_d_in_one_batch_equal_each_alone(ports):
+    torch.manual_seed(0)
+    policy = ExpertPolicy(16, 8, 8, 4)
+    agent = Agent(policy, FullyConnected(), ports=AddressedPorts(16, 4) if ports else None)
+    game = GuessingGame(3, feedback_to="all")
+    dims = [1, 3, 5]
+    ep = game.reset(3, torch.Generator().manual_seed(4), num_outputs=dims)
+    assert ep.target.shape == (3, 5)
+    assert (ep.target[0, 1:] == 0).all()
+    addr = random_addresses(3, 5, 4, torch.Generator().manual_seed(5))
+    state = agent.init_state(6, dims, num_agents=3, addresses=addr if ports else None)
+    together = agent(game, ep, state, 5)
+    for b, d in enumerate(dims):
+        alone_ep = GuessingEpisode(ep.target[b : b + 1, :d], "scalar")
+        alone_state = agent.init_state(
+            6, d, num_agents=1, addresses=addr[b : b + 1, :d] if ports else None
+        )
+        alone = agent(game, alone_ep, alone_state, 5)
+        torch.testing.assert_close(together.errors[:, b], alone.errors[:, 0], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            together.actions[:, b, :d], alone.actions[:, 0], rtol=1e-4, atol=1e-5
+        )
+        assert (together.actions[:, b, d:] == 0).all()
+
+
+def test_per_agent_curriculum():
+    model = BadgerModule(
+        ExpertPolicy(16, 8, 8, 4),
+        FullyConnected(),
+        GuessingGame(3, feedback_to="all"),
+        num_experts=6,
+        ports=AddressedPorts(16, 4),
+    )
+    model.curriculum = {"num_outputs": (1, 6), "per_agent": True}
+    ep, state = model.begin(3, 16, train=True)
+    counts = torch.bincount(state.batch[state.output_index >= 0], minlength=16)
+    assert torch.equal(counts, ep.dims)
+    assert len(set(ep.dims.tolist())) > 1
+    life = model.lifetime(3, 16, train=True)
+    assert torch.isfinite(life.errors).all()
