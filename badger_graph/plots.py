@@ -13,6 +13,16 @@ import torch  # noqa: E402
 from badger_graph.agent import Lifetime  # noqa: E402
 
 
+def _save(fig, out: str | Path) -> Path:
+    """Lay out, write as PNG (creating the folder) and close a figure."""
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def plot_rollout(life: Lifetime, out: str | Path, max_dims: int = 3) -> Path:
     """Agent output vs target per step (one line per episode), plus the message traffic.
 
@@ -54,12 +64,7 @@ def plot_rollout(life: Lifetime, out: str | Path, max_dims: int = 3) -> Path:
         ax.axis("off")
     for k in range(2, axes.shape[1]):
         axes[1, k].axis("off")
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def _plot_messages(ax, life: Lifetime, max_edges: int = 12) -> None:
@@ -93,11 +98,7 @@ def plot_sweep(rows: list[dict], x: str, out: str | Path, label: str) -> Path:
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def plot_communication(graph, out: str | Path, title: str = "") -> Path:
@@ -122,11 +123,7 @@ def plot_communication(graph, out: str | Path, title: str = "") -> Path:
     )
     ax.set_title(title or "communication (width = message strength)")
     ax.axis("off")
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def plot_heatmap(graphs, out: str | Path) -> Path:
@@ -144,22 +141,14 @@ def plot_heatmap(graphs, out: str | Path) -> Path:
     ax.set_ylabel("node")
     ax.set_yticks(range(len(nodes)), [str(n) for n in nodes], fontsize=7)
     fig.colorbar(im, ax=ax, label="out-strength")
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def plot_messages(life: Lifetime, out: str | Path) -> Path:
     """Message dynamics of episode 0 (like the paper's Fig. 8)."""
     fig, ax = plt.subplots(figsize=(6, 4))
     _plot_messages(ax, life)
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def plot_growth(rows: list[dict], out: str | Path) -> Path:
@@ -171,8 +160,4 @@ def plot_growth(rows: list[dict], out: str | Path) -> Path:
     ax.set_xlabel("inner step")
     ax.set_ylabel("mean error")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out)

@@ -155,21 +155,18 @@ def train_rows(quick: bool) -> list[dict]:
         loss.backward()
         dopt.step()
 
-    fig7 = BadgerModule(
-        ExpertPolicy(aggr="weighted"),
-        Attention(HIDDEN, 32),
-        GuessingGame(3, feedback_to="all"),
-        num_experts=20,
-        output_ports=True,
-    )
-    fig7_sparse = BadgerModule(
-        ExpertPolicy(aggr="weighted"),
-        Attention(HIDDEN, 32),
-        GuessingGame(3, feedback_to="all"),
-        num_experts=20,
-        output_ports=True,
-        dense="never",
-    )
+    def fig7_setup(dense: str) -> BadgerModule:
+        # the Fig. 7 setup: 20 experts + 3 output ports, attention (key 32)
+        return BadgerModule(
+            ExpertPolicy(aggr="weighted"),
+            Attention(HIDDEN, 32),
+            GuessingGame(3, feedback_to="all"),
+            num_experts=20,
+            output_ports=True,
+            dense=dense,
+        )
+
+    fig7, fig7_sparse = fig7_setup("auto"), fig7_setup("never")
     cases = [
         ("Fig. 6 (B=256, 3 experts, T=20)", "badger_graph (auto: dense path)", lib_step(fig6, 256)),
         (

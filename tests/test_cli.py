@@ -17,6 +17,25 @@ def _cfg(name: str) -> str:
 SMALL = ["--data.val_episodes", "16", "--data.test_episodes", "16", "--data.batch_size", "8"]
 
 
+def _tiny_fit(tmp_path, config: str, steps: int = 2, *extra: str) -> str:
+    """Train a few batches of ``config`` in ``tmp_path``; return the last checkpoint."""
+    cli_main(
+        [
+            "fit",
+            "--config",
+            _cfg(config),
+            "--trainer.max_steps",
+            str(steps),
+            "--trainer.val_check_interval",
+            str(steps),
+            *extra,
+            *SMALL,
+        ]
+    )
+    name = config.removesuffix(".yaml")
+    return str(tmp_path / f"runs/{name}/checkpoints/last.ckpt")
+
+
 def test_configs_exist():
     names = {c.name for c in CONFIGS}
     assert {
@@ -49,19 +68,7 @@ def test_print_config_round_trips(config, tmp_path, capsys):
 def test_fit_then_test_prints_error_and_checkpoint_loads(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     cfg = _cfg("guessing_game.yaml")
-    cli_main(
-        [
-            "fit",
-            "--config",
-            cfg,
-            "--trainer.max_steps",
-            "3",
-            "--trainer.val_check_interval",
-            "3",
-            *SMALL,
-        ]
-    )
-    ckpt = tmp_path / "runs/guessing_game/checkpoints/last.ckpt"
+    ckpt = Path(_tiny_fit(tmp_path, "guessing_game.yaml", 3))
     assert ckpt.exists()
     assert (tmp_path / "runs/guessing_game/checkpoints/best.ckpt").exists()
     capsys.readouterr()
@@ -139,24 +146,15 @@ def test_truncated_bptt_trains_through_trainer(tmp_path, monkeypatch):
 
 def test_sweep_on_tiny_checkpoint(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg = _cfg("fig7_d3.yaml")
-    cli_main(
-        [
-            "fit",
-            "--config",
-            cfg,
-            "--trainer.max_steps",
-            "2",
-            "--trainer.val_check_interval",
-            "2",
-            "--model.policy.init_args.hidden_channels",
-            "8",
-            "--model.ports.init_args.hidden_channels",
-            "8",
-            *SMALL,
-        ]
+    ckpt = _tiny_fit(
+        tmp_path,
+        "fig7_d3.yaml",
+        2,
+        "--model.policy.init_args.hidden_channels",
+        "8",
+        "--model.ports.init_args.hidden_channels",
+        "8",
     )
-    ckpt = tmp_path / "runs/fig7_d3/checkpoints/last.ckpt"
     cli_main(
         [
             "sweep",
@@ -183,19 +181,7 @@ def test_sweep_on_tiny_checkpoint(tmp_path, monkeypatch):
 def test_analyze_and_eval_growth_from_the_command_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     cfg = _cfg("guessing_game.yaml")
-    cli_main(
-        [
-            "fit",
-            "--config",
-            cfg,
-            "--trainer.max_steps",
-            "2",
-            "--trainer.val_check_interval",
-            "2",
-            *SMALL,
-        ]
-    )
-    ckpt = str(tmp_path / "runs/guessing_game/checkpoints/last.ckpt")
+    ckpt = _tiny_fit(tmp_path, "guessing_game.yaml")
     capsys.readouterr()
     cli_main(
         [

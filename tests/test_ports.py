@@ -19,6 +19,16 @@ def _agent(dense="auto"):
     return agent
 
 
+def _model():
+    return BadgerModule(
+        ExpertPolicy(16, 8, 8, 4),
+        FullyConnected(),
+        GuessingGame(3, feedback_to="all"),
+        num_experts=6,
+        ports=AddressedPorts(16, 4),
+    )
+
+
 def _run(agent, target, addresses, experts=5, steps=6):
     game = GuessingGame(target.size(1), feedback_to="all")
     state = agent.init_state(
@@ -58,25 +68,13 @@ def test_ports_dense_equals_sparse():
 
 
 def test_changing_d_needs_no_new_module():
-    model = BadgerModule(
-        ExpertPolicy(16, 8, 8, 4),
-        FullyConnected(),
-        GuessingGame(3, feedback_to="all"),
-        num_experts=6,
-        ports=AddressedPorts(16, 4),
-    )
+    model = _model()
     for d in (1, 3, 9):
         assert model.lifetime(0, 2, num_outputs=d).actions.shape == (20, 2, d)
 
 
 def test_curriculum_sets_ranges_and_fixed_addresses():
-    model = BadgerModule(
-        ExpertPolicy(16, 8, 8, 4),
-        FullyConnected(),
-        GuessingGame(3, feedback_to="all"),
-        num_experts=6,
-        ports=AddressedPorts(16, 4),
-    )
+    model = _model()
     cur = AddressCurriculum(fixed_steps=10, redraw_every=4)
     assert cur.address_seed(0) == cur.address_seed(3) != cur.address_seed(4)
     assert cur.address_seed(10) is None
@@ -155,13 +153,7 @@ def test_agents_with_different_d_in_one_batch_equal_each_alone(ports):
 
 
 def test_per_agent_curriculum():
-    model = BadgerModule(
-        ExpertPolicy(16, 8, 8, 4),
-        FullyConnected(),
-        GuessingGame(3, feedback_to="all"),
-        num_experts=6,
-        ports=AddressedPorts(16, 4),
-    )
+    model = _model()
     model.curriculum = {"num_outputs": (1, 6), "per_agent": True}
     ep, state = model.begin(3, 16, train=True)
     counts = torch.bincount(state.batch[state.output_index >= 0], minlength=16)
