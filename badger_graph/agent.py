@@ -338,11 +338,7 @@ class Agent(nn.Module):
             if events:
                 static = self.static_features(state, task)
             if detach_feedback:
-                result = StepResult(
-                    error=result.error,
-                    feedback=None if result.feedback is None else result.feedback.detach(),
-                    signal=None if result.signal is None else result.signal.detach(),
-                )
+                result = result.detach()
             x = self.write(state, result, static, state.step / total)
             if self.ports is not None:
                 pairs = self.ports.pairs(state)

@@ -128,9 +128,7 @@ def metrics(graphs: list[nx.DiGraph], roles_k: int = 2) -> dict:
         union = ea | eb
         change.append(1.0 - len(ea & eb) / len(union) if union else 0.0)
     entropy = [sum(h.values()) / max(1, len(h)) for h in (attention_entropy(g) for g in graphs)]
-    profile = torch.tensor(
-        [[dict(g.out_degree(weight="message_norm")).get(n, 0.0) for g in graphs] for n in agg.nodes]
-    )
+    profile = out_strength_profile(graphs, list(agg.nodes), fill=0.0)
     roles = _kmeans(profile, min(roles_k, len(agg))) if len(agg) else []
     return {
         "num_nodes": agg.number_of_nodes(),
@@ -144,6 +142,12 @@ def metrics(graphs: list[nx.DiGraph], roles_k: int = 2) -> dict:
         "topology_change_per_step": change,
         "roles": {int(n): int(r) for n, r in zip(agg.nodes, roles, strict=True)},
     }
+
+
+def out_strength_profile(graphs: list[nx.DiGraph], nodes: list, fill: float) -> torch.Tensor:
+    """Out-strength (sum of sent message norms) of ``nodes`` × steps; ``fill`` where absent."""
+    per_step = [dict(g.out_degree(weight="message_norm")) for g in graphs]
+    return torch.tensor([[s.get(n, fill) for s in per_step] for n in nodes])
 
 
 def _kmeans(x: torch.Tensor, k: int, iters: int = 50) -> list[int]:

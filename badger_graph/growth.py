@@ -119,22 +119,19 @@ def grow(
         ident_add = ident.to(state.identity)
     else:
         ident_add = index_identity(new_local, state.identity.size(1)).to(state.identity)
-    changes = {
-        "h": place(state.h, h_add),
-        "batch": place(state.batch, new_batch_of_added),
-        "ptr": new_ptr,
-        "role": place(state.role, torch.full_like(new_local, int(Role.EXPERT))),
-        "local_index": place(state.local_index, new_local),
-        "identity": place(state.identity, ident_add),
-        "output_index": place(state.output_index, torch.full_like(new_local, -1)),
+    added = {
+        "h": h_add,
+        "batch": new_batch_of_added,
+        "role": torch.full_like(new_local, int(Role.EXPERT)),
+        "local_index": new_local,
+        "identity": ident_add,
+        "output_index": torch.full_like(new_local, -1),
     }
-    if state.address is not None:
-        changes["address"] = place(
-            state.address, state.address.new_zeros(n_added, state.address.size(1))
-        )
-    if state.value is not None:
-        changes["value"] = place(state.value, state.value.new_zeros(n_added))
-    return state.replace(**changes)
+    changes = {
+        name: place(old, added[name] if name in added else old.new_zeros(n_added, *old.shape[1:]))
+        for name, old in state.node_tensors().items()
+    }  # address and port value: zero for new experts
+    return state.replace(ptr=new_ptr, **changes)
 
 
 def remove(state: ExpertGraph, agent: int, experts: Sequence[int]) -> ExpertGraph:
@@ -164,19 +161,7 @@ def remove(state: ExpertGraph, agent: int, experts: Sequence[int]) -> ExpertGrap
     sizes[agent] -= len(experts)
     ptr = torch.zeros_like(state.ptr)
     ptr[1:] = torch.cumsum(sizes, 0)
-    batch = state.batch[keep]
-    local = torch.arange(int(keep.sum()), device=batch.device) - ptr[batch]
-    changes = {
-        "h": state.h[keep],
-        "batch": batch,
-        "ptr": ptr,
-        "role": state.role[keep],
-        "local_index": local,
-        "identity": state.identity[keep],
-        "output_index": state.output_index[keep],
-    }
-    if state.address is not None:
-        changes["address"] = state.address[keep]
-    if state.value is not None:
-        changes["value"] = state.value[keep]
-    return state.replace(**changes)
+    changes = {name: t[keep] for name, t in state.node_tensors().items()}
+    batch = changes["batch"]
+    changes["local_index"] = torch.arange(batch.numel(), device=batch.device) - ptr[batch]
+    return state.replace(ptr=ptr, **changes)

@@ -15,7 +15,7 @@ from badger_graph.agent import Agent, Lifetime
 from badger_graph.growth import GrowthEvent
 from badger_graph.policy import ExpertPolicy
 from badger_graph.ports import AddressedPorts, random_addresses
-from badger_graph.tasks.base import StepResult, Task
+from badger_graph.tasks.base import Task
 from badger_graph.topologies.base import Topology
 
 #: Seeds of training batches are drawn in [0, 2**60); validation and test seeds come from
@@ -42,14 +42,6 @@ def objective_loss(errors: Tensor, objective: str) -> Tensor:
     if objective == "mean":
         return errors.mean()
     raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-
-
-def _detach(result: StepResult | None) -> StepResult | None:
-    if result is None:
-        return None
-    return StepResult(
-        *(None if v is None else v.detach() for v in (result.error, result.feedback, result.signal))
-    )
 
 
 class _TrainSeeds(IterableDataset):
@@ -400,7 +392,7 @@ class BadgerModule(pl.LightningModule):
                 )
                 backward(chunk)
             state = life.state.replace(h=life.state.h.detach())
-            result = _detach(life.last_result)
+            result = life.last_result.detach()
             errors.append(life.errors.detach())
         return torch.cat(errors)
 

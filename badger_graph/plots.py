@@ -128,13 +128,10 @@ def plot_communication(graph, out: str | Path, title: str = "") -> Path:
 
 def plot_heatmap(graphs, out: str | Path) -> Path:
     """Heat map nodes × steps of the out-strength (sum of sent message norms)."""
+    from badger_graph.analysis import out_strength_profile
+
     nodes = sorted(graphs[0].nodes)
-    data = torch.tensor(
-        [
-            [dict(g.out_degree(weight="message_norm")).get(n, float("nan")) for g in graphs]
-            for n in nodes
-        ]
-    )
+    data = out_strength_profile(graphs, nodes, fill=float("nan"))
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(nodes) + 1.5))
     im = ax.imshow(data, aspect="auto", cmap="viridis", interpolation="nearest")
     ax.set_xlabel("inner step")

@@ -131,12 +131,14 @@ class ExpertPolicy(MessagePassing):
             edge_weight = None
         send = self.lin_send(h)
         recv = self.lin_recv(h) if self.lin_recv is not None else None
-        if return_messages:
-            msg = self._edge_messages(send, recv, edge_index, edge_weight)
-            agg = self.aggr_module(msg, edge_index[1], dim_size=h.size(0))
-        elif recv is None:
+        if recv is None:
             # message depends on the sender only: apply tanh on N nodes, not on E edges
-            agg = self.propagate(edge_index, s=torch.tanh(send), r=None, w=edge_weight)
+            send = torch.tanh(send)
+        if return_messages:
+            # the same :meth:`message`, with the per-edge messages kept for the record
+            src, dst = edge_index
+            msg = self.message(send[src], None if recv is None else recv[dst], edge_weight)
+            agg = self.aggr_module(msg, dst, dim_size=h.size(0))
         else:
             agg = self.propagate(edge_index, s=send, r=recv, w=edge_weight)
         h_new = self.rnn(torch.cat([u, agg], dim=-1), h)
@@ -173,14 +175,6 @@ class ExpertPolicy(MessagePassing):
     def message(self, s_j: Tensor, r_i: Tensor | None = None, w: Tensor | None = None) -> Tensor:
         """Per-edge message from gathered per-node projections."""
         m = torch.tanh(s_j + r_i) if r_i is not None else s_j
-        return m if w is None else m * w.unsqueeze(-1)
-
-    def _edge_messages(
-        self, send: Tensor, recv: Tensor | None, edge_index: Tensor, w: Tensor | None
-    ) -> Tensor:
-        src, dst = edge_index
-        m = send[src] if recv is None else send[src] + recv[dst]
-        m = torch.tanh(m)
         return m if w is None else m * w.unsqueeze(-1)
 
     def __repr__(self) -> str:

@@ -253,18 +253,28 @@ class ExpertGraph:
             0, self.batch, self.is_expert.long()
         )
 
+    def node_tensors(self) -> dict[str, Tensor]:
+        """Every per-node field (one row per node) that the state holds, by name."""
+        fields = (
+            "h",
+            "batch",
+            "role",
+            "local_index",
+            "identity",
+            "output_index",
+            "address",
+            "value",
+        )
+        return {f: getattr(self, f) for f in fields if getattr(self, f) is not None}
+
     def replace(self, **changes) -> ExpertGraph:
         """Return a copy with some fields replaced (the state is immutable)."""
         return dataclasses.replace(self, **changes)
 
     def to(self, device: torch.device | str) -> ExpertGraph:
         """Move every tensor to ``device``."""
-        changes = {
-            f.name: getattr(self, f.name).to(device)
-            for f in dataclasses.fields(self)
-            if isinstance(getattr(self, f.name), Tensor)
-        }
-        return self.replace(**changes)
+        changes = {name: t.to(device) for name, t in self.node_tensors().items()}
+        return self.replace(ptr=self.ptr.to(device), **changes)
 
     # -- PyG interop ---------------------------------------------------------------------
     def to_pyg(self, edge_index: Tensor | None = None, edge_weight: Tensor | None = None):

@@ -26,6 +26,12 @@ class StepResult:
     feedback: Tensor | None = None
     signal: Tensor | None = None
 
+    def detach(self) -> StepResult:
+        """The same result with every tensor cut from the autograd graph."""
+        return StepResult(
+            *(None if v is None else v.detach() for v in (self.error, self.feedback, self.signal))
+        )
+
 
 class Episode(ABC):
     """A batch of B task instances with hidden parameters (e.g. the targets)."""

@@ -36,6 +36,10 @@ def _tiny_fit(tmp_path, config: str, steps: int = 2, *extra: str) -> str:
     return str(tmp_path / f"runs/{name}/checkpoints/last.ckpt")
 
 
+def _test(cfg: str, ckpt, *extra: str) -> None:
+    cli_main(["test", "--config", cfg, "--ckpt_path", str(ckpt), *extra, *SMALL])
+
+
 def test_configs_exist():
     names = {c.name for c in CONFIGS}
     assert {
@@ -72,7 +76,7 @@ def test_fit_then_test_prints_error_and_checkpoint_loads(tmp_path, monkeypatch, 
     assert ckpt.exists()
     assert (tmp_path / "runs/guessing_game/checkpoints/best.ckpt").exists()
     capsys.readouterr()
-    cli_main(["test", "--config", cfg, "--ckpt_path", str(ckpt), *SMALL])
+    _test(cfg, ckpt)
     assert "test/final_error" in capsys.readouterr().out
     # standalone loading rebuilds the injected modules from the saved config
     model = BadgerModule.load_from_checkpoint(ckpt)
@@ -183,19 +187,13 @@ def test_analyze_and_eval_growth_from_the_command_line(tmp_path, monkeypatch, ca
     cfg = _cfg("guessing_game.yaml")
     ckpt = _tiny_fit(tmp_path, "guessing_game.yaml")
     capsys.readouterr()
-    cli_main(
-        [
-            "test",
-            "--config",
-            cfg,
-            "--ckpt_path",
-            ckpt,
-            "--model.eval_num_experts",
-            "5",
-            "--model.eval_growth",
-            "[{step: 10, count: 3, mode: clone}]",
-            *SMALL,
-        ]
+    _test(
+        cfg,
+        ckpt,
+        "--model.eval_num_experts",
+        "5",
+        "--model.eval_growth",
+        "[{step: 10, count: 3, mode: clone}]",
     )
     assert "test/final_error" in capsys.readouterr().out
     cli_main(["analyze", "--config", cfg, "--ckpt_path", ckpt, "--out", "an", "--episodes", "4"])
@@ -207,15 +205,4 @@ def test_analyze_and_eval_growth_from_the_command_line(tmp_path, monkeypatch, ca
         assert (out / f"{name}.png").stat().st_size > 5000
     assert len(list((out / "graphs").glob("*.graphml"))) == 21
     with pytest.raises(ValueError, match="growth at step 25"):
-        cli_main(
-            [
-                "test",
-                "--config",
-                cfg,
-                "--ckpt_path",
-                ckpt,
-                "--model.eval_growth",
-                "[{step: 25, count: 3}]",
-                *SMALL,
-            ]
-        )
+        _test(cfg, ckpt, "--model.eval_growth", "[{step: 25, count: 3}]")
