@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from badger_graph.growth import GrowthEvent, grow
 from badger_graph.policy import ExpertPolicy
 from badger_graph.ports import AddressedPorts, random_addresses
+from badger_graph.sparse import CSRAdjacency
 from badger_graph.state import FEATURES, ExpertGraph, Role
 from badger_graph.tasks.base import Episode, StepResult, Task
 from badger_graph.topologies.base import Topology
@@ -102,6 +103,16 @@ class Agent(nn.Module):
         ports (AddressedPorts, optional): addressed output ports (Fig. 7): outputs are port
             values that experts write and read by attention over random port addresses;
             implies ``output_ports``. (default: ``None``)
+        sparse (str, optional): how the sparse path aggregates messages: ``"csr"`` with a
+            sparse-matrix product over a CSR adjacency built once per step (no ``[E, M]``
+            per-edge messages; needs ``receiver_term=False``), ``"edges"`` with PyG's
+            gather/scatter ``propagate``, ``"auto"`` CSR from ``csr_min_edges`` edges on.
+            Same results; recording always uses ``"edges"``. (default: ``"auto"``)
+        csr_min_edges (int, optional): fewest edges for the automatic CSR path.
+            (default: :obj:`20000`)
+        compile (bool, optional): run the policy's dense and per-edge rounds through
+            ``torch.compile(dynamic=True)`` (compiled once per process on first use; results
+            equal eager to float tolerance). (default: :obj:`False`)
     """
 
     def __init__(
@@ -114,8 +125,13 @@ class Agent(nn.Module):
         dense: str = "auto",
         dense_max_nodes: int = 256,
         ports: AddressedPorts | None = None,
+        sparse: str = "auto",
+        csr_min_edges: int = 20_000,
+        compile: bool = False,
     ) -> None:
         super().__init__()
+        if sparse not in ("auto", "csr", "edges"):
+            raise ValueError(f"sparse must be 'auto', 'csr' or 'edges', got {sparse!r}")
         if dense not in ("auto", "never"):
             raise ValueError(f"dense must be 'auto' or 'never', got {dense!r}")
         if not isinstance(rounds, int) or rounds < 1:
@@ -134,6 +150,9 @@ class Agent(nn.Module):
         self.identity = identity
         self.dense = dense
         self.dense_max_nodes = dense_max_nodes
+        self.sparse = sparse
+        self.csr_min_edges = csr_min_edges
+        self.compile = compile
         if ports is not None:
             if ports.hidden_channels != policy.hidden_channels:
                 raise ValueError(
@@ -253,11 +272,17 @@ class Agent(nn.Module):
         adj = None if record else self._dense_adjacency(state)
         if adj is not None:
             h = state.h
+            round_fn = self._policy_fn("forward_dense")
             for _ in range(self.rounds):
-                h = self.policy.forward_dense(h, u, adj)
+                h = round_fn(h, u, adj)
             return state.replace(h=h, step=state.step + 1), None
         edge_index, edge_weight = self.topology(state)
         h = state.h
+        if not record and self._use_csr(edge_index):
+            csr = CSRAdjacency.from_edge_index(edge_index, state.num_nodes)
+            for _ in range(self.rounds):
+                h = self.policy.forward_csr(h, u, csr, edge_weight)
+            return state.replace(h=h, step=state.step + 1), None
         messages, states = [], []
         for _ in range(self.rounds):
             if record:
@@ -265,7 +290,7 @@ class Agent(nn.Module):
                 messages.append(msg.detach())
                 states.append(h.detach())
             else:
-                h = self.policy(h, u, edge_index, edge_weight)
+                h = self._policy_fn("forward")(h, u, edge_index, edge_weight)
         rec = None
         if record:
             rec = StepRecord(
@@ -279,6 +304,22 @@ class Agent(nn.Module):
                 output_index=state.output_index,
             )
         return state.replace(h=h, step=state.step + 1), rec
+
+    def _policy_fn(self, name: str):
+        """The policy's round ``name``, compiled on first use when ``compile=True``."""
+        fn = getattr(self.policy, name)
+        if not self.compile:
+            return fn
+        compiled = self.__dict__.setdefault("_compiled", {})  # per instance, not saved
+        key = (name, id(self.policy))
+        if key not in compiled:
+            compiled[key] = torch.compile(fn, dynamic=True)
+        return compiled[key]
+
+    def _use_csr(self, edge_index: Tensor) -> bool:
+        if self.sparse == "edges" or self.policy.lin_recv is not None:
+            return False
+        return self.sparse == "csr" or edge_index.size(1) >= self.csr_min_edges
 
     def _dense_adjacency(self, state: ExpertGraph) -> Tensor | None:
         if self.dense == "never" or self.policy.lin_recv is not None:

@@ -151,6 +151,11 @@ class BadgerModule(pl.LightningModule):
             (default: ``False``)
         dense (str, optional): ``"auto"`` (dense batched path for small equal-size agents
             when the topology allows it) or ``"never"``; same results. (default: ``"auto"``)
+        sparse (str, optional): aggregation of the sparse path: ``"csr"`` (sparse-matrix
+            product), ``"edges"`` (PyG gather/scatter) or ``"auto"`` (CSR for large graphs);
+            same results. (default: ``"auto"``)
+        compile (bool, optional): ``torch.compile(dynamic=True)`` the policy's rounds
+            (see :class:`~badger_graph.Agent`). (default: :obj:`False`)
         ports (AddressedPorts, optional): addressed output ports (Fig. 7); implies
             ``output_ports``. (default: ``None``)
         truncate_bptt (int, optional): backprop through chunks of this many inner steps,
@@ -183,6 +188,8 @@ class BadgerModule(pl.LightningModule):
         identity: Literal["index", "random"] = "index",
         detach_feedback: bool = False,
         dense: Literal["auto", "never"] = "auto",
+        sparse: Literal["auto", "csr", "edges"] = "auto",
+        compile: bool = False,
         ports: AddressedPorts | None = None,
         truncate_bptt: int | None = None,
         gradient_clip_val: float | None = 1.0,
@@ -234,7 +241,17 @@ class BadgerModule(pl.LightningModule):
         if truncate_bptt is not None and (not isinstance(truncate_bptt, int) or truncate_bptt < 1):
             raise ValueError(f"truncate_bptt must be None or an int >= 1, got {truncate_bptt!r}")
         self.automatic_optimization = truncate_bptt is None
-        self.agent = Agent(policy, topology, rounds, output_ports, identity, dense, ports=ports)
+        self.agent = Agent(
+            policy,
+            topology,
+            rounds,
+            output_ports,
+            identity,
+            dense,
+            ports=ports,
+            sparse=sparse,
+            compile=compile,
+        )
         #: set by curriculum callbacks (badger_graph.curriculum): ranges of d and of the
         #: number of experts sampled per training batch, and fixed-address seeds
         self.curriculum: dict = {}

@@ -57,9 +57,15 @@ def _policy_flops(policy, n_nodes: int, n_edges: int) -> float:
     return lin_send + gru + aggregate
 
 
-def policy_row(n: int, topo_name: str, backward: bool) -> dict:
-    """One policy round (topology built once, outside the timing) over n experts."""
+def policy_row(n: int, topo_name: str, backward: bool, path: str = "csr") -> dict:
+    """One policy round (topology built once, outside the timing) over n experts.
+
+    ``path``: ``"csr"`` (sparse-matrix aggregation, CSR built outside the timing like the
+    edges) or ``"edges"`` (PyG gather/scatter). Forward rows run without autograd
+    (inference); forward + backward rows with it.
+    """
     from badger_graph import ExpertGraph, ExpertPolicy
+    from badger_graph.sparse import CSRAdjacency
     from badger_graph.topologies import Attention, RandomOutDegree
 
     torch.manual_seed(0)
@@ -77,11 +83,18 @@ def policy_row(n: int, topo_name: str, backward: bool) -> dict:
     with torch.no_grad():
         edge_index, w = topo(state)
     t_topo = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    csr = CSRAdjacency.from_edge_index(edge_index, state.num_nodes) if path == "csr" else None
+    t_csr = time.perf_counter() - t0
     u = torch.randn(state.num_nodes, 32)
     h = state.h.requires_grad_(backward)
 
     def run():
-        out = policy(h, u, edge_index, w)
+        with torch.set_grad_enabled(backward):
+            if csr is not None:
+                out = policy.forward_csr(h, u, csr, w)
+            else:
+                out = policy(h, u, edge_index, w)
         if backward:
             out.sum().backward()
 
@@ -94,8 +107,10 @@ def policy_row(n: int, topo_name: str, backward: bool) -> dict:
         "N": state.num_nodes,
         "topology": f"{topo_name}-8",
         "pass": "fwd+bwd" if backward else "fwd",
+        "path": path,
         "E": edge_index.size(1),
         "topology_s": t_topo,
+        "csr_build_s": t_csr,
         "round_s": t,
         "expert_rounds_per_s": state.num_nodes / t,
         "gflops": flops / t / 1e9,
@@ -167,6 +182,9 @@ def train_rows(quick: bool) -> list[dict]:
         )
 
     fig7, fig7_sparse = fig7_setup("auto"), fig7_setup("never")
+    fig7_edges = fig7_setup("never")
+    fig7_edges.agent.sparse = "edges"
+    fig7_sparse.agent.sparse = "csr"
     cases = [
         ("Fig. 6 (B=256, 3 experts, T=20)", "badger_graph (auto: dense path)", lib_step(fig6, 256)),
         (
@@ -185,10 +203,35 @@ def train_rows(quick: bool) -> list[dict]:
         cases.append(
             (
                 "Fig. 7 (B=100, 20+3 nodes, T=20)",
-                "badger_graph (sparse path)",
+                "badger_graph (sparse path, CSR aggregation)",
                 lib_step(fig7_sparse, 100),
             )
         )
+        cases.append(
+            (
+                "Fig. 7 (B=100, 20+3 nodes, T=20)",
+                "badger_graph (sparse path, PyG gather/scatter)",
+                lib_step(fig7_edges, 100),
+            )
+        )
+    if not quick:
+        fig6_compiled = BadgerModule(
+            ExpertPolicy(), FullyConnected(), GuessingGame(3), compile=True
+        )
+        fig7_compiled = fig7_setup("auto")
+        fig7_compiled.agent.compile = True
+        cases += [
+            (
+                "Fig. 6 (B=256, 3 experts, T=20)",
+                "badger_graph (dense path, torch.compile)",
+                lib_step(fig6_compiled, 256),
+            ),
+            (
+                "Fig. 7 (B=100, 20+3 nodes, T=20)",
+                "badger_graph (dense path, torch.compile)",
+                lib_step(fig7_compiled, 100),
+            ),
+        ]
     for setup, impl, fn in cases:
         t = _timeit(fn, min_time=0.5 if quick else 3.0)
         rows.append(
@@ -261,7 +304,7 @@ def main() -> None:
     if a.row:
         kind, *args = a.row
         if kind == "policy":
-            print(json.dumps(policy_row(int(args[0]), args[1], bool(int(args[2])))))
+            print(json.dumps(policy_row(int(args[0]), args[1], bool(int(args[2])), args[3])))
         else:
             print(json.dumps(lifetime_row(int(args[0]), int(args[1]))))
         return
@@ -275,11 +318,12 @@ def main() -> None:
         for topo in ("rand", "attn"):
             for n in Ns:
                 for bwd in (False, True):
-                    if topo == "attn" and n >= 1_000_000 and bwd:
-                        continue
-                    row = _subprocess("policy", n, topo, int(bwd))
-                    if row is not None:
-                        rows.append(row)
+                    for path in ("edges", "csr"):
+                        if topo == "attn" and n >= 1_000_000 and bwd:
+                            continue
+                        row = _subprocess("policy", n, topo, int(bwd), path)
+                        if row is not None:
+                            rows.append(row)
         for r in rows:
             r["pct_of_matmul"] = 100 * r["gflops"] / r["matmul_gflops"]
             r["bytes_per_expert_and_edge"] = r["peak_mem_mb"] * 2**20 / (r["N"] + r["E"])

@@ -60,3 +60,137 @@ def test_unequal_sizes_fall_back_to_sparse():
 def test_bad_dense_mode():
     with pytest.raises(ValueError, match="dense"):
         Agent(ExpertPolicy(16, 8, 8, 4), FullyConnected(), dense="sometimes")
+
+
+# -- CSR aggregation (sparse-matrix product) vs PyG gather/scatter -----------------------
+def _edges_cases():
+    g = torch.Generator().manual_seed(1)
+    n = 40
+    unsorted = torch.randint(0, n, (2, 300), generator=g)  # duplicates, isolated receivers
+    sorted_src = unsorted[:, torch.argsort(unsorted[0])]
+    return n, {
+        "unsorted": unsorted,
+        "sorted_by_sender": sorted_src,
+        "empty": torch.empty(2, 0, dtype=torch.long),
+        "one_receiver": torch.stack([torch.arange(n), torch.zeros(n, dtype=torch.long)]),
+    }
+
+
+@pytest.mark.parametrize("aggr", ["mean", "sum", "weighted"])
+@pytest.mark.parametrize("case", ["unsorted", "sorted_by_sender", "empty", "one_receiver"])
+def test_csr_equals_edges_forward_and_gradients(aggr, case):
+    from badger_graph.sparse import CSRAdjacency
+
+    torch.manual_seed(0)
+    n, cases = _edges_cases()
+    edge_index = cases[case]
+    policy = ExpertPolicy(16, 8, 8, 0, aggr=aggr).double()
+    h = torch.randn(n, 16, dtype=torch.double, requires_grad=True)
+    u = torch.randn(n, 8, dtype=torch.double)
+    w = torch.rand(edge_index.size(1), dtype=torch.double, requires_grad=True)
+    w_arg = w if aggr == "weighted" else None
+    adj = CSRAdjacency.from_edge_index(edge_index, n)
+    inputs = [h, w, *policy.parameters()]
+    a = policy(h, u, edge_index, w_arg)
+    b = policy.forward_csr(h, u, adj, w_arg)
+    torch.testing.assert_close(a, b)
+    ga = torch.autograd.grad(a.pow(2).sum(), inputs, allow_unused=True)
+    gb = torch.autograd.grad(b.pow(2).sum(), inputs, allow_unused=True)
+    for x, y in zip(ga, gb, strict=True):
+        assert (x is None) == (y is None)
+        if x is not None:
+            torch.testing.assert_close(x, y)
+    if aggr == "weighted" and edge_index.numel():
+        assert gb[1].abs().sum() > 0  # the attention weights get their gradient
+
+
+@pytest.mark.parametrize("aggr", ["mean", "weighted"])
+def test_csr_gradcheck(aggr):
+    from badger_graph.sparse import CSRAdjacency
+
+    n, cases = _edges_cases()
+    adj = CSRAdjacency.from_edge_index(cases["unsorted"], n)
+    s = torch.randn(n, 3, dtype=torch.double, requires_grad=True)
+    w = torch.rand(adj.num_edges, dtype=torch.double, requires_grad=aggr == "weighted")
+    assert torch.autograd.gradcheck(
+        lambda s, w: adj.aggregate(s, w if aggr == "weighted" else None, aggr), (s, w)
+    )
+
+
+@pytest.mark.parametrize("make_topology", [lambda: Attention(16, 4, top_k=3), "random"])
+def test_agent_csr_equals_edges(make_topology):
+    from badger_graph.topologies import RandomOutDegree
+
+    torch.manual_seed(0)
+    if make_topology == "random":
+        policy, topo = ExpertPolicy(16, 8, 8, 4), RandomOutDegree(3, seed=5)
+    else:
+        policy, topo = ExpertPolicy(16, 8, 8, 4, aggr="weighted"), make_topology()
+    csr = Agent(policy, topo, rounds=2, dense="never", sparse="csr")
+    edges = Agent(policy, topo, rounds=2, dense="never", sparse="edges")
+    edges.load_state_dict(csr.state_dict())
+    sizes = [4, 7, 5]  # unequal: the dense path cannot serve them
+    if hasattr(topo, "reseed"):
+        topo.reseed(5)
+    a, ga = _lifetime_and_grads(csr, sizes)
+    if hasattr(topo, "reseed"):
+        topo.reseed(5)
+    b, gb = _lifetime_and_grads(edges, sizes)
+    torch.testing.assert_close(a.actions, b.actions, rtol=1e-5, atol=1e-6)
+    assert ga.keys() == gb.keys()
+    for k in ga:
+        torch.testing.assert_close(ga[k], gb[k], rtol=1e-4, atol=1e-6)
+
+
+def test_auto_sparse_switches_on_edge_count():
+    agent = Agent(ExpertPolicy(16, 8, 8, 4), FullyConnected(), csr_min_edges=10)
+    assert agent._use_csr(torch.zeros(2, 10, dtype=torch.long))
+    assert not agent._use_csr(torch.zeros(2, 9, dtype=torch.long))
+    recv = Agent(ExpertPolicy(16, 8, 8, 4, receiver_term=True), FullyConnected(), sparse="csr")
+    assert not recv._use_csr(torch.zeros(2, 100, dtype=torch.long))  # needs per-edge messages
+    with pytest.raises(ValueError, match="sparse"):
+        Agent(ExpertPolicy(16, 8, 8, 4), FullyConnected(), sparse="fast")
+
+
+def test_blocked_inference_update_equals_one_call():
+    torch.manual_seed(0)
+    policy = ExpertPolicy(16, 8, 8, 4)
+    h, u, agg = torch.randn(50, 16), torch.randn(50, 8), torch.randn(50, 8)
+    with torch.no_grad():
+        whole = policy.gru_update(u, agg, h)
+        policy.update_chunk = 7  # instance attribute: blocks of 7 rows, last one partial
+        blocked = policy.gru_update(u, agg, h)
+    torch.testing.assert_close(whole, blocked)
+
+
+@pytest.mark.parametrize("dense", ["auto", "never"])
+def test_compiled_equals_eager(dense):
+    """torch.compile(dynamic=True) of the policy's rounds: same lifetime and gradients."""
+    torch.manual_seed(0)
+    policy = ExpertPolicy(16, 8, 8, 4)
+    eager = Agent(policy, FullyConnected(), rounds=2, dense=dense, sparse="edges")
+    compiled = Agent(policy, FullyConnected(), rounds=2, dense=dense, sparse="edges", compile=True)
+    compiled.load_state_dict(eager.state_dict())  # the same readout too
+    for sizes in ([5, 5, 5], [5, 5, 5, 5]):  # a second batch size reuses the dynamic graph
+        a, ga = _lifetime_and_grads(eager, sizes)
+        b, gb = _lifetime_and_grads(compiled, sizes)
+        torch.testing.assert_close(a.actions, b.actions, rtol=1e-4, atol=1e-5)
+        for k in ga:
+            torch.testing.assert_close(ga[k], gb[k], rtol=1e-3, atol=1e-5)
+    assert compiled.__dict__["_compiled"]  # the compiled path was really taken
+
+
+def test_torch_scatter_equals_native_scatter(monkeypatch):
+    """With the optional torch-scatter installed, PyG's aggregation gives the same numbers."""
+    pytest.importorskip("torch_scatter")
+    import torch_geometric.typing
+
+    torch.manual_seed(0)
+    policy = ExpertPolicy(16, 8, 8, 4)
+    agent = Agent(policy, FullyConnected(), rounds=2, dense="never", sparse="edges")
+    a, ga = _lifetime_and_grads(agent, [4, 6])
+    monkeypatch.setattr(torch_geometric.typing, "WITH_TORCH_SCATTER", False)
+    b, gb = _lifetime_and_grads(agent, [4, 6])
+    torch.testing.assert_close(a.actions, b.actions)
+    for k in ga:
+        torch.testing.assert_close(ga[k], gb[k])
