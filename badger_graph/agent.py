@@ -8,15 +8,39 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from badger_graph.errors import NonFiniteError
 from badger_graph.growth import GrowthEvent, grow
 from badger_graph.policy import ExpertPolicy
 from badger_graph.ports import AddressedPorts, random_addresses
 from badger_graph.sparse import CSRAdjacency
 from badger_graph.state import FEATURES, ExpertGraph, Role
 from badger_graph.tasks.base import Episode, StepResult, Task
-from badger_graph.topologies.base import Topology
+from badger_graph.topologies.base import Topology, check_topology_output
 
 _SIGNAL = FEATURES.index("signal")
+
+
+def _check_finite(name: str, value: Tensor, step: int, round: int | None = None) -> None:
+    if not bool(value.isfinite().all()):
+        raise NonFiniteError(name, value, step=step, round=round, where="inner step")
+
+
+def _check_result(result, episode: Episode, state: ExpertGraph) -> StepResult:
+    """A task's answer must be a StepResult with ``[B]`` error/feedback and ``[B, d]`` signal."""
+    name = type(episode).__name__
+    if not isinstance(result, StepResult):
+        raise ValueError(f"{name}.step must return a StepResult, got {type(result).__name__}")
+    B, d = state.num_agents, state.num_outputs
+    for field, want in (("error", (B,)), ("feedback", (B,)), ("signal", (B, d))):
+        value = getattr(result, field)
+        if value is None:
+            if field == "error":
+                raise ValueError(f"{name}.step returned no error")
+            continue
+        if not isinstance(value, Tensor) or tuple(value.shape) != want:
+            got = list(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            raise ValueError(f"{name}: StepResult.{field} must have shape {list(want)}, got {got}")
+    return result
 
 
 @dataclasses.dataclass
@@ -113,6 +137,10 @@ class Agent(nn.Module):
         compile (bool, optional): run the policy's dense and per-edge rounds through
             ``torch.compile(dynamic=True)`` (compiled once per process on first use; results
             equal eager to float tolerance). (default: :obj:`False`)
+        check_finite (bool, optional): check node inputs, edge weights, messages, states
+            and port values for NaN / inf after every round and raise
+            :class:`~badger_graph.errors.NonFiniteError` naming the tensor, step and round
+            (one reduction per round; <1 % of a Fig. 6 batch). (default: :obj:`True`)
     """
 
     def __init__(
@@ -128,6 +156,7 @@ class Agent(nn.Module):
         sparse: str = "auto",
         csr_min_edges: int = 20_000,
         compile: bool = False,
+        check_finite: bool = True,
     ) -> None:
         super().__init__()
         if sparse not in ("auto", "csr", "edges"):
@@ -153,6 +182,9 @@ class Agent(nn.Module):
         self.sparse = sparse
         self.csr_min_edges = csr_min_edges
         self.compile = compile
+        self.check_finite = check_finite
+        # topologies of this library are tested; user-written ones are checked every step
+        self._validate_topology = not type(topology).__module__.startswith("badger_graph.")
         if ports is not None:
             if ports.hidden_channels != policy.hidden_channels:
                 raise ValueError(
@@ -231,19 +263,13 @@ class Agent(nn.Module):
         N = state.num_nodes
         receives = static[:, 0]
         if result.feedback is not None:
-            if not torch.isfinite(result.feedback).all():
-                raise FloatingPointError(
-                    f"task feedback at step {state.step} holds NaN or inf: {result.feedback}"
-                )
+            _check_finite("task feedback", result.feedback, state.step)
             feedback = result.feedback[state.batch] * receives
         else:
             feedback = state.h.new_zeros(N)
         signal = state.h.new_zeros(N)
         if result.signal is not None:
-            if not torch.isfinite(result.signal).all():
-                raise FloatingPointError(
-                    f"task signal at step {state.step} holds NaN or inf: {result.signal}"
-                )
+            _check_finite("task signal", result.signal, state.step)
             owner = state.output_index >= 0
             signal = signal.masked_scatter(
                 owner, result.signal[state.batch[owner], state.output_index[owner]]
@@ -267,30 +293,43 @@ class Agent(nn.Module):
     def step(
         self, state: ExpertGraph, x: Tensor, record: bool = False
     ) -> tuple[ExpertGraph, StepRecord | None]:
-        """One inner step: new edges, ``rounds`` rounds of the shared policy."""
+        """One inner step: new edges, ``rounds`` rounds of the shared policy.
+
+        Raises:
+            NonFiniteError: (``check_finite``) NaN or inf in the node inputs, the edge
+                weights, the messages or the new states, naming the step and round.
+        """
         u = self.policy.encode(x)
+        if self.check_finite:
+            _check_finite("node inputs", u, state.step)
         adj = None if record else self._dense_adjacency(state)
+        edge_index = edge_weight = None
         if adj is not None:
-            h = state.h
-            round_fn = self._policy_fn("forward_dense")
-            for _ in range(self.rounds):
-                h = round_fn(h, u, adj)
-            return state.replace(h=h, step=state.step + 1), None
-        edge_index, edge_weight = self.topology(state)
+            round_fn, args = self._policy_fn("forward_dense"), (adj,)
+        else:
+            edge_index, edge_weight = self._edges(state)
+            if self.check_finite and edge_weight is not None:
+                _check_finite("edge weights (attention)", edge_weight, state.step)
+            if not record and self._use_csr(edge_index):
+                csr = CSRAdjacency.from_edge_index(edge_index, state.num_nodes)
+                round_fn, args = self.policy.forward_csr, (csr, edge_weight)
+            else:
+                round_fn, args = self._policy_fn("forward"), (edge_index, edge_weight)
         h = state.h
-        if not record and self._use_csr(edge_index):
-            csr = CSRAdjacency.from_edge_index(edge_index, state.num_nodes)
-            for _ in range(self.rounds):
-                h = self.policy.forward_csr(h, u, csr, edge_weight)
-            return state.replace(h=h, step=state.step + 1), None
         messages, states = [], []
-        for _ in range(self.rounds):
+        for r in range(self.rounds):
+            prev = h
             if record:
                 h, msg = self.policy(h, u, edge_index, edge_weight, return_messages=True)
                 messages.append(msg.detach())
                 states.append(h.detach())
             else:
-                h = self._policy_fn("forward")(h, u, edge_index, edge_weight)
+                h = round_fn(h, u, *args)
+            if self.check_finite and not bool(h.isfinite().all()):
+                # name the first non-finite tensor of the round: messages, else the states
+                sent = torch.tanh(self.policy.lin_send(prev))
+                _check_finite("messages", sent, state.step, r)
+                _check_finite("expert states", h, state.step, r)
         rec = None
         if record:
             rec = StepRecord(
@@ -304,6 +343,12 @@ class Agent(nn.Module):
                 output_index=state.output_index,
             )
         return state.replace(h=h, step=state.step + 1), rec
+
+    def _edges(self, state: ExpertGraph):
+        out = self.topology(state)
+        if self._validate_topology:
+            out = check_topology_output(out, state, self.topology)
+        return out
 
     def _policy_fn(self, name: str):
         """The policy's round ``name``, compiled on first use when ``compile=True``."""
@@ -326,7 +371,15 @@ class Agent(nn.Module):
             return None
         if state.num_agents == 0 or state.num_nodes > state.num_agents * self.dense_max_nodes:
             return None
-        return self.topology.dense(state)
+        adj = self.topology.dense(state)
+        if adj is not None and self._validate_topology:
+            n = state.num_nodes // state.num_agents
+            if tuple(adj.shape) != (state.num_agents, n, n):
+                raise ValueError(
+                    f"{type(self.topology).__name__}.dense must return [B, n, n] = "
+                    f"[{state.num_agents}, {n}, {n}], got {list(adj.shape)}"
+                )
+        return adj
 
     def forward(
         self,
@@ -370,7 +423,7 @@ class Agent(nn.Module):
         total = steps if total_steps is None else total_steps
         static = self.static_features(state, task)
         if result is None:
-            result = episode.first()
+            result = _check_result(episode.first(), episode, state)
         actions, errors, records = [], [], []
         for _ in range(steps):
             events = [g for g in growth if g.step == state.step]
@@ -388,10 +441,12 @@ class Agent(nn.Module):
             state, rec = self.step(state, x, record)
             if self.ports is not None:
                 state = state.replace(value=self.ports.write(state, pairs))
+                if self.check_finite:
+                    _check_finite("port values", state.value, state.step - 1)
             action = self.read(state)
             if rec is not None:
                 rec.action = action.detach()
-            result = episode.step(action)
+            result = _check_result(episode.step(action), episode, state)
             actions.append(action)
             errors.append(result.error)
             if rec is not None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from lightning.pytorch.cli import ArgsType, LightningCLI
 
-from badger_graph.module import BadgerModule, EpisodeData
+from badger_graph.module import BadgerModule, EpisodeData, load_weights
 
 
 class BadgerCLI(LightningCLI):
@@ -62,10 +62,7 @@ def build_from_config(config: str, ckpt_path: str | None = None) -> BadgerModule
     cli = _lightning_cli(["--config", config], run=False)
     model = cli.model
     if ckpt_path:
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if "state_dict" not in ckpt:
-            raise ValueError(f"{ckpt_path} is not a Lightning checkpoint (no 'state_dict')")
-        model.load_state_dict(ckpt["state_dict"])
+        load_weights(model, ckpt_path)
     model.eval()
     return model
 

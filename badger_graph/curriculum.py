@@ -98,3 +98,73 @@ class AddressCurriculum(Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         """Fix or free the addresses for this batch."""
         pl_module.curriculum["address_seed"] = self.address_seed(trainer.global_step)
+
+
+class GrowthCurriculum(Callback):
+    """Grow the agents mid-lifetime in some training batches (teaches growth at inference).
+
+    In each training batch from ``start_step`` on, with probability ``probability`` (drawn
+    from the batch's seed), every agent of the batch grows once: before a step drawn from
+    ``steps``, by ``round(n * (factor - 1))`` experts (at least 1) with ``factor`` drawn
+    from ``factor`` and ``n`` the batch's number of experts, cloned or fresh (drawn from
+    ``modes``).
+
+    Args:
+        probability (float, optional): share of batches that grow. (default: :obj:`0.5`)
+        factor (list of two floats, optional): ``[low, high]`` size after / before.
+            (default: ``[1.5, 4.0]``)
+        steps (list of two ints, optional): ``[low, high]`` inner step of the growth
+            (inclusive). (default: ``[1, 15]``)
+        modes (list of str, optional): growth modes to draw from.
+            (default: ``["clone", "fresh"]``)
+        start_step (int, optional): first training batch it applies to. (default: :obj:`0`)
+    """
+
+    def __init__(
+        self,
+        probability: float = 0.5,
+        factor: Sequence[float] = (1.5, 4.0),
+        steps: Sequence[int] = (1, 15),
+        modes: Sequence[str] = ("clone", "fresh"),
+        start_step: int = 0,
+    ) -> None:
+        from badger_graph.growth import MODES
+
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"probability must be in [0, 1], got {probability}")
+        if len(factor) != 2 or not 1.0 < float(factor[0]) <= float(factor[1]):
+            raise ValueError(f"factor must be [low, high] with 1 < low <= high, got {factor}")
+        if len(steps) != 2 or not 1 <= int(steps[0]) <= int(steps[1]):
+            raise ValueError(f"steps must be [low, high] with 1 <= low <= high, got {steps}")
+        bad = [m for m in modes if m not in MODES]
+        if not modes or bad:
+            raise ValueError(f"modes must be a non-empty subset of {MODES}, got {list(modes)}")
+        if start_step < 0:
+            raise ValueError(f"start_step must be >= 0, got {start_step}")
+        self.probability = float(probability)
+        self.factor = (float(factor[0]), float(factor[1]))
+        self.steps = (int(steps[0]), int(steps[1]))
+        self.modes = tuple(modes)
+        self.start_step = start_step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        """Put (or remove) the growth settings for this batch."""
+        if trainer.global_step >= self.start_step:
+            pl_module.curriculum["growth"] = self
+        else:
+            pl_module.curriculum.pop("growth", None)
+
+    def draw(self, generator, num_experts: int, inner_steps: int) -> list:
+        """The growth events of one batch, drawn from the batch's generator."""
+        import torch
+
+        from badger_graph.growth import GrowthEvent
+
+        u = torch.rand(3, generator=generator).tolist()
+        step = int(torch.randint(self.steps[0], self.steps[1] + 1, (1,), generator=generator))
+        mode = self.modes[int(torch.randint(len(self.modes), (1,), generator=generator))]
+        if u[0] >= self.probability or step >= inner_steps:
+            return []
+        factor = self.factor[0] + (self.factor[1] - self.factor[0]) * u[1]
+        count = max(1, round(num_experts * (factor - 1)))
+        return [GrowthEvent(step, count, mode)]

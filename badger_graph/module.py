@@ -8,13 +8,16 @@ from typing import Literal
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
 from badger_graph.agent import Agent, Lifetime
+from badger_graph.errors import NonFiniteError
 from badger_graph.growth import GrowthEvent
 from badger_graph.policy import ExpertPolicy
 from badger_graph.ports import AddressedPorts, random_addresses
+from badger_graph.state import Role
 from badger_graph.tasks.base import Task
 from badger_graph.topologies.base import Topology
 
@@ -35,6 +38,67 @@ def _from_cli() -> bool:
     return _given_hyperparameters.get() is not None
 
 
+def _version() -> str:
+    from badger_graph import __version__
+
+    return __version__
+
+
+def check_version(checkpoint: dict, path: str = "checkpoint") -> None:
+    """Raise if ``checkpoint`` was written by a newer major version of badger_graph."""
+    theirs = checkpoint.get("badger_graph_version")
+    if theirs is None:
+        return  # written before versions were stamped (0.1.0 alpha): same format
+    if int(str(theirs).split(".")[0]) > int(_version().split(".")[0]):
+        raise ValueError(
+            f"{path} was written by badger_graph {theirs}, newer than this {_version()}; "
+            f"upgrade badger_graph to load it"
+        )
+
+
+def load_weights(model: torch.nn.Module, path: str) -> dict:
+    """Load the weights of a Lightning checkpoint into ``model``; returns the checkpoint.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is not a torch checkpoint, has no ``state_dict``, or its
+            weights do not fit the model (missing / unexpected keys, other shapes such as a
+            different hidden size), with the offending names and shapes.
+    """
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        # shipped configs name shipped checkpoints relative to the repository root
+        shipped = Path(__file__).resolve().parent.parent / path
+        if Path(path).is_absolute() or not shipped.is_file():
+            raise FileNotFoundError(f"checkpoint {path!r} does not exist")
+        path = str(shipped)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # pickle / zip errors of a wrong or truncated file
+        raise ValueError(f"{path!r} is not a readable torch checkpoint: {e}") from e
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise ValueError(f"{path!r} is not a Lightning checkpoint (no 'state_dict')")
+    check_version(ckpt, repr(path))
+    own = model.state_dict()
+    theirs = ckpt["state_dict"]
+    missing = sorted(set(own) - set(theirs))
+    unexpected = sorted(set(theirs) - set(own))
+    shapes = [
+        f"{k}: checkpoint {tuple(theirs[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in theirs and tuple(theirs[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        raise ValueError(
+            f"checkpoint {path!r} does not fit this model (different channel sizes, ports "
+            f"or policy?): missing {missing[:5]}, unexpected {unexpected[:5]}, "
+            f"shape mismatches {shapes[:5]}"
+        )
+    model.load_state_dict(theirs)
+    return ckpt
+
+
 def objective_loss(errors: Tensor, objective: str) -> Tensor:
     """Outer-loop loss from ``[T, B]`` errors: last-step (Fig. 6) or mean over steps (Fig. 9)."""
     if objective == "last":
@@ -44,18 +108,31 @@ def objective_loss(errors: Tensor, objective: str) -> Tensor:
     raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
 
 
+def train_seed(stream: int, index: int) -> int:
+    """Episode seed of training batch ``index`` of the seed stream ``stream``.
+
+    A pure function of its arguments, so a run resumed at batch ``index`` draws exactly the
+    episodes the uninterrupted run would have drawn (the dataloader's position does not
+    matter). Always below ``TRAIN_SEED_RANGE``, disjoint from validation and test seeds.
+    """
+    g = torch.Generator().manual_seed(int(stream) * 1_000_003 + int(index))
+    return int(torch.randint(0, TRAIN_SEED_RANGE, (1,), generator=g))
+
+
 class _TrainSeeds(IterableDataset):
-    """An endless stream of training seeds drawn from ``seed``."""
+    """An endless stream of training batches of the seed stream ``seed``.
+
+    Each item only names the stream; the module turns it into the batch's episode seed with
+    :func:`train_seed` and its own batch counter (restored on resume).
+    """
 
     def __init__(self, seed: int, batch_size: int) -> None:
         self.seed = seed
         self.batch_size = batch_size
 
     def __iter__(self) -> Iterator[dict]:
-        g = torch.Generator().manual_seed(self.seed)
         while True:
-            s = int(torch.randint(0, TRAIN_SEED_RANGE, (1,), generator=g))
-            yield {"seed": s, "batch_size": self.batch_size}
+            yield {"stream": self.seed, "batch_size": self.batch_size}
 
 
 class _FixedSeeds(torch.utils.data.Dataset):
@@ -169,6 +246,13 @@ class BadgerModule(pl.LightningModule):
             checkpoint runs with any count). (default: ``num_experts``)
         eval_growth (list of GrowthEvent, optional): grow the agents during validation and
             test lifetimes, e.g. ``[{step: 10, count: 3, mode: clone}]``. (default: none)
+        init_weights (str, optional): checkpoint whose weights start a new training run
+            (fine-tuning); loaded when ``fit`` starts, before ``--ckpt_path`` resumes (which
+            then wins). Any number of experts fits. (default: ``None``, fresh weights)
+        nonfinite (str, optional): on NaN or inf in states, messages, feedback, loss or
+            gradients during training: ``"raise"`` a :class:`NonFiniteError` naming the
+            tensor, step and round (checkpoints already written stay intact), or ``"skip"``
+            the batch without changing the weights. (default: ``"raise"``)
         optimizer (OptimizerCallable, optional): (default: Adam, lr 1e-3)
         lr_scheduler (LRSchedulerCallable, optional): (default: ``None``)
     """
@@ -195,6 +279,8 @@ class BadgerModule(pl.LightningModule):
         gradient_clip_val: float | None = 1.0,
         eval_num_experts: int | None = None,
         eval_growth: list[GrowthEvent] | None = None,
+        init_weights: str | None = None,
+        nonfinite: Literal["raise", "skip"] = "raise",
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -238,6 +324,8 @@ class BadgerModule(pl.LightningModule):
         for g in self.eval_growth:
             if g.step >= inner_steps:
                 raise ValueError(f"growth at step {g.step} but lifetimes have {inner_steps} steps")
+        if nonfinite not in ("raise", "skip"):
+            raise ValueError(f"nonfinite must be 'raise' or 'skip', got {nonfinite!r}")
         if truncate_bptt is not None and (not isinstance(truncate_bptt, int) or truncate_bptt < 1):
             raise ValueError(f"truncate_bptt must be None or an int >= 1, got {truncate_bptt!r}")
         self.automatic_optimization = truncate_bptt is None
@@ -255,6 +343,9 @@ class BadgerModule(pl.LightningModule):
         #: set by curriculum callbacks (badger_graph.curriculum): ranges of d and of the
         #: number of experts sampled per training batch, and fixed-address seeds
         self.curriculum: dict = {}
+        self.skipped_batches = 0
+        #: training batches done (skipped ones included); sets the next batch's seed
+        self.train_batches = 0
         self.task = task
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
@@ -285,6 +376,7 @@ class BadgerModule(pl.LightningModule):
         if num_experts is None and "num_experts" in cur:
             lo, hi = cur["num_experts"]
             num_experts = int(torch.randint(lo, hi + 1, (1,), generator=g))
+        num_experts = num_experts or self.hparams.num_experts
         reseed = getattr(self.agent.topology, "reseed", None)
         if reseed is not None:
             reseed(int(seed))
@@ -300,7 +392,7 @@ class BadgerModule(pl.LightningModule):
             ).expand(batch_size, -1, -1)
         dims = getattr(episode, "dims", None)
         state = self.agent.init_state(
-            num_experts or self.hparams.num_experts,
+            num_experts,
             episode.num_outputs if dims is None else dims.tolist(),
             num_agents=batch_size,
             generator=g,
@@ -308,6 +400,15 @@ class BadgerModule(pl.LightningModule):
             addresses=addresses,
         )
         return episode, state
+
+    def training_growth(self, seed: int, state) -> list[GrowthEvent]:
+        """Growth events of a training batch from the ``GrowthCurriculum`` (if any)."""
+        curriculum = self.curriculum.get("growth")
+        if curriculum is None:
+            return []
+        g = torch.Generator().manual_seed(int(seed) + 2)
+        experts = int((state.role[state.batch == 0] == int(Role.EXPERT)).sum())
+        return curriculum.draw(g, experts, self.hparams.inner_steps)
 
     def lifetime(
         self,
@@ -321,6 +422,8 @@ class BadgerModule(pl.LightningModule):
     ) -> Lifetime:
         """Run ``batch_size`` fresh episodes drawn from ``seed``."""
         episode, state = self.begin(seed, batch_size, num_experts, num_outputs, train)
+        if train:
+            growth = [*(growth or ()), *self.training_growth(seed, state)]
         return self.agent(
             self.task,
             episode,
@@ -339,15 +442,27 @@ class BadgerModule(pl.LightningModule):
             return hp.warmup_objective
         return hp.objective
 
-    def _common_step(self, batch: dict, stage: str) -> Tensor:
+    def batch_seed(self, batch: dict, batch_idx: int) -> int:
+        """Episode seed of a batch: fixed for evaluation, from the batch counter in training.
+
+        The counter (:attr:`train_batches`) counts the training batches done, skipped ones
+        included; it is saved in checkpoints, so a resumed run draws the same episodes.
+        """
+        if "seed" in batch:
+            return int(batch["seed"])
+        return train_seed(batch["stream"], self.train_batches)
+
+    def _common_step(self, batch: dict, stage: str, batch_idx: int = 0) -> Tensor:
         B = int(batch["batch_size"])
         if stage == "train":
-            life = self.lifetime(int(batch["seed"]), B, train=True)
+            life = self.lifetime(self.batch_seed(batch, batch_idx), B, train=True)
         else:
             life = self.lifetime(
                 int(batch["seed"]), B, self.hparams.eval_num_experts, growth=self.eval_growth
             )
         loss = objective_loss(life.errors, self.current_objective(stage))
+        if not torch.isfinite(loss):
+            raise NonFiniteError("loss", loss, step=self.global_step, where=f"{stage} batch")
         self._log_errors(life.errors, loss, stage, B)
         return loss
 
@@ -387,6 +502,8 @@ class BadgerModule(pl.LightningModule):
         K = self.hparams.truncate_bptt or T
         objective = self.current_objective("train")
         episode, state = self.begin(seed, batch_size, train=True)
+        if self.training_growth(seed, state):
+            raise ValueError("GrowthCurriculum does not support truncate_bptt yet")
         result, errors = None, []
         for start in range(0, T, K):
             n = min(K, T - start)
@@ -414,13 +531,52 @@ class BadgerModule(pl.LightningModule):
         return torch.cat(errors)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor | None:
-        """Backprop through one batch of lifetimes (truncated if ``truncate_bptt``)."""
+        """Backprop through one batch of lifetimes (truncated if ``truncate_bptt``).
+
+        NaN or inf in states, messages, feedback, loss or gradients raises a
+        :class:`NonFiniteError` naming where it appeared (``nonfinite="raise"``) or skips the
+        batch without touching the weights (``"skip"``, counted in ``train/skipped``).
+        """
+        try:
+            out = self._training_step(batch, batch_idx)
+        except NonFiniteError as err:
+            if self.hparams.nonfinite == "raise":
+                raise  # the counter stays: a resumed run redoes this batch
+            self._skip(err)
+            out = None
+        self.train_batches += 1
+        return out
+
+    def _skip(self, err: Exception) -> None:
+        self.skipped_batches += 1
+        rank_zero_warn(f"skipping training batch {self.train_batches}: {err}")
+        self.log("train/skipped", float(self.skipped_batches), on_step=True, batch_size=1)
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """Non-finite gradients: raise, or drop them all so the optimizer skips the step."""
+        bad = [
+            n
+            for n, p in self.named_parameters()
+            if p.grad is not None and not p.grad.isfinite().all()
+        ]
+        if not bad:
+            return
+        err = NonFiniteError(
+            f"gradients of {bad[:3]}", None, step=self.global_step, where="training batch"
+        )
+        if self.hparams.nonfinite == "raise":
+            raise err
+        self._skip(err)
+        for p in self.parameters():
+            p.grad = None  # torch optimizers skip parameters without gradient
+
+    def _training_step(self, batch: dict, batch_idx: int) -> Tensor | None:
         if self.automatic_optimization:
-            return self._common_step(batch, "train")
+            return self._common_step(batch, "train", batch_idx)
         opt = self.optimizers()
         opt.zero_grad()
         B = int(batch["batch_size"])
-        errors = self.backward_lifetime(int(batch["seed"]), B, self.manual_backward)
+        errors = self.backward_lifetime(self.batch_seed(batch, batch_idx), B, self.manual_backward)
         self.clip_gradients(opt, gradient_clip_val=self.hparams.gradient_clip_val)
         opt.step()
         sched = self.lr_schedulers()
@@ -436,6 +592,25 @@ class BadgerModule(pl.LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         """Errors on fixed test episodes."""
         self._common_step(batch, "test")
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Stamp the checkpoint with the library version and the batch counters."""
+        checkpoint["badger_graph_version"] = _version()
+        checkpoint["badger_graph_skipped_batches"] = self.skipped_batches
+        checkpoint["badger_graph_train_batches"] = self.train_batches
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse checkpoints of an incompatible (newer major) library version."""
+        check_version(checkpoint)
+        self.skipped_batches = int(checkpoint.get("badger_graph_skipped_batches", 0))
+        self.train_batches = int(
+            checkpoint.get("badger_graph_train_batches", checkpoint.get("global_step", 0))
+        )
+
+    def setup(self, stage: str) -> None:
+        """Load ``init_weights`` before fitting (a resumed checkpoint is restored after)."""
+        if stage == "fit" and self.hparams.get("init_weights"):
+            load_weights(self, self.hparams.init_weights)
 
     def configure_optimizers(self):
         """Optimizer (and scheduler) from the injected callables."""

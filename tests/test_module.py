@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from badger_graph import BadgerModule, EpisodeData, ExpertPolicy, objective_loss
-from badger_graph.module import TEST_SEED_BASE, TRAIN_SEED_RANGE, VAL_SEED_BASE
+from badger_graph.module import TEST_SEED_BASE, TRAIN_SEED_RANGE, VAL_SEED_BASE, train_seed
 from badger_graph.tasks import GuessingGame
 from badger_graph.topologies import Attention, FullyConnected, RandomOutDegree, Star
 
@@ -64,9 +64,11 @@ def test_bad_task(kw, match):
 
 def test_seed_ranges_disjoint():
     data = EpisodeData(batch_size=4, val_episodes=10, test_episodes=10, eval_batch_size=4)
-    train = iter(data.train_dataloader())
-    seeds = [next(train)["seed"] for _ in range(100)]
+    batch = next(iter(data.train_dataloader()))
+    seeds = [train_seed(batch["stream"], i) for i in range(100)]
+    assert len(set(seeds)) == 100
     assert all(0 <= s < TRAIN_SEED_RANGE for s in seeds)
+    assert seeds == [train_seed(0, i) for i in range(100)]  # a pure function of the index
     val = [b["seed"] for b in data.val_dataloader()]
     test = [b["seed"] for b in data.test_dataloader()]
     assert [b["batch_size"] for b in data.val_dataloader()] == [4, 4, 2]

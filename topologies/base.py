@@ -98,3 +98,37 @@ def check_edge_index(edge_index: Tensor, num_nodes: int, name: str = "edge_index
             f"but only {num_nodes} nodes exist"
         )
     return edge_index
+
+
+def check_topology_output(out, state: ExpertGraph, topology: Topology) -> EdgeSet:
+    """Validate what a (user-written) topology returned for ``state``.
+
+    Raises:
+        ValueError: not an ``(edge_index, edge_weight)`` pair; edge index of the wrong
+            dtype or shape or out of range; an edge joining two agents; weights of the
+            wrong shape or holding NaN / inf — each naming the topology and the values.
+    """
+    name = type(topology).__name__
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise ValueError(f"{name} must return (edge_index, edge_weight), got {type(out).__name__}")
+    edge_index, edge_weight = out
+    edge_index = check_edge_index(edge_index, state.num_nodes, f"{name} edge_index")
+    if edge_index.numel():
+        src, dst = edge_index
+        across = state.batch[src] != state.batch[dst]
+        if bool(across.any()):
+            i = int(across.nonzero()[0])
+            raise ValueError(
+                f"{name} returned {int(across.sum())} edges between different agents, e.g. "
+                f"{int(src[i])} (agent {int(state.batch[src[i]])}) -> {int(dst[i])} "
+                f"(agent {int(state.batch[dst[i]])}); an edge must stay within one agent"
+            )
+    if edge_weight is not None:
+        if not isinstance(edge_weight, Tensor) or edge_weight.shape != (edge_index.size(1),):
+            shape = list(edge_weight.shape) if isinstance(edge_weight, Tensor) else edge_weight
+            raise ValueError(
+                f"{name} edge_weight must have shape [E] = [{edge_index.size(1)}], got {shape}"
+            )
+        if not edge_weight.is_floating_point():
+            raise ValueError(f"{name} edge_weight must be floating point, got {edge_weight.dtype}")
+    return edge_index, edge_weight

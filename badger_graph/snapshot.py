@@ -1,0 +1,118 @@
+"""Save a running agent mid-lifetime and continue it later, identically.
+
+A :class:`Snapshot` holds everything a lifetime needs to go on besides the weights: the
+node states, ports, identities and step counter (:class:`~badger_graph.ExpertGraph`), the
+episodes (hidden targets), the task's last answer (the feedback the next step writes), the
+lifetime length that sets the time feature, and the state of the topology's random
+generator. Weights live in the model checkpoint; a snapshot fits any agent with the same
+channel sizes, and :func:`badger_graph.growth.grow` can resize it after loading.
+
+Example::
+
+    life = agent(task, episode, state, steps=4, total_steps=10)
+    save_snapshot("agent.pt", Snapshot.of(agent, life, total_steps=10))
+    ...
+    snap = load_snapshot("agent.pt")
+    snap.restore(agent)  # the topology's generator continues where it stopped
+    rest = agent(task, snap.episode, snap.state, 6, result=snap.result, total_steps=10)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from badger_graph.state import ExpertGraph
+from badger_graph.tasks.base import Episode, StepResult
+
+FORMAT = "badger_graph.snapshot"
+FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """A running batch of agents between two inner steps.
+
+    Attributes:
+        state (ExpertGraph): node states, ports, identities, step counter.
+        episode (Episode): the episodes the agents live in.
+        result (StepResult): the task's answer to the last action (written next step).
+        total_steps (int, optional): lifetime length used for the time feature.
+        topology_rng (torch.Tensor, optional): ``get_state()`` of the topology's generator.
+    """
+
+    state: ExpertGraph
+    episode: Episode
+    result: StepResult | None
+    total_steps: int | None = None
+    topology_rng: Tensor | None = None
+
+    @classmethod
+    def of(cls, agent, lifetime, total_steps: int | None = None) -> Snapshot:
+        """Snapshot of ``agent`` at the end of ``lifetime`` (a :class:`~badger_graph.Lifetime`)."""
+        gen = getattr(agent.topology, "generator", None)
+        return cls(
+            state=lifetime.state.to(torch.device("cpu")),
+            episode=lifetime.episode,
+            result=None if lifetime.last_result is None else lifetime.last_result.detach(),
+            total_steps=total_steps,
+            topology_rng=gen.get_state() if isinstance(gen, torch.Generator) else None,
+        )
+
+    def restore(self, agent) -> None:
+        """Put the topology's random generator back where the snapshot was taken."""
+        gen = getattr(agent.topology, "generator", None)
+        if self.topology_rng is not None:
+            if not isinstance(gen, torch.Generator):
+                raise ValueError(
+                    f"the snapshot holds a random topology's generator state but "
+                    f"{agent.topology!r} has no generator"
+                )
+            gen.set_state(self.topology_rng)
+        hidden = agent.policy.hidden_channels
+        if self.state.h.size(1) != hidden:
+            raise ValueError(
+                f"snapshot states have {self.state.h.size(1)} channels but the agent's "
+                f"policy has hidden_channels={hidden}"
+            )
+
+
+def save_snapshot(path: str | Path, snapshot: Snapshot) -> None:
+    """Write ``snapshot`` to ``path`` (a torch file with a format tag and version)."""
+    from badger_graph import __version__
+
+    torch.save(
+        {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "badger_graph_version": __version__,
+            "snapshot": snapshot,
+        },
+        str(path),
+    )
+
+
+def load_snapshot(path: str | Path) -> Snapshot:
+    """Read a snapshot written by :func:`save_snapshot` (only load files you trust).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: not a snapshot file, or one of a newer format.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"snapshot {str(path)!r} does not exist")
+    try:
+        data = torch.load(str(path), map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise ValueError(f"{str(path)!r} is not a readable snapshot file: {e}") from e
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(f"{str(path)!r} is not a badger_graph snapshot")
+    if data.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(
+            f"{str(path)!r} has snapshot format {data['format_version']}, newer than this "
+            f"badger_graph ({FORMAT_VERSION}); upgrade badger_graph"
+        )
+    return data["snapshot"]
