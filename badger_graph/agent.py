@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from badger_graph.errors import NonFiniteError
 from badger_graph.growth import GrowthEvent, grow
+from badger_graph.policies import RolePolicies
 from badger_graph.policy import ExpertPolicy
 from badger_graph.ports import AddressedPorts, random_addresses
 from badger_graph.sparse import CSRAdjacency
@@ -145,7 +146,7 @@ class Agent(nn.Module):
 
     def __init__(
         self,
-        policy: ExpertPolicy,
+        policy: ExpertPolicy | RolePolicies,
         topology: Topology,
         rounds: int = 1,
         output_ports: bool = False,
@@ -263,13 +264,15 @@ class Agent(nn.Module):
         N = state.num_nodes
         receives = static[:, 0]
         if result.feedback is not None:
-            _check_finite("task feedback", result.feedback, state.step)
+            if self.check_finite:
+                _check_finite("task feedback", result.feedback, state.step)
             feedback = result.feedback[state.batch] * receives
         else:
             feedback = state.h.new_zeros(N)
         signal = state.h.new_zeros(N)
         if result.signal is not None:
-            _check_finite("task signal", result.signal, state.step)
+            if self.check_finite:
+                _check_finite("task signal", result.signal, state.step)
             owner = state.output_index >= 0
             signal = signal.masked_scatter(
                 owner, result.signal[state.batch[owner], state.output_index[owner]]
@@ -327,7 +330,7 @@ class Agent(nn.Module):
                 h = round_fn(h, u, *args)
             if self.check_finite and not bool(h.isfinite().all()):
                 # name the first non-finite tensor of the round: messages, else the states
-                sent = torch.tanh(self.policy.lin_send(prev))
+                sent = self.policy.send(prev) if isinstance(self.policy, ExpertPolicy) else prev
                 _check_finite("messages", sent, state.step, r)
                 _check_finite("expert states", h, state.step, r)
         rec = None

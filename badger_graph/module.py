@@ -14,7 +14,9 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from badger_graph.agent import Agent, Lifetime
 from badger_graph.errors import NonFiniteError
+from badger_graph.es import EvolutionStrategy, population_losses
 from badger_graph.growth import GrowthEvent
+from badger_graph.policies import RolePolicies
 from badger_graph.policy import ExpertPolicy
 from badger_graph.ports import AddressedPorts, random_addresses
 from badger_graph.state import Role
@@ -253,13 +255,17 @@ class BadgerModule(pl.LightningModule):
             gradients during training: ``"raise"`` a :class:`NonFiniteError` naming the
             tensor, step and round (checkpoints already written stay intact), or ``"skip"``
             the batch without changing the weights. (default: ``"raise"``)
+        es (EvolutionStrategy, optional): train with evolution strategies instead of
+            backprop through the lifetime: the ES gradient estimate of a batched population
+            goes to ``optimizer``. Under DDP the population is split across processes and
+            the losses are gathered. (default: ``None``, backprop)
         optimizer (OptimizerCallable, optional): (default: Adam, lr 1e-3)
         lr_scheduler (LRSchedulerCallable, optional): (default: ``None``)
     """
 
     def __init__(
         self,
-        policy: ExpertPolicy,
+        policy: ExpertPolicy | RolePolicies,
         topology: Topology,
         task: Task,
         num_experts: int = 3,
@@ -281,6 +287,7 @@ class BadgerModule(pl.LightningModule):
         eval_growth: list[GrowthEvent] | None = None,
         init_weights: str | None = None,
         nonfinite: Literal["raise", "skip"] = "raise",
+        es: EvolutionStrategy | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -328,7 +335,10 @@ class BadgerModule(pl.LightningModule):
             raise ValueError(f"nonfinite must be 'raise' or 'skip', got {nonfinite!r}")
         if truncate_bptt is not None and (not isinstance(truncate_bptt, int) or truncate_bptt < 1):
             raise ValueError(f"truncate_bptt must be None or an int >= 1, got {truncate_bptt!r}")
-        self.automatic_optimization = truncate_bptt is None
+        if es is not None and truncate_bptt is not None:
+            raise ValueError("es and truncate_bptt exclude each other (ES needs no backprop)")
+        self.es = es
+        self.automatic_optimization = truncate_bptt is None and es is None
         self.agent = Agent(
             policy,
             topology,
@@ -399,7 +409,25 @@ class BadgerModule(pl.LightningModule):
             device=self.device,
             addresses=addresses,
         )
+        if train and self._world() > 1 and self.es is None:
+            # data parallel: every process draws the whole (global) batch from the same
+            # seed and keeps its own contiguous share, so W processes see exactly the
+            # episodes one process would
+            start, stop = self._share(batch_size)
+            episode, state = episode.agent_range(start, stop), state.agent_range(start, stop)
         return episode, state
+
+    def _world(self) -> int:
+        return self._trainer.world_size if self._trainer is not None else 1
+
+    def _share(self, n: int) -> tuple[int, int]:
+        world = self._world()
+        if n % world:
+            raise ValueError(
+                f"{n} must be divisible by the number of processes ({world}) to split it"
+            )
+        rank = self.global_rank
+        return rank * n // world, (rank + 1) * n // world
 
     def training_growth(self, seed: int, state) -> list[GrowthEvent]:
         """Growth events of a training batch from the ``GrowthCurriculum`` (if any)."""
@@ -409,6 +437,10 @@ class BadgerModule(pl.LightningModule):
         g = torch.Generator().manual_seed(int(seed) + 2)
         experts = int((state.role[state.batch == 0] == int(Role.EXPERT)).sum())
         return curriculum.draw(g, experts, self.hparams.inner_steps)
+
+    def forward(self, seed: int, batch_size: int, train: bool = False) -> Tensor:
+        """Errors ``[T, B]`` of ``batch_size`` fresh lifetimes drawn from ``seed``."""
+        return self.lifetime(seed, batch_size, train=train).errors
 
     def lifetime(
         self,
@@ -478,7 +510,8 @@ class BadgerModule(pl.LightningModule):
             t5 = min(5, errors.size(0)) - 1
             log[f"{stage}/step5_error"] = errors[t5].mean()
             log[f"{stage}/step6_error"] = errors[min(6, errors.size(0)) - 1].mean()
-        self.log_dict(log, on_step=on_step, on_epoch=not on_step, batch_size=B)
+        sync = self._world() > 1  # data parallel: log the mean over all processes
+        self.log_dict(log, on_step=on_step, on_epoch=not on_step, batch_size=B, sync_dist=sync)
         self.log(
             f"{stage}_err",
             log[f"{stage}/final_error"],
@@ -487,6 +520,7 @@ class BadgerModule(pl.LightningModule):
             prog_bar=True,
             logger=False,
             batch_size=B,
+            sync_dist=sync,
         )
 
     def backward_lifetime(self, seed: int, batch_size: int, backward=None) -> Tensor:
@@ -570,9 +604,61 @@ class BadgerModule(pl.LightningModule):
         for p in self.parameters():
             p.grad = None  # torch optimizers skip parameters without gradient
 
+    def _es_step(self, batch: dict, batch_idx: int) -> None:
+        """One ES update: the population (this process' share) in one vmapped call."""
+        es: EvolutionStrategy = self.es
+        opt = self.optimizers()
+        opt.zero_grad()
+        B = int(batch["batch_size"])
+        seed = self.batch_seed(batch, batch_idx)
+        params = list(self.parameters())
+        theta = torch.nn.utils.parameters_to_vector(params).detach()
+        D, step = theta.numel(), self.train_batches
+        lo, hi = self._share(es.population)
+        objective = self.current_objective("train")
+
+        def loss_fn(p: dict) -> Tensor:
+            errors = torch.func.functional_call(self, p, (seed, B), {"train": True})
+            return objective_loss(errors, objective)
+
+        check, self.agent.check_finite = self.agent.check_finite, False  # no data-dependent
+        try:  # control flow under vmap; non-finite members are ranked worst instead
+            with torch.no_grad():
+                local = population_losses(
+                    self, theta, es.noise(step, D, range(lo, hi)), es.sigma, loss_fn
+                )
+        finally:
+            self.agent.check_finite = check
+        losses = self.all_gather(local).reshape(-1) if self._world() > 1 else local
+        if not bool(torch.isfinite(losses).any()):
+            raise NonFiniteError(
+                "loss of every population member", losses, step=step, where="training batch"
+            )
+        grad = es.gradient(losses, es.noise(step, D)).to(theta)
+        offset = 0
+        for p in params:
+            p.grad = grad[offset : offset + p.numel()].view_as(p).clone()
+            offset += p.numel()
+        self.clip_gradients(opt, gradient_clip_val=self.hparams.gradient_clip_val)
+        opt.step()
+        sched = self.lr_schedulers()
+        if sched is not None:
+            sched.step()
+        finite = losses[torch.isfinite(losses)]
+        self.log_dict(
+            {"train/loss": finite.mean(), "train/best_member": finite.min()},
+            on_step=True,
+            batch_size=B,
+        )
+        self.log(
+            "train_err", finite.mean(), on_step=True, prog_bar=True, logger=False, batch_size=B
+        )
+
     def _training_step(self, batch: dict, batch_idx: int) -> Tensor | None:
         if self.automatic_optimization:
             return self._common_step(batch, "train", batch_idx)
+        if self.es is not None:
+            return self._es_step(batch, batch_idx)
         opt = self.optimizers()
         opt.zero_grad()
         B = int(batch["batch_size"])

@@ -15,6 +15,34 @@ Aggregation = Literal["mean", "sum", "weighted"]
 AGGREGATIONS = ("mean", "sum", "weighted")
 
 
+def _is_vmapped(t: Tensor) -> bool:
+    return torch._C._functorch.is_batchedtensor(t)
+
+
+def _gru_cell(x: Tensor, h: Tensor, rnn: nn.GRUCell) -> Tensor:
+    """``nn.GRUCell`` written out (PyTorch's gate order r, z, n)."""
+    gi = nn.functional.linear(x, rnn.weight_ih, rnn.bias_ih)
+    gh = nn.functional.linear(h, rnn.weight_hh, rnn.bias_hh)
+    i_r, i_z, i_n = gi.chunk(3, -1)
+    h_r, h_z, h_n = gh.chunk(3, -1)
+    r = torch.sigmoid(i_r + h_r)
+    z = torch.sigmoid(i_z + h_z)
+    n = torch.tanh(i_n + r * h_n)
+    return n + z * (h - n)
+
+
+def dense_aggregate(adj: Tensor, s: Tensor, aggregation: str) -> Tensor:
+    """Aggregate sender messages ``s`` ``[B * n, M]`` over a dense ``[B, n, n]`` adjacency."""
+    B, n, _ = adj.shape
+    if aggregation == "weighted":
+        a = adj
+    else:
+        a = (adj != 0).to(s.dtype)
+        if aggregation == "mean":
+            a = a / a.sum(-1, keepdim=True).clamp(min=1)
+    return torch.bmm(a, s.view(B, n, -1)).reshape(B * n, -1)
+
+
 class ExpertPolicy(MessagePassing):
     r"""Shared expert policy of `BADGER <https://arxiv.org/abs/1912.01513>`_.
 
@@ -164,16 +192,16 @@ class ExpertPolicy(MessagePassing):
         """
         if self.lin_recv is not None:
             raise ValueError("the dense path needs receiver_term=False")
-        B, n, _ = adj.shape
-        if self.aggregation == "weighted":
-            a = adj
-        else:
-            a = (adj != 0).to(h.dtype)
-            if self.aggregation == "mean":
-                a = a / a.sum(-1, keepdim=True).clamp(min=1)
-        s = torch.tanh(self.lin_send(h)).view(B, n, -1)
-        agg = torch.bmm(a, s).reshape(B * n, -1)
+        agg = dense_aggregate(adj, self.send(h), self.aggregation)
         return self.gru_update(u, agg, h)
+
+    def send(self, h: Tensor) -> Tensor:
+        """Sender messages ``tanh(W_s h)`` ``[N, M]`` (``receiver_term=False``)."""
+        return torch.tanh(self.lin_send(h))
+
+    def update_from_input(self, x: Tensor, agg: Tensor, h: Tensor) -> Tensor:
+        """``GRU([relu(W_x x), a], h)`` from raw node inputs (used by :class:`RolePolicies`)."""
+        return self.gru_update(self.encode(x), agg, h)
 
     def forward_csr(
         self, h: Tensor, u: Tensor, adj: CSRAdjacency, edge_weight: Tensor | None = None
@@ -188,8 +216,7 @@ class ExpertPolicy(MessagePassing):
             raise ValueError("the CSR path needs receiver_term=False")
         if self.aggregation == "weighted" and edge_weight is None:
             raise ValueError("aggr='weighted' needs edge weights from the topology")
-        s = torch.tanh(self.lin_send(h))
-        agg = adj.aggregate(s, edge_weight, self.aggregation)
+        agg = adj.aggregate(self.send(h), edge_weight, self.aggregation)
         return self.gru_update(u, agg, h)
 
     def gru_update(self, u: Tensor, agg: Tensor, h: Tensor) -> Tensor:
@@ -201,6 +228,10 @@ class ExpertPolicy(MessagePassing):
         the backward down).
         """
         n, c = h.size(0), self.update_chunk
+        if _is_vmapped(self.rnn.weight_ih):
+            # under torch.func.vmap (ES populations): the same GRU from batched matmuls,
+            # as aten::gru_cell has no batching rule and would loop over the members
+            return _gru_cell(torch.cat([u, agg], dim=-1), h, self.rnn)
         if torch.is_grad_enabled() or n <= c:
             return self.rnn(torch.cat([u, agg], dim=-1), h)
         out = torch.empty_like(h)

@@ -253,6 +253,17 @@ class ExpertGraph:
             0, self.batch, self.is_expert.long()
         )
 
+    def agent_range(self, start: int, stop: int) -> ExpertGraph:
+        """The agents ``start..stop-1`` as a batch of their own (nodes re-indexed)."""
+        if not 0 <= start <= stop <= self.num_agents:
+            raise ValueError(
+                f"agent range [{start}, {stop}) out of bounds for {self.num_agents} agents"
+            )
+        lo, hi = int(self.ptr[start]), int(self.ptr[stop])
+        nodes = {name: t[lo:hi] for name, t in self.node_tensors().items()}
+        nodes["batch"] = nodes["batch"] - start
+        return self.replace(ptr=self.ptr[start : stop + 1] - lo, **nodes)
+
     def node_tensors(self) -> dict[str, Tensor]:
         """Every per-node field (one row per node) that the state holds, by name."""
         fields = (

@@ -214,6 +214,15 @@ def train_rows(quick: bool) -> list[dict]:
                 lib_step(fig7_edges, 100),
             )
         )
+    fig6_unchecked = BadgerModule(ExpertPolicy(), FullyConnected(), GuessingGame(3))
+    fig6_unchecked.agent.check_finite = False
+    cases.append(
+        (
+            "Fig. 6 (B=256, 3 experts, T=20)",
+            "badger_graph (dense path, check_finite=False)",
+            lib_step(fig6_unchecked, 256),
+        )
+    )
     if not quick:
         fig6_compiled = BadgerModule(
             ExpertPolicy(), FullyConnected(), GuessingGame(3), compile=True
@@ -240,7 +249,7 @@ def train_rows(quick: bool) -> list[dict]:
     return rows
 
 
-def lifetime_row(T: int, tbptt: int) -> dict:
+def lifetime_row(T: int, tbptt: int, experts: int = 200, agents: int = 16) -> dict:
     """Forward + backward of one lifetime of length T (tbptt=0: full backprop)."""
     from badger_graph import BadgerModule, ExpertPolicy
     from badger_graph.tasks import GuessingGame
@@ -251,16 +260,17 @@ def lifetime_row(T: int, tbptt: int) -> dict:
         ExpertPolicy(),
         RandomOutDegree(8, seed=0),
         GuessingGame(3),
-        num_experts=200,
+        num_experts=experts,
         inner_steps=T,
         truncate_bptt=tbptt or None,
     )
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
-    model.backward_lifetime(1, 16)
+    model.backward_lifetime(1, agents)
     t = time.perf_counter() - t0
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
+        "experts x agents": f"{experts} x {agents}",
         "T": T,
         "truncate_bptt": tbptt or "-",
         "s_per_lifetime": t,
@@ -271,6 +281,8 @@ def lifetime_row(T: int, tbptt: int) -> dict:
 def lifetime_rows(quick: bool) -> list[dict]:
     Ts = [10, 40, 160] if quick else [10, 40, 160, 640]
     rows = [_subprocess("lifetime", T, tbptt) for tbptt in (0, 10) for T in Ts]
+    if not quick:  # the issue's long lifetime: 1,000 steps of 1,000 experts
+        rows.append(_subprocess("lifetime", 1000, 10, 1000, 1))
     return [r for r in rows if r is not None]
 
 
@@ -306,7 +318,7 @@ def main() -> None:
         if kind == "policy":
             print(json.dumps(policy_row(int(args[0]), args[1], bool(int(args[2])), args[3])))
         else:
-            print(json.dumps(lifetime_row(int(args[0]), int(args[1]))))
+            print(json.dumps(lifetime_row(*map(int, args))))
         return
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -335,7 +347,7 @@ def main() -> None:
         _write(out / "train.csv", rows)
     if "lifetime" in sections:
         rows = lifetime_rows(a.quick)
-        _print("lifetime length T (200 experts x 16 agents, out-degree 8)", rows)
+        _print("lifetime length T (out-degree 8)", rows)
         _write(out / "lifetime.csv", rows)
 
 

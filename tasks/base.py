@@ -47,6 +47,15 @@ class Episode(ABC):
     def step(self, action: Tensor) -> StepResult:
         """Score ``action`` ``[B, d]`` and return the feedback for the next step."""
 
+    def agent_range(self, start: int, stop: int) -> Episode:
+        """The episodes of agents ``start..stop-1`` (used to split a batch across processes).
+
+        Tasks whose episodes should run under data-parallel training override this.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot be split across processes: implement agent_range"
+        )
+
 
 class Task(ABC):
     """A family of episodes. Subclasses add chance level and simple analytic baselines.

@@ -31,6 +31,11 @@ class GuessingEpisode(Episode):
             cols = torch.arange(self.num_outputs, device=target.device)
             self.mask = (cols.unsqueeze(0) < dims.unsqueeze(1)).to(target.dtype)
 
+    def agent_range(self, start: int, stop: int) -> GuessingEpisode:
+        """The episodes of agents ``start..stop-1``."""
+        dims = None if self.dims is None else self.dims[start:stop]
+        return GuessingEpisode(self.target[start:stop], self.feedback_mode, dims)
+
     def first(self) -> StepResult:
         """Before the first guess nothing is known: zero feedback."""
         zeros = self.target.new_zeros(self.num_agents)

@@ -66,7 +66,8 @@ def test_print_config_round_trips(config, tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli_main(["fit", "--config", str(dumped), "--print_config"])
     assert capsys.readouterr().out == first
-    assert yaml.safe_load(first)["model"]["policy"]["class_path"] == "badger_graph.ExpertPolicy"
+    policy = yaml.safe_load(first)["model"]["policy"]["class_path"]
+    assert policy in ("badger_graph.ExpertPolicy", "badger_graph.policies.RolePolicies")
 
 
 def test_fit_then_test_prints_error_and_checkpoint_loads(tmp_path, monkeypatch, capsys):

@@ -47,9 +47,10 @@ class FullyConnected(Topology):
         n = equal_sizes(state)
         if n is None:
             return None
-        adj = state.h.new_ones(n, n)
+        kw = {"dtype": state.h.dtype, "device": state.h.device}
+        adj = torch.ones(n, n, **kw)
         if not self.self_loops:
-            adj.fill_diagonal_(0)
+            adj = adj - torch.eye(n, **kw)  # not in place: stays cheap under torch.func.vmap
         return adj.expand(state.num_agents, n, n)
 
     def __repr__(self) -> str:

@@ -1,0 +1,72 @@
+"""Lightning DDP with 2 CPU processes (gloo): the same run as one process.
+
+Backprop: the global batch of episodes is split across the processes (each draws the
+whole batch from the seed and keeps its share). ES: the population is split and the
+losses are gathered. Both must end with the weights of the one-process run.
+"""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+CONFIG = str(Path(__file__).parent / "reliability" / "tiny.yaml")
+COMMON = [
+    "--model.topology",
+    "badger_graph.topologies.FullyConnected",  # deterministic edges: exact comparison
+    "--trainer.max_steps",
+    "12",
+    "--trainer.val_check_interval",
+    "6",
+    "--trainer.accelerator",
+    "cpu",
+]
+
+
+def _fit(cwd: Path, *args: str) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-m", "badger_graph.cli", "fit", "--config", CONFIG, *COMMON, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    ckpt = torch.load(
+        cwd / "runs/tiny/checkpoints/last.ckpt", map_location="cpu", weights_only=False
+    )
+    with (cwd / "runs/tiny/logs/version_0/metrics.csv").open() as f:
+        rows = [r for r in csv.DictReader(f) if r.get("train/loss")]
+    return {"weights": ckpt["state_dict"], "loss": [float(r["train/loss"]) for r in rows]}
+
+
+@pytest.mark.parametrize("outer", ["backprop", "es"])  # ~12 s each: in the default run
+def test_two_processes_match_one(tmp_path, outer):
+    extra = []
+    if outer == "es":
+        extra = [
+            "--model.es",
+            "badger_graph.es.EvolutionStrategy",
+            "--model.es.population",
+            "8",
+            "--model.gradient_clip_val",
+            "null",
+            "--trainer.gradient_clip_val",
+            "null",
+        ]
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    one = _fit(tmp_path / "one", "--trainer.devices", "1", *extra)
+    two = _fit(tmp_path / "two", "--trainer.devices", "2", "--trainer.strategy", "ddp", *extra)
+    assert len(one["loss"]) == len(two["loss"]) > 0
+    torch.testing.assert_close(
+        torch.tensor(two["loss"]), torch.tensor(one["loss"]), rtol=1e-4, atol=1e-5
+    )
+    for k in one["weights"]:
+        torch.testing.assert_close(two["weights"][k], one["weights"][k], rtol=1e-4, atol=1e-5)
