@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 
 import torch
+import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from badger_graph.errors import NonFiniteError
@@ -134,7 +135,8 @@ class Agent(nn.Module):
             gather/scatter ``propagate``, ``"auto"`` CSR from ``csr_min_edges`` edges on.
             Same results; recording always uses ``"edges"``. (default: ``"auto"``)
         csr_min_edges (int, optional): fewest edges for the automatic CSR path.
-            (default: :obj:`20000`)
+            (default: :obj:`50000`: below it the per-step CSR build (two sorts) costs more
+            than it saves with one round and a backward pass)
         compile (bool, optional): run the policy's dense and per-edge rounds through
             ``torch.compile(dynamic=True)`` (compiled once per process on first use; results
             equal eager to float tolerance). (default: :obj:`False`)
@@ -142,6 +144,12 @@ class Agent(nn.Module):
             and port values for NaN / inf after every round and raise
             :class:`~badger_graph.errors.NonFiniteError` naming the tensor, step and round
             (one reduction per round; <1 % of a Fig. 6 batch). (default: :obj:`True`)
+        checkpoint (bool, optional): activation checkpointing of each step's rounds
+            (``torch.utils.checkpoint``): when gradients are recorded, a step keeps only its
+            input state for the backward pass and recomputes the rounds' messages and gates
+            there (same gradients, less memory, ~1 more forward pass of time). The topology
+            is drawn outside the recomputed part, so random edges are not redrawn.
+            (default: :obj:`False`)
     """
 
     def __init__(
@@ -155,9 +163,10 @@ class Agent(nn.Module):
         dense_max_nodes: int = 256,
         ports: AddressedPorts | None = None,
         sparse: str = "auto",
-        csr_min_edges: int = 20_000,
+        csr_min_edges: int = 50_000,
         compile: bool = False,
         check_finite: bool = True,
+        checkpoint: bool = False,
     ) -> None:
         super().__init__()
         if sparse not in ("auto", "csr", "edges"):
@@ -184,6 +193,7 @@ class Agent(nn.Module):
         self.csr_min_edges = csr_min_edges
         self.compile = compile
         self.check_finite = check_finite
+        self.checkpoint = checkpoint
         # topologies of this library are tested; user-written ones are checked every step
         self._validate_topology = not type(topology).__module__.startswith("badger_graph.")
         if ports is not None:
@@ -318,21 +328,28 @@ class Agent(nn.Module):
                 round_fn, args = self.policy.forward_csr, (csr, edge_weight)
             else:
                 round_fn, args = self._policy_fn("forward"), (edge_index, edge_weight)
-        h = state.h
         messages, states = [], []
-        for r in range(self.rounds):
-            prev = h
-            if record:
-                h, msg = self.policy(h, u, edge_index, edge_weight, return_messages=True)
-                messages.append(msg.detach())
-                states.append(h.detach())
-            else:
-                h = round_fn(h, u, *args)
-            if self.check_finite and not bool(h.isfinite().all()):
-                # name the first non-finite tensor of the round: messages, else the states
-                sent = self.policy.send(prev) if isinstance(self.policy, ExpertPolicy) else prev
-                _check_finite("messages", sent, state.step, r)
-                _check_finite("expert states", h, state.step, r)
+
+        def rounds(h: Tensor, u: Tensor, *args) -> Tensor:
+            for r in range(self.rounds):
+                prev = h
+                if record:
+                    h, msg = self.policy(h, u, edge_index, edge_weight, return_messages=True)
+                    messages.append(msg.detach())
+                    states.append(h.detach())
+                else:
+                    h = round_fn(h, u, *args)
+                if self.check_finite and not bool(h.isfinite().all()):
+                    # name the first non-finite tensor of the round: messages, else states
+                    sent = self.policy.send(prev) if isinstance(self.policy, ExpertPolicy) else prev
+                    _check_finite("messages", sent, state.step, r)
+                    _check_finite("expert states", h, state.step, r)
+            return h
+
+        if self.checkpoint and not record and torch.is_grad_enabled():
+            h = torch.utils.checkpoint.checkpoint(rounds, state.h, u, *args, use_reentrant=False)
+        else:
+            h = rounds(state.h, u, *args)
         rec = None
         if record:
             rec = StepRecord(
@@ -460,5 +477,5 @@ class Agent(nn.Module):
         """Hyperparameters shown in ``repr``."""
         return (
             f"rounds={self.rounds}, output_ports={self.output_ports}, "
-            f"identity={self.identity!r}, dense={self.dense!r}"
+            f"identity={self.identity!r}, dense={self.dense!r}, checkpoint={self.checkpoint}"
         )

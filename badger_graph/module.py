@@ -235,6 +235,10 @@ class BadgerModule(pl.LightningModule):
             same results. (default: ``"auto"``)
         compile (bool, optional): ``torch.compile(dynamic=True)`` the policy's rounds
             (see :class:`~badger_graph.Agent`). (default: :obj:`False`)
+        activation_checkpointing (bool, optional): recompute each inner step's rounds in
+            the backward pass instead of keeping their activations (``Agent(checkpoint=)``);
+            with ``truncate_bptt`` the memory of a lifetime is one chunk of states plus one
+            step's activations. (default: :obj:`False`)
         ports (AddressedPorts, optional): addressed output ports (Fig. 7); implies
             ``output_ports``. (default: ``None``)
         truncate_bptt (int, optional): backprop through chunks of this many inner steps,
@@ -280,6 +284,7 @@ class BadgerModule(pl.LightningModule):
         dense: Literal["auto", "never"] = "auto",
         sparse: Literal["auto", "csr", "edges"] = "auto",
         compile: bool = False,
+        activation_checkpointing: bool = False,
         ports: AddressedPorts | None = None,
         truncate_bptt: int | None = None,
         gradient_clip_val: float | None = 1.0,
@@ -349,6 +354,7 @@ class BadgerModule(pl.LightningModule):
             ports=ports,
             sparse=sparse,
             compile=compile,
+            checkpoint=activation_checkpointing,
         )
         #: set by curriculum callbacks (badger_graph.curriculum): ranges of d and of the
         #: number of experts sampled per training batch, and fixed-address seeds

@@ -31,6 +31,13 @@ def _gru_cell(x: Tensor, h: Tensor, rnn: nn.GRUCell) -> Tensor:
     return n + z * (h - n)
 
 
+def _linear_into(x: Tensor, weight_t: Tensor, bias: Tensor | None, out: Tensor) -> Tensor:
+    """``x @ weight_t + bias`` written into ``out``."""
+    if bias is None:
+        return torch.mm(x, weight_t, out=out)
+    return torch.addmm(bias, x, weight_t, out=out)
+
+
 def dense_aggregate(adj: Tensor, s: Tensor, aggregation: str) -> Tensor:
     """Aggregate sender messages ``s`` ``[B * n, M]`` over a dense ``[B, n, n]`` adjacency."""
     B, n, _ = adj.shape
@@ -197,7 +204,7 @@ class ExpertPolicy(MessagePassing):
 
     def send(self, h: Tensor) -> Tensor:
         """Sender messages ``tanh(W_s h)`` ``[N, M]`` (``receiver_term=False``)."""
-        return torch.tanh(self.lin_send(h))
+        return self.lin_send(h).tanh_()  # in place: no second [N, M] buffer
 
     def update_from_input(self, x: Tensor, agg: Tensor, h: Tensor) -> Tensor:
         """``GRU([relu(W_x x), a], h)`` from raw node inputs (used by :class:`RolePolicies`)."""
@@ -216,8 +223,55 @@ class ExpertPolicy(MessagePassing):
             raise ValueError("the CSR path needs receiver_term=False")
         if self.aggregation == "weighted" and edge_weight is None:
             raise ValueError("aggr='weighted' needs edge weights from the topology")
-        agg = adj.aggregate(self.send(h), edge_weight, self.aggregation)
+        sent = self.send(h)
+        if self._blocked(h):
+            # inference on a large graph: aggregate and update one block of receivers at a
+            # time (no [N, M] aggregate; 1M experts: 1.07 -> see docs/performance.md)
+            values = adj.csr_values(edge_weight, self.aggregation, sent.dtype)
+            return self._blocked_update(
+                u, h, lambda start, end, out: torch.mm(adj.rows(start, end, values), sent, out=out)
+            )
+        agg = adj.aggregate(sent, edge_weight, self.aggregation)
         return self.gru_update(u, agg, h)
+
+    def _blocked(self, h: Tensor) -> bool:
+        """Inference on more than :attr:`update_chunk` nodes outside ``vmap``."""
+        return (
+            not torch.is_grad_enabled()
+            and h.size(0) > self.update_chunk
+            and not _is_vmapped(self.rnn.weight_ih)
+        )
+
+    def _blocked_update(self, u: Tensor, h: Tensor, fill_aggregate) -> Tensor:
+        """The GRU update in cache-sized blocks of rows with buffers reused across blocks.
+
+        ``fill_aggregate(start, end, out)`` writes the aggregated messages of receivers
+        ``start:end`` into ``out``. Same arithmetic as ``nn.GRUCell`` (gate order r, z, n).
+        """
+        n, c = h.size(0), self.update_chunk
+        H, n_in = h.size(1), u.size(1)
+        rnn = self.rnn
+        x = h.new_empty(c, rnn.input_size)
+        gi, gh = h.new_empty(c, 3 * H), h.new_empty(c, 3 * H)
+        w_ih, w_hh = rnn.weight_ih.t(), rnn.weight_hh.t()
+        out = torch.empty_like(h)
+        for start in range(0, n, c):
+            end = min(start + c, n)
+            k = end - start
+            xb, hb = x[:k], h[start:end]
+            xb[:, :n_in].copy_(u[start:end])
+            fill_aggregate(start, end, xb[:, n_in:])
+            i_g, h_g = (
+                _linear_into(xb, w_ih, rnn.bias_ih, gi[:k]),
+                _linear_into(hb, w_hh, rnn.bias_hh, gh[:k]),
+            )
+            r = i_g[:, :H].add_(h_g[:, :H]).sigmoid_()
+            z = i_g[:, H : 2 * H].add_(h_g[:, H : 2 * H]).sigmoid_()
+            cand = i_g[:, 2 * H :].addcmul_(r, h_g[:, 2 * H :]).tanh_()
+            ob = out[start:end]
+            torch.sub(hb, cand, out=ob)
+            ob.mul_(z).add_(cand)  # n + z * (h - n)
+        return out
 
     def gru_update(self, u: Tensor, agg: Tensor, h: Tensor) -> Tensor:
         """GRU update ``h' = GRU([u, a], h)``.
@@ -227,18 +281,13 @@ class ExpertPolicy(MessagePassing):
         on this project's CPU, same results. With autograd one call (blocks would slow
         the backward down).
         """
-        n, c = h.size(0), self.update_chunk
         if _is_vmapped(self.rnn.weight_ih):
             # under torch.func.vmap (ES populations): the same GRU from batched matmuls,
             # as aten::gru_cell has no batching rule and would loop over the members
             return _gru_cell(torch.cat([u, agg], dim=-1), h, self.rnn)
-        if torch.is_grad_enabled() or n <= c:
+        if not self._blocked(h):
             return self.rnn(torch.cat([u, agg], dim=-1), h)
-        out = torch.empty_like(h)
-        for start in range(0, n, c):
-            end = start + c
-            out[start:end] = self.rnn(torch.cat([u[start:end], agg[start:end]], -1), h[start:end])
-        return out
+        return self._blocked_update(u, h, lambda start, end, out: out.copy_(agg[start:end]))
 
     def message(self, s_j: Tensor, r_i: Tensor | None = None, w: Tensor | None = None) -> Tensor:
         """Per-edge message from gathered per-node projections."""

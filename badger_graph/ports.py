@@ -48,6 +48,12 @@ class AddressedPorts(nn.Module):
         address_channels (int, optional): width :math:`A` of an address. (default: :obj:`16`)
         temperature (float, optional): :math:`\tau`. (default: :obj:`2.5`)
         max_value (float, optional): :math:`o_{\max}`. (default: :obj:`1.5`)
+        reference_experts (int, optional): if set, the damping term :math:`1` of the push
+            becomes :math:`n / n_{\mathrm{ref}}` for an agent of :math:`n` experts, so the
+            share of the pushed mean that reaches a port,
+            :math:`\sum_e w_{ep} / (\sum_e w_{ep} + n / n_{\mathrm{ref}})`, no longer grows
+            with the number of experts (it equals the default's at
+            :math:`n = n_{\mathrm{ref}}`). (default: :obj:`None`: damping :math:`1`)
     """
 
     def __init__(
@@ -56,6 +62,7 @@ class AddressedPorts(nn.Module):
         address_channels: int = 16,
         temperature: float = 2.5,
         max_value: float = 1.5,
+        reference_experts: int | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(address_channels, int) or address_channels < 1:
@@ -64,6 +71,13 @@ class AddressedPorts(nn.Module):
             raise ValueError(f"temperature must be > 0, got {temperature}")
         if max_value <= 0:
             raise ValueError(f"max_value must be > 0, got {max_value}")
+        if reference_experts is not None and (
+            not isinstance(reference_experts, int) or reference_experts < 1
+        ):
+            raise ValueError(
+                f"reference_experts must be None or an int >= 1, got {reference_experts!r}"
+            )
+        self.reference_experts = reference_experts
         self.hidden_channels = hidden_channels
         self.address_channels = address_channels
         self.temperature = float(temperature)
@@ -95,7 +109,11 @@ class AddressedPorts(nn.Module):
         v = torch.tanh(self.lin_value(state.h)).squeeze(-1)
         push = scatter(w * v[e], p, 0, dim_size=state.num_nodes, reduce="sum")
         mass = scatter(w, p, 0, dim_size=state.num_nodes, reduce="sum")
-        value = state.value + push / (mass + 1.0)
+        if self.reference_experts is None:
+            damping = 1.0
+        else:  # n / n_ref of each port's agent
+            damping = state.num_experts()[state.batch].to(mass.dtype) / self.reference_experts
+        value = state.value + push / (mass + damping)
         return value.clamp(-self.max_value, self.max_value)
 
     def read(self, state: ExpertGraph, pairs: Tensor) -> Tensor:
@@ -107,5 +125,6 @@ class AddressedPorts(nn.Module):
     def __repr__(self) -> str:
         return (
             f"{self.__class__.__name__}(address={self.address_channels}, "
-            f"temperature={self.temperature}, max_value={self.max_value})"
+            f"temperature={self.temperature}, max_value={self.max_value}, "
+            f"reference_experts={self.reference_experts})"
         )

@@ -48,6 +48,9 @@ class CSRAdjacency:
             ``perm`` maps CSR position to edge position.
         crow_t, col_t, perm_t (torch.Tensor): sender-major CSR (``A^T``) for the backward.
         degree (torch.Tensor): ``max(in-degree, 1)`` per node (for the mean).
+        inv_degree (torch.Tensor): ``1 / degree`` of each edge's receiver, in edge order:
+            the mean is the weighted sum with these weights (one pass, no division of the
+            ``[N, M]`` result).
     """
 
     num_nodes: int
@@ -59,6 +62,7 @@ class CSRAdjacency:
     col_t: Tensor
     perm_t: Tensor
     degree: Tensor
+    inv_degree: Tensor
 
     @classmethod
     def from_edge_index(cls, edge_index: Tensor, num_nodes: int) -> CSRAdjacency:
@@ -67,6 +71,7 @@ class CSRAdjacency:
         perm = _sort_by(dst)
         perm_t = _sort_by(src)
         crow = _crow(dst[perm], num_nodes)
+        degree = (crow[1:] - crow[:-1]).clamp(min=1)
         return cls(
             num_nodes=num_nodes,
             edge_index=edge_index,
@@ -76,7 +81,8 @@ class CSRAdjacency:
             crow_t=_crow(src[perm_t], num_nodes),
             col_t=dst[perm_t],
             perm_t=perm_t,
-            degree=(crow[1:] - crow[:-1]).clamp(min=1),
+            degree=degree,
+            inv_degree=degree.reciprocal()[dst] if dst.numel() else dst.new_empty(0).float(),
         )
 
     @property
@@ -84,16 +90,39 @@ class CSRAdjacency:
         """E."""
         return self.col.numel()
 
+    def csr_values(self, edge_weight: Tensor | None, aggr: str, dtype: torch.dtype) -> Tensor:
+        """Values of ``A`` in CSR order for ``aggr`` (weights, ones, or ``1 / in-degree``)."""
+        if aggr == "weighted":
+            if edge_weight is None:
+                raise ValueError("aggr='weighted' needs edge weights")
+            return edge_weight.to(dtype)[self.perm]
+        if aggr == "mean":
+            return self.inv_degree.to(dtype)[self.perm]
+        return torch.ones(self.num_edges, dtype=dtype, device=self.col.device)
+
+    def rows(self, start: int, end: int, values: Tensor) -> Tensor:
+        """Rows ``start:end`` of ``A`` (receivers) as a ``[end - start, N]`` CSR tensor."""
+        e0, e1 = int(self.crow[start]), int(self.crow[end])
+        crow = self.crow[start : end + 1] - e0
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
+            return torch.sparse_csr_tensor(
+                crow,
+                self.col[e0:e1],
+                values[e0:e1],
+                (end - start, self.num_nodes),
+                check_invariants=False,
+            )
+
     def aggregate(self, s: Tensor, edge_weight: Tensor | None, aggr: str) -> Tensor:
         """``sum_j w_ji s_j`` (``"weighted"``), ``sum_j s_j`` or the mean over senders."""
         if aggr == "weighted":
             if edge_weight is None:
                 raise ValueError("aggr='weighted' needs edge weights")
             return _CSRWeightedSum.apply(s, edge_weight, self)
-        out = _CSRWeightedSum.apply(s, None, self)
         if aggr == "mean":
-            out = out / self.degree.to(out.dtype).unsqueeze(1)
-        return out
+            return _CSRWeightedSum.apply(s, self.inv_degree.to(s.dtype), self)
+        return _CSRWeightedSum.apply(s, None, self)
 
 
 class _CSRWeightedSum(torch.autograd.Function):

@@ -249,8 +249,13 @@ def train_rows(quick: bool) -> list[dict]:
     return rows
 
 
-def lifetime_row(T: int, tbptt: int, experts: int = 200, agents: int = 16) -> dict:
-    """Forward + backward of one lifetime of length T (tbptt=0: full backprop)."""
+def lifetime_row(
+    T: int, tbptt: int, experts: int = 200, agents: int = 16, checkpoint: int = 0
+) -> dict:
+    """Forward + backward of one lifetime of length T (tbptt=0: full backprop).
+
+    ``checkpoint=1``: activation checkpointing of every step's rounds.
+    """
     from badger_graph import BadgerModule, ExpertPolicy
     from badger_graph.tasks import GuessingGame
     from badger_graph.topologies import RandomOutDegree
@@ -263,6 +268,7 @@ def lifetime_row(T: int, tbptt: int, experts: int = 200, agents: int = 16) -> di
         num_experts=experts,
         inner_steps=T,
         truncate_bptt=tbptt or None,
+        activation_checkpointing=bool(checkpoint),
     )
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
@@ -273,6 +279,7 @@ def lifetime_row(T: int, tbptt: int, experts: int = 200, agents: int = 16) -> di
         "experts x agents": f"{experts} x {agents}",
         "T": T,
         "truncate_bptt": tbptt or "-",
+        "checkpoint": "yes" if checkpoint else "-",
         "s_per_lifetime": t,
         "peak_mem_mb": (rss1 - rss0) / 1024,
     }
@@ -281,8 +288,11 @@ def lifetime_row(T: int, tbptt: int, experts: int = 200, agents: int = 16) -> di
 def lifetime_rows(quick: bool) -> list[dict]:
     Ts = [10, 40, 160] if quick else [10, 40, 160, 640]
     rows = [_subprocess("lifetime", T, tbptt) for tbptt in (0, 10) for T in Ts]
-    if not quick:  # the issue's long lifetime: 1,000 steps of 1,000 experts
-        rows.append(_subprocess("lifetime", 1000, 10, 1000, 1))
+    if quick:
+        rows.append(_subprocess("lifetime", 40, 10, 200, 16, 1))
+    else:  # the issue's long lifetime: 1,000 steps of 1,000 experts
+        for tbptt, ckpt in ((0, 0), (0, 1), (10, 0), (10, 1), (100, 1)):
+            rows.append(_subprocess("lifetime", 1000, tbptt, 1000, 1, ckpt))
     return [r for r in rows if r is not None]
 
 

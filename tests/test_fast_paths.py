@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from badger_graph import Agent, ExpertPolicy
+from badger_graph.sparse import CSRAdjacency
 from badger_graph.tasks import GuessingGame
 from badger_graph.tasks.guessing_game import GuessingEpisode
-from badger_graph.topologies import Attention, FullyConnected
+from badger_graph.topologies import Attention, FullyConnected, RandomOutDegree
 
 
 def _lifetime_and_grads(agent, sizes, d=3, steps=5):
@@ -163,6 +164,24 @@ def test_blocked_inference_update_equals_one_call():
     torch.testing.assert_close(whole, blocked)
 
 
+@pytest.mark.parametrize("aggr", ["mean", "sum", "weighted"])
+def test_blocked_inference_csr_round_equals_per_edge_round(aggr):
+    """Inference on large graphs aggregates and updates block by block: same states."""
+    n, _ = _edges_cases()
+    ei = _edges_cases()[1]["unsorted"]  # duplicates and receivers without senders
+    g = torch.Generator().manual_seed(3)
+    h, u = torch.randn(n, 16, generator=g), torch.randn(n, 8, generator=g)
+    w = torch.rand(ei.size(1), generator=g) if aggr == "weighted" else None
+    torch.manual_seed(0)
+    policy = ExpertPolicy(16, 8, 8, 4, aggr=aggr)
+    with torch.no_grad():
+        ref = policy(h, u, ei, w)
+        policy.update_chunk = 7  # blocks of 7 receivers, the last one partial
+        assert policy._blocked(h)
+        blocked = policy.forward_csr(h, u, CSRAdjacency.from_edge_index(ei, n), w)
+    torch.testing.assert_close(blocked, ref, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("dense", ["auto", "never"])
 def test_compiled_equals_eager(dense):
     """torch.compile(dynamic=True) of the policy's rounds: same lifetime and gradients."""
@@ -194,3 +213,51 @@ def test_torch_scatter_equals_native_scatter(monkeypatch):
     torch.testing.assert_close(a.actions, b.actions)
     for k in ga:
         torch.testing.assert_close(ga[k], gb[k])
+
+
+# -- activation checkpointing ---------------------------------------------------------
+@pytest.mark.parametrize(
+    ("aggr", "make_topology", "kwargs"),
+    [
+        ("mean", lambda: FullyConnected(), {"dense": "auto"}),
+        ("weighted", lambda: Attention(16, 4, top_k=2), {"dense": "never", "sparse": "edges"}),
+        ("weighted", lambda: Attention(16, 4, top_k=2), {"dense": "never", "sparse": "csr"}),
+        ("mean", lambda: RandomOutDegree(3, seed=5), {"sparse": "csr"}),
+    ],
+)
+def test_activation_checkpointing_gives_the_same_gradients(aggr, make_topology, kwargs):
+    torch.manual_seed(0)
+    policy = ExpertPolicy(16, 8, 8, 4, aggr=aggr)
+    plain = Agent(policy, make_topology(), rounds=2, **kwargs)
+    ckpt = Agent(policy, make_topology(), rounds=2, checkpoint=True, **kwargs)
+    ckpt.load_state_dict(plain.state_dict())
+    sizes = [6, 6, 6]
+    a, ga = _lifetime_and_grads(plain, sizes)
+    b, gb = _lifetime_and_grads(ckpt, sizes)
+    torch.testing.assert_close(a.actions, b.actions)
+    assert ga.keys() == gb.keys()
+    assert len(ga) > 0
+    for k in ga:
+        torch.testing.assert_close(ga[k], gb[k], rtol=1e-5, atol=1e-7)
+
+
+def test_activation_checkpointing_keeps_less_for_backward():
+    """The rounds' activations are not kept: fewer bytes saved for backward per step."""
+    from torch.autograd.graph import saved_tensors_hooks
+
+    def saved_bytes(agent):
+        total = [0]
+
+        def pack(t):
+            total[0] += t.numel() * t.element_size()
+            return t
+
+        with saved_tensors_hooks(pack, lambda t: t):
+            _lifetime_and_grads(agent, [50, 50], steps=4)
+        return total[0]
+
+    torch.manual_seed(0)
+    policy = ExpertPolicy(64, 64, 16, 8)
+    plain = saved_bytes(Agent(policy, RandomOutDegree(8, seed=0), sparse="csr"))
+    ckpt = saved_bytes(Agent(policy, RandomOutDegree(8, seed=0), sparse="csr", checkpoint=True))
+    assert ckpt < plain / 2, (plain, ckpt)
