@@ -118,6 +118,8 @@ class GrowthCurriculum(Callback):
         modes (list of str, optional): growth modes to draw from.
             (default: ``["clone", "fresh"]``)
         start_step (int, optional): first training batch it applies to. (default: :obj:`0`)
+        max_experts (int, optional): never grow an agent beyond this many experts (the
+            growth is cut to fit, or skipped). (default: :obj:`None`: no limit)
     """
 
     def __init__(
@@ -127,6 +129,7 @@ class GrowthCurriculum(Callback):
         steps: Sequence[int] = (1, 15),
         modes: Sequence[str] = ("clone", "fresh"),
         start_step: int = 0,
+        max_experts: int | None = None,
     ) -> None:
         from badger_graph.growth import MODES
 
@@ -141,6 +144,9 @@ class GrowthCurriculum(Callback):
             raise ValueError(f"modes must be a non-empty subset of {MODES}, got {list(modes)}")
         if start_step < 0:
             raise ValueError(f"start_step must be >= 0, got {start_step}")
+        if max_experts is not None and (not isinstance(max_experts, int) or max_experts < 1):
+            raise ValueError(f"max_experts must be None or an int >= 1, got {max_experts!r}")
+        self.max_experts = max_experts
         self.probability = float(probability)
         self.factor = (float(factor[0]), float(factor[1]))
         self.steps = (int(steps[0]), int(steps[1]))
@@ -167,4 +173,8 @@ class GrowthCurriculum(Callback):
             return []
         factor = self.factor[0] + (self.factor[1] - self.factor[0]) * u[1]
         count = max(1, round(num_experts * (factor - 1)))
+        if self.max_experts is not None:
+            count = min(count, self.max_experts - num_experts)
+            if count < 1:
+                return []
         return [GrowthEvent(step, count, mode)]

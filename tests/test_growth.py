@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from badger_graph import Agent
+from badger_graph.curriculum import GrowthCurriculum
 from badger_graph.growth import GrowthEvent, grow, remove
 from badger_graph.ports import AddressedPorts
 from badger_graph.tasks.guessing_game import GuessingEpisode
@@ -81,3 +82,33 @@ def test_bad_growth(call, match, small_policy):
     s = _state(Agent(small_policy, FullyConnected()))
     with pytest.raises(ValueError, match=match):
         call(s)
+
+
+def test_growth_curriculum_draws_bounded_events():
+    cur = GrowthCurriculum(probability=1.0, factor=[2.0, 4.0], steps=[2, 5], modes=["fresh"])
+    capped = GrowthCurriculum(probability=1.0, factor=[2.0, 4.0], steps=[2, 5], max_experts=30)
+    for seed in range(50):
+        (event,) = cur.draw(torch.Generator().manual_seed(seed), 10, 20)
+        assert 2 <= event.step <= 5
+        assert 10 <= event.count <= 30  # 10 experts grown x2 .. x4
+        assert event.mode == "fresh"
+        (event,) = capped.draw(torch.Generator().manual_seed(seed), 10, 20)
+        assert 10 <= event.count <= 20  # never beyond 30 experts
+        assert capped.draw(torch.Generator().manual_seed(seed), 30, 20) == []  # full already
+    never = GrowthCurriculum(probability=0.0)
+    assert never.draw(torch.Generator().manual_seed(0), 10, 20) == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"probability": 1.5}, "probability"),
+        ({"factor": [1.0, 2.0]}, "factor"),
+        ({"steps": [0, 3]}, "steps"),
+        ({"modes": ["copy"]}, "modes"),
+        ({"max_experts": 0}, "max_experts"),
+    ],
+)
+def test_bad_growth_curriculum(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        GrowthCurriculum(**kwargs)

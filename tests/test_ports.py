@@ -108,11 +108,36 @@ def test_curriculum_sets_ranges_and_fixed_addresses():
         (lambda: AddressCurriculum(redraw_every=0), "redraw_every"),
         (lambda: AddressedPorts(16, 0), "address_channels"),
         (lambda: AddressedPorts(16, 4, temperature=0), "temperature"),
+        (lambda: AddressedPorts(16, 4, reference_experts=0), "reference_experts"),
     ],
 )
 def test_bad_input(build, match):
     with pytest.raises(ValueError, match=match):
         build()
+
+
+def test_reference_experts_scales_the_port_damping():
+    """Damping n / n_ref: equal to the default (1) at n = n_ref; per agent in a batch."""
+    agent = _agent()
+    target = torch.rand(3, 2, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    addresses = random_addresses(3, 2, 4, torch.Generator().manual_seed(3))
+    plain = _run(agent, target, addresses, experts=5)
+    agent.ports.reference_experts = 5
+    same = _run(agent, target, addresses, experts=5)
+    torch.testing.assert_close(same.actions, plain.actions)
+    # per port, the damping is its own agent's expert count / n_ref
+    state = agent.init_state([4, 8], 2, addresses=addresses[:2])
+    state = state.replace(h=torch.randn(state.h.shape, generator=torch.Generator().manual_seed(4)))
+    pairs = agent.ports.pairs(state)
+    e, port = pairs
+    w = agent.ports._attention(agent.ports.lin_write(state.h), state, pairs)
+    v = torch.tanh(agent.ports.lin_value(state.h)).squeeze(-1)
+    push = torch.zeros(state.num_nodes).index_add_(0, port, w * v[e])
+    mass = torch.zeros(state.num_nodes).index_add_(0, port, w)
+    damping = torch.tensor([4.0, 8.0])[state.batch] / 5
+    want = (state.value + push / (mass + damping)).clamp(-1.5, 1.5)
+    is_port = state.output_index >= 0
+    torch.testing.assert_close(agent.ports.write(state, pairs)[is_port], want[is_port])
 
 
 def test_bad_addresses():
