@@ -7,7 +7,7 @@ from badger_graph import Agent, ExpertPolicy
 from badger_graph.sparse import CSRAdjacency
 from badger_graph.tasks import GuessingGame
 from badger_graph.tasks.guessing_game import GuessingEpisode
-from badger_graph.topologies import Attention, FullyConnected, RandomOutDegree
+from badger_graph.topologies import Attention, FullyConnected, RandomInDegree, RandomOutDegree
 
 
 def _lifetime_and_grads(agent, sizes, d=3, steps=5):
@@ -261,3 +261,21 @@ def test_activation_checkpointing_keeps_less_for_backward():
     plain = saved_bytes(Agent(policy, RandomOutDegree(8, seed=0), sparse="csr"))
     ckpt = saved_bytes(Agent(policy, RandomOutDegree(8, seed=0), sparse="csr", checkpoint=True))
     assert ckpt < plain / 2, (plain, ckpt)
+
+
+@pytest.mark.parametrize("output_ports", [False, True])
+def test_random_in_degree_dense_path_equals_sparse_path(output_ports):
+    """Both paths draw the same senders from equally seeded generators."""
+    torch.manual_seed(0)
+    policy = ExpertPolicy(16, 8, 8, 4)
+    kw = {"rounds": 2, "output_ports": output_ports}
+    dense = Agent(policy, RandomInDegree(3, seed=2), dense="auto", **kw)
+    sparse = Agent(policy, RandomInDegree(3, seed=2), dense="never", **kw)
+    sparse.load_state_dict(dense.state_dict())
+    assert dense._dense_adjacency(dense.init_state([6, 6], 3)) is not None
+    dense.topology.reseed(2)  # the check above drew once
+    a, ga = _lifetime_and_grads(dense, [6, 6, 6])
+    b, gb = _lifetime_and_grads(sparse, [6, 6, 6])
+    torch.testing.assert_close(a.actions, b.actions, rtol=1e-4, atol=1e-5)
+    for k in ga:
+        torch.testing.assert_close(ga[k], gb[k], rtol=1e-3, atol=1e-5)

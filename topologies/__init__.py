@@ -11,7 +11,7 @@ from badger_graph.topologies.hardwired import (
     Ring,
     Star,
 )
-from badger_graph.topologies.random import ErdosRenyi, RandomOutDegree
+from badger_graph.topologies.random import ErdosRenyi, RandomInDegree, RandomOutDegree
 
 __all__ = [
     "Attention",
@@ -21,6 +21,7 @@ __all__ = [
     "FromNetworkx",
     "FullyConnected",
     "Layered",
+    "RandomInDegree",
     "RandomOutDegree",
     "Ring",
     "Star",

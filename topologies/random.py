@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from badger_graph.state import ExpertGraph
-from badger_graph.topologies.base import EdgeSet, Topology, all_pairs
+from badger_graph.topologies.base import EdgeSet, Topology, all_pairs, equal_sizes
 
 
 class _Seeded(Topology):
@@ -123,3 +123,85 @@ class RandomOutDegree(_Seeded):
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(k={self.k})"
+
+
+class RandomInDegree(_Seeded):
+    """Every node hears ``k`` distinct other nodes of its agent, drawn anew every step.
+
+    A node of an agent with ``n <= k`` nodes hears all ``n - 1`` others. With the mean
+    aggregation, a node's input is then a mean over ``min(k, n - 1)`` messages for any
+    number of experts: its statistics do not change when an agent grows beyond ``k + 1``
+    nodes (a fully connected agent averages ``n - 1`` messages, whose spread shrinks with
+    ``n``). Offers a dense ``[B, n, n]`` adjacency for agents of equal size, drawn from the
+    same random numbers as the edge list (same results on both paths).
+
+    Args:
+        k (int): in-degree (>= 1).
+        experts_only (bool, optional): only experts send and receive (port and input nodes
+            take no part in message passing), so the share of port messages in an expert's
+            input does not shrink as the agent grows. (default: :obj:`False`)
+        seed (int, optional): seed of the private generator. (default: :obj:`0`)
+        generator (torch.Generator, optional): a CPU generator the caller owns and seeds.
+    """
+
+    def __init__(
+        self,
+        k: int,
+        experts_only: bool = False,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"in-degree k must be an int >= 1, got {k!r}")
+        super().__init__(seed, generator)
+        self.k = k
+        self.experts_only = experts_only
+
+    def _senders(self, state: ExpertGraph) -> tuple[Tensor, Tensor]:
+        """Local sender indices ``[N, k']`` of every receiver and which of them are real."""
+        N = state.num_nodes
+        size = state.sizes[state.batch].cpu()
+        n_max = int(state.sizes.max())
+        k = min(self.k, max(n_max - 1, 1))
+        # random scores over the offsets 1..n_max-1 from the receiver; offsets beyond the
+        # agent's size are masked; the top k offsets are the senders (never the receiver)
+        scores = torch.rand(N, max(n_max - 1, 1), generator=self.generator)
+        offsets = torch.arange(1, max(n_max, 2))
+        scores[offsets.unsqueeze(0) >= size.unsqueeze(1)] = -1.0
+        local = state.local_index.cpu().unsqueeze(1)
+        if self.experts_only:
+            expert = state.is_expert.cpu()
+            base = torch.arange(N).unsqueeze(1) - local
+            sender_local = (local + offsets.unsqueeze(0)) % size.unsqueeze(1).clamp(min=1)
+            sender_is_expert = expert[(base + sender_local).clamp(max=max(N - 1, 0))]
+            scores[~sender_is_expert | ~expert.unsqueeze(1)] = -1.0
+        top = scores.topk(k, dim=1)
+        senders = (local + top.indices + 1) % size.unsqueeze(1).clamp(min=1)
+        return senders, top.values >= 0
+
+    def forward(self, state: ExpertGraph) -> EdgeSet:
+        """Draw ``min(k, n - 1)`` distinct senders per receiver, anew every call."""
+        device = state.batch.device
+        if state.num_nodes == 0:
+            return torch.empty(2, 0, dtype=torch.long, device=device), None
+        senders, real = self._senders(state)
+        base = (torch.arange(state.num_nodes) - state.local_index.cpu()).unsqueeze(1)
+        dst = torch.arange(state.num_nodes).unsqueeze(1).expand_as(senders)
+        ei = torch.stack([(base + senders)[real], dst[real]])
+        return ei.to(device), None
+
+    def dense(self, state: ExpertGraph) -> Tensor | None:
+        """The same draw as ``[B, n, n]`` (receiver, sender) ones, for equal-size agents."""
+        n = equal_sizes(state)
+        if n is None:
+            return None
+        senders, real = self._senders(state)
+        B, device = state.num_agents, state.h.device
+        adj = torch.zeros(B * n, n, dtype=state.h.dtype)
+        # padding picks point at the receiver itself (its diagonal entry stays 0)
+        own = state.local_index.cpu().unsqueeze(1).expand_as(senders)
+        adj.scatter_(1, torch.where(real, senders, own), real.to(adj.dtype))
+        return adj.view(B, n, n).to(device)
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(k={self.k}, experts_only={self.experts_only})"

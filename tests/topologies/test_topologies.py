@@ -11,6 +11,7 @@ from badger_graph.topologies import (
     FromNetworkx,
     FullyConnected,
     Layered,
+    RandomInDegree,
     RandomOutDegree,
     Ring,
     Star,
@@ -42,6 +43,7 @@ ALL = [
     EdgeList([[0, 1], [1, 2], [2, 0], [4, 0]]),
     ErdosRenyi(0.5, seed=1),
     RandomOutDegree(0, seed=1),
+    RandomInDegree(3, seed=1),
     Attention(8, 4),
     Attention(8, 4, top_k=2),
 ]
@@ -165,6 +167,7 @@ def test_attention_top_k_picks_best():
         (lambda: ErdosRenyi(1.5), "p must be in"),
         (lambda: ErdosRenyi(-0.1), "p must be in"),
         (lambda: RandomOutDegree(-1), "out-degree"),
+        (lambda: RandomInDegree(0), "in-degree"),
         (lambda: Attention(8, top_k=0), "top_k"),
         (lambda: Layered(width=0), "width"),
         (lambda: EdgeList([[0, -1]]), "node indices"),
@@ -203,3 +206,46 @@ def test_random_out_degree_large_agents_use_sparse_sampler():
     recv_local = s.local_index[ei[1][s.batch[ei[1]] == 1]]
     assert recv_local.min() < 20
     assert recv_local.max() > 480
+
+
+def test_random_in_degree_is_exact_distinct_and_capped_by_agent_size():
+    s = _state()  # agents of 1, 4, 6, 2 and 5 nodes
+    ei, _ = RandomInDegree(3, seed=0)(s)
+    deg = torch.bincount(ei[1], minlength=s.num_nodes)
+    assert torch.equal(deg, (s.sizes[s.batch] - 1).clamp(max=3))
+    assert (ei[0] != ei[1]).all()
+    assert len({tuple(e) for e in ei.t().tolist()}) == ei.size(1)
+    topo = RandomInDegree(3, seed=0)
+    assert not torch.equal(topo(s)[0], topo(s)[0])  # new senders every step
+
+
+def test_random_in_degree_dense_is_the_same_draw():
+    s = _state([7] * 3)
+    ei, _ = RandomInDegree(4, seed=5)(s)
+    adj = RandomInDegree(4, seed=5).dense(s)
+    assert adj.shape == (3, 7, 7)
+    b, recv, send = adj.nonzero(as_tuple=True)
+    dense_edges = {(int(x), int(y)) for x, y in zip(b * 7 + send, b * 7 + recv, strict=True)}
+    assert dense_edges == {tuple(e) for e in ei.t().tolist()}
+    assert (adj.sum(-1) == 4).all()
+    small = _state([3] * 2)  # fewer nodes than k: everyone hears all others
+    torch.testing.assert_close(
+        RandomInDegree(5, seed=0).dense(small), FullyConnected().dense(small).contiguous()
+    )
+    assert RandomInDegree(2).dense(_state([3, 4])) is None  # unequal sizes: edge list only
+
+
+def test_random_in_degree_experts_only_leaves_ports_out():
+    s = ExpertGraph.create([4, 6, 6], 2, 8, 2, output_ports=True)  # 2 port nodes per agent
+    ei, _ = RandomInDegree(3, experts_only=True, seed=0)(s)
+    assert s.is_expert[ei].all()  # no port sends or receives
+    deg = torch.bincount(ei[1], minlength=s.num_nodes)
+    experts = s.num_experts()[s.batch]
+    torch.testing.assert_close(deg[s.is_expert], (experts - 1).clamp(max=3)[s.is_expert])
+    same = ExpertGraph.create([6, 6], 2, 8, 2, output_ports=True)
+    ei, _ = RandomInDegree(3, experts_only=True, seed=1)(same)
+    adj = RandomInDegree(3, experts_only=True, seed=1).dense(same)
+    b, recv, send = adj.nonzero(as_tuple=True)
+    n = 8
+    dense_edges = {(int(x), int(y)) for x, y in zip(b * n + send, b * n + recv, strict=True)}
+    assert dense_edges == {tuple(e) for e in ei.t().tolist()}
