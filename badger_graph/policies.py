@@ -144,11 +144,12 @@ class RolePolicies(nn.Module):
 
     def send_by_role(self, h: Tensor, x: Tensor) -> Tensor:
         """Each node's message from its own role's policy ``[N, M]``."""
-        which = self.assignment(x)
+        return self._send(h, self.assignment(x))
+
+    def _send(self, h: Tensor, which: Tensor) -> Tensor:
         return self._per_policy(which, self.message_channels, h, lambda p, n: p.send(h[n]))
 
-    def _update(self, x: Tensor, agg: Tensor, h: Tensor) -> Tensor:
-        which = self.assignment(x)
+    def _update(self, x: Tensor, agg: Tensor, h: Tensor, which: Tensor) -> Tensor:
         return self._per_policy(
             which,
             self.hidden_channels,
@@ -165,27 +166,31 @@ class RolePolicies(nn.Module):
         return_messages: bool = False,
     ):
         """One round over ``edge_index`` (see :meth:`ExpertPolicy.forward`)."""
+        which = self.assignment(x)
         src, dst = edge_index
-        msg = self.send_by_role(h, x)[src]
+        msg = self._send(h, which)[src]
         if self.aggregation == "weighted":
             if edge_weight is None:
                 raise ValueError("aggr='weighted' needs edge weights from the topology")
             msg = msg * edge_weight.unsqueeze(-1)
         reduce = "mean" if self.aggregation == "mean" else "sum"
         agg = scatter(msg, dst, 0, dim_size=h.size(0), reduce=reduce)
-        h_new = self._update(x, agg, h)
+        h_new = self._update(x, agg, h, which)
         return (h_new, msg) if return_messages else h_new
 
     def forward_dense(self, h: Tensor, x: Tensor, adj: Tensor) -> Tensor:
         """One round with a dense ``[B, n, n]`` adjacency."""
-        return self._update(x, dense_aggregate(adj, self.send_by_role(h, x), self.aggregation), h)
+        which = self.assignment(x)
+        agg = dense_aggregate(adj, self._send(h, which), self.aggregation)
+        return self._update(x, agg, h, which)
 
     def forward_csr(
         self, h: Tensor, x: Tensor, adj: CSRAdjacency, edge_weight: Tensor | None = None
     ) -> Tensor:
         """One round with a CSR adjacency."""
-        agg = adj.aggregate(self.send_by_role(h, x), edge_weight, self.aggregation)
-        return self._update(x, agg, h)
+        which = self.assignment(x)
+        agg = adj.aggregate(self._send(h, which), edge_weight, self.aggregation)
+        return self._update(x, agg, h, which)
 
     def extra_repr(self) -> str:
         """Role → policy index, shown in ``repr``."""

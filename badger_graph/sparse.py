@@ -31,10 +31,10 @@ def _crow(sorted_rows: Tensor, num_rows: int) -> Tensor:
     return torch._convert_indices_from_coo_to_csr(sorted_rows, num_rows)
 
 
-def _csr(crow: Tensor, col: Tensor, values: Tensor, n: int) -> Tensor:
+def _csr(crow: Tensor, col: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
-        return torch.sparse_csr_tensor(crow, col, values, (n, n), check_invariants=False)
+        return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,9 @@ class CSRAdjacency:
         crow, col, perm (torch.Tensor): receiver-major CSR (``A[i, j]`` = edge ``j → i``);
             ``perm`` maps CSR position to edge position.
         crow_t, col_t, perm_t (torch.Tensor): sender-major CSR (``A^T``) for the backward.
-        degree (torch.Tensor): ``max(in-degree, 1)`` per node (for the mean).
-        inv_degree (torch.Tensor): ``1 / degree`` of each edge's receiver, in edge order:
-            the mean is the weighted sum with these weights (one pass, no division of the
-            ``[N, M]`` result).
+        inv_degree (torch.Tensor): ``1 / max(in-degree, 1)`` of each edge's receiver, in
+            edge order: the mean is the weighted sum with these weights (one pass, no
+            division of the ``[N, M]`` result).
     """
 
     num_nodes: int
@@ -61,7 +60,6 @@ class CSRAdjacency:
     crow_t: Tensor
     col_t: Tensor
     perm_t: Tensor
-    degree: Tensor
     inv_degree: Tensor
 
     @classmethod
@@ -81,8 +79,7 @@ class CSRAdjacency:
             crow_t=_crow(src[perm_t], num_nodes),
             col_t=dst[perm_t],
             perm_t=perm_t,
-            degree=degree,
-            inv_degree=degree.reciprocal()[dst] if dst.numel() else dst.new_empty(0).float(),
+            inv_degree=degree.reciprocal()[dst],
         )
 
     @property
@@ -90,39 +87,37 @@ class CSRAdjacency:
         """E."""
         return self.col.numel()
 
-    def csr_values(self, edge_weight: Tensor | None, aggr: str, dtype: torch.dtype) -> Tensor:
-        """Values of ``A`` in CSR order for ``aggr`` (weights, ones, or ``1 / in-degree``)."""
+    def edge_values(self, edge_weight: Tensor | None, aggr: str) -> Tensor | None:
+        """Per-edge values of ``A`` in edge order for ``aggr``.
+
+        The edge weights (``"weighted"``), ``1 / in-degree`` (``"mean"``) or ``None`` for
+        ones (``"sum"``).
+        """
         if aggr == "weighted":
             if edge_weight is None:
                 raise ValueError("aggr='weighted' needs edge weights")
-            return edge_weight.to(dtype)[self.perm]
-        if aggr == "mean":
-            return self.inv_degree.to(dtype)[self.perm]
-        return torch.ones(self.num_edges, dtype=dtype, device=self.col.device)
+            return edge_weight
+        return self.inv_degree if aggr == "mean" else None
+
+    def csr_order(self, values: Tensor | None, dtype: torch.dtype) -> Tensor:
+        """Per-edge ``values`` (``None``: ones) in receiver-major CSR order."""
+        if values is None:
+            return torch.ones(self.num_edges, dtype=dtype, device=self.col.device)
+        return values.to(dtype)[self.perm]
+
+    def csr_values(self, edge_weight: Tensor | None, aggr: str, dtype: torch.dtype) -> Tensor:
+        """Values of ``A`` in CSR order for ``aggr`` (see :meth:`edge_values`)."""
+        return self.csr_order(self.edge_values(edge_weight, aggr), dtype)
 
     def rows(self, start: int, end: int, values: Tensor) -> Tensor:
         """Rows ``start:end`` of ``A`` (receivers) as a ``[end - start, N]`` CSR tensor."""
         e0, e1 = int(self.crow[start]), int(self.crow[end])
         crow = self.crow[start : end + 1] - e0
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
-            return torch.sparse_csr_tensor(
-                crow,
-                self.col[e0:e1],
-                values[e0:e1],
-                (end - start, self.num_nodes),
-                check_invariants=False,
-            )
+        return _csr(crow, self.col[e0:e1], values[e0:e1], (end - start, self.num_nodes))
 
     def aggregate(self, s: Tensor, edge_weight: Tensor | None, aggr: str) -> Tensor:
         """``sum_j w_ji s_j`` (``"weighted"``), ``sum_j s_j`` or the mean over senders."""
-        if aggr == "weighted":
-            if edge_weight is None:
-                raise ValueError("aggr='weighted' needs edge weights")
-            return _CSRWeightedSum.apply(s, edge_weight, self)
-        if aggr == "mean":
-            return _CSRWeightedSum.apply(s, self.inv_degree.to(s.dtype), self)
-        return _CSRWeightedSum.apply(s, None, self)
+        return _CSRWeightedSum.apply(s, self.edge_values(edge_weight, aggr), self)
 
 
 class _CSRWeightedSum(torch.autograd.Function):
@@ -130,9 +125,8 @@ class _CSRWeightedSum(torch.autograd.Function):
 
     @staticmethod
     def forward(s: Tensor, w: Tensor | None, adj: CSRAdjacency) -> Tensor:
-        ones = s.new_ones(adj.num_edges)
-        values = ones if w is None else w.to(s.dtype)[adj.perm]
-        return _csr(adj.crow, adj.col, values, adj.num_nodes) @ s
+        values = adj.csr_order(w, s.dtype)
+        return _csr(adj.crow, adj.col, values, (adj.num_nodes, adj.num_nodes)) @ s
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -148,7 +142,7 @@ class _CSRWeightedSum(torch.autograd.Function):
         grad_s = grad_w = None
         if ctx.needs_input_grad[0]:
             values = grad.new_ones(adj.num_edges) if not ctx.has_w else w.to(grad.dtype)[adj.perm_t]
-            grad_s = _csr(adj.crow_t, adj.col_t, values, adj.num_nodes) @ grad
+            grad_s = _csr(adj.crow_t, adj.col_t, values, (adj.num_nodes, adj.num_nodes)) @ grad
         if ctx.has_w and ctx.needs_input_grad[1]:
             src, dst = adj.edge_index
             grad_w = torch.empty(adj.num_edges, dtype=grad.dtype, device=grad.device)

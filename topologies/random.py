@@ -9,6 +9,25 @@ from badger_graph.state import ExpertGraph
 from badger_graph.topologies.base import EdgeSet, Topology, all_pairs, equal_sizes
 
 
+def _random_offsets(
+    generator: torch.Generator, size: Tensor, n_max: int, k: int, exclude: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """``k`` distinct random offsets in ``[1, size - 1]`` per node (small agents).
+
+    Random scores over all offsets ``1..n_max-1``; offsets at or beyond the node's agent
+    ``size`` and those marked in ``exclude`` ``[N, n_max - 1]`` score -1; the top ``k`` win.
+    Returns the offsets ``[N, k]`` and which of them are valid (all of them when every node
+    has ``k`` valid offsets).
+    """
+    scores = torch.rand(size.numel(), max(n_max - 1, 1), generator=generator)
+    invalid = torch.arange(1, scores.size(1) + 1).unsqueeze(0) >= size.unsqueeze(1)
+    if exclude is not None:
+        invalid |= exclude
+    scores[invalid] = -1.0
+    top = scores.topk(k, dim=1)
+    return top.indices + 1, top.values >= 0
+
+
 class _Seeded(Topology):
     def __init__(self, seed: int | None, generator: torch.Generator | None) -> None:
         super().__init__()
@@ -87,7 +106,7 @@ class RandomOutDegree(_Seeded):
         size = sizes[state.batch].cpu()
         n_max = int(sizes.max())
         if n_max - 1 <= max(64, 4 * self.k):
-            off = self._offsets_dense(N, n_max, size)
+            off, _ = _random_offsets(self.generator, size, n_max, self.k)  # all valid: k < n
         else:
             off = self._offsets_rejection(N, size)
         # offsets in [1, size - 1] from the sender, wrapped: never the sender itself
@@ -96,13 +115,6 @@ class RandomOutDegree(_Seeded):
         src = torch.arange(N).unsqueeze(1).expand(-1, self.k)
         ei = torch.stack([src.reshape(-1), (base + dst_local).reshape(-1)])
         return ei.to(device), None
-
-    def _offsets_dense(self, N: int, n_max: int, size: Tensor) -> Tensor:
-        # small agents: random scores over all offsets, invalid ones masked, top-k
-        scores = torch.rand(N, n_max - 1, generator=self.generator)
-        offsets = torch.arange(1, n_max)
-        scores[offsets.unsqueeze(0) >= size.unsqueeze(1)] = -1.0
-        return scores.topk(self.k, dim=1).indices + 1
 
     def _offsets_rejection(self, N: int, size: Tensor) -> Tensor:
         # large agents (k << n): draw k offsets, redraw duplicates until none are left;
@@ -159,25 +171,20 @@ class RandomInDegree(_Seeded):
 
     def _senders(self, state: ExpertGraph) -> tuple[Tensor, Tensor]:
         """Local sender indices ``[N, k']`` of every receiver and which of them are real."""
-        N = state.num_nodes
         size = state.sizes[state.batch].cpu()
         n_max = int(state.sizes.max())
-        k = min(self.k, max(n_max - 1, 1))
-        # random scores over the offsets 1..n_max-1 from the receiver; offsets beyond the
-        # agent's size are masked; the top k offsets are the senders (never the receiver)
-        scores = torch.rand(N, max(n_max - 1, 1), generator=self.generator)
-        offsets = torch.arange(1, max(n_max, 2))
-        scores[offsets.unsqueeze(0) >= size.unsqueeze(1)] = -1.0
         local = state.local_index.cpu().unsqueeze(1)
-        if self.experts_only:
+        wrap = size.unsqueeze(1).clamp(min=1)
+        exclude = None
+        if self.experts_only:  # neither a non-expert receiver nor a non-expert sender
             expert = state.is_expert.cpu()
-            base = torch.arange(N).unsqueeze(1) - local
-            sender_local = (local + offsets.unsqueeze(0)) % size.unsqueeze(1).clamp(min=1)
-            sender_is_expert = expert[(base + sender_local).clamp(max=max(N - 1, 0))]
-            scores[~sender_is_expert | ~expert.unsqueeze(1)] = -1.0
-        top = scores.topk(k, dim=1)
-        senders = (local + top.indices + 1) % size.unsqueeze(1).clamp(min=1)
-        return senders, top.values >= 0
+            base = torch.arange(state.num_nodes).unsqueeze(1) - local
+            every = (local + torch.arange(1, max(n_max, 2)).unsqueeze(0)) % wrap
+            exclude = ~expert[base + every] | ~expert.unsqueeze(1)
+        k = min(self.k, max(n_max - 1, 1))
+        # the senders are the receiver's offsets, wrapped within its agent: never itself
+        off, real = _random_offsets(self.generator, size, n_max, k, exclude)
+        return (local + off) % wrap, real
 
     def forward(self, state: ExpertGraph) -> EdgeSet:
         """Draw ``min(k, n - 1)`` distinct senders per receiver, anew every call."""
