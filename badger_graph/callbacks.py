@@ -1,12 +1,42 @@
-"""Callbacks that make long runs safe to interrupt."""
+"""Callbacks that make long runs safe to interrupt, with checkpoints in the run directory."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
-from lightning.pytorch.callbacks import OnExceptionCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
+
+
+def _checkpoint_dir(root: str) -> str:
+    return os.path.realpath(os.path.join(os.path.expanduser(str(root)), "checkpoints"))
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """A :class:`~lightning.pytorch.callbacks.ModelCheckpoint` that lives in the run directory.
+
+    Without ``dirpath`` it writes into ``<trainer.default_root_dir>/checkpoints`` (not into
+    a versioned logger folder), so one flag moves a whole run and ``--ckpt_path last``
+    finds the newest file of the previous run of the same directory. File names carry no
+    version counter: a re-run overwrites ``best.ckpt`` / ``last.ckpt``.
+    Takes every argument of ``ModelCheckpoint``.
+    """
+
+    def __init__(self, dirpath: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("enable_version_counter", False)
+        super().__init__(dirpath=dirpath, **kwargs)
+
+    def use_run_dir(self, root: str) -> None:
+        """Write into ``root/checkpoints`` unless a ``dirpath`` was given."""
+        if self.dirpath is None:
+            self.dirpath = _checkpoint_dir(root)
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        """Resolve the folder from the trainer's run directory."""
+        self.use_run_dir(trainer.default_root_dir)
+        super().setup(trainer, pl_module, stage)
 
 
 class SaveOnInterrupt(OnExceptionCheckpoint):
@@ -22,12 +52,25 @@ class SaveOnInterrupt(OnExceptionCheckpoint):
     ``ModelCheckpoint(every_n_train_steps=..., save_last=True)``.
 
     Args:
-        dirpath (str): folder of the checkpoint.
+        dirpath (str, optional): folder of the checkpoint. (default:
+            ``<trainer.default_root_dir>/checkpoints``)
         filename (str, optional): file name without ``.ckpt``. (default: ``"interrupted"``)
     """
 
-    def __init__(self, dirpath: str, filename: str = "interrupted") -> None:
-        super().__init__(dirpath, filename)
+    def __init__(self, dirpath: str | None = None, filename: str = "interrupted") -> None:
+        super().__init__(dirpath or ".", filename)
+        self._given = dirpath is not None
+
+    def use_run_dir(self, root: str) -> None:
+        """Write into ``root/checkpoints`` unless a ``dirpath`` was given."""
+        if not self._given:
+            self.dirpath = _checkpoint_dir(root)
+            self._given = True
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        """Resolve the folder from the trainer's run directory."""
+        self.use_run_dir(trainer.default_root_dir)
+        super().setup(trainer, pl_module, stage)
 
     def on_exception(self, trainer, pl_module, exception: BaseException, *_: Any) -> None:
         """Write the checkpoint unless the weights are non-finite."""

@@ -1,15 +1,61 @@
-"""Curricula as Lightning callbacks: what the training episodes look like at each step.
+"""Curricula: what the training episodes look like at each training batch.
 
-Each callback writes into ``BadgerModule.curriculum`` before every training batch, as a
-pure function of ``trainer.global_step`` (so a resumed run follows the same curriculum).
-The module draws the batch's ``d`` and number of experts from the batch's own seed.
+A curriculum is a small object with one method, :meth:`Curriculum.apply`, that takes the
+:class:`EpisodeSpec` of a training batch and returns it with its own settings filled in.
+The spec of batch ``step`` is :func:`episode_spec` of the model's curricula: it starts from
+an empty spec every batch, so a curriculum that stops applying leaves nothing behind, and
+it is a pure function of the step, so a resumed run follows the same curriculum. The
+episodes draw the batch's ``d`` and number of experts from the batch's own seed.
+
+YAML (under ``model:``)::
+
+    curriculum:
+      - class_path: badger_graph.curriculum.RangeCurriculum
+        init_args: {num_outputs: [3, 6], start_step: 3000}
+      - class_path: badger_graph.curriculum.AddressCurriculum
+        init_args: {fixed_steps: 3000}
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
-from lightning.pytorch.callbacks import Callback
+
+@dataclasses.dataclass(frozen=True)
+class EpisodeSpec:
+    """How the episodes of one training batch are drawn (empty: the model's defaults).
+
+    Attributes:
+        num_outputs (tuple of two ints, optional): inclusive range of ``d``.
+        per_agent (bool): draw ``d`` for every agent separately.
+        num_experts (tuple of two ints, optional): inclusive range of experts per agent.
+        address_seed (int, optional): one set of port addresses for the whole batch, drawn
+            from this seed (``None``: fresh addresses per episode).
+        growth (GrowthCurriculum, optional): draws mid-lifetime growth events.
+    """
+
+    num_outputs: tuple[int, int] | None = None
+    per_agent: bool = False
+    num_experts: tuple[int, int] | None = None
+    address_seed: int | None = None
+    growth: GrowthCurriculum | None = None
+
+
+class Curriculum:
+    """Base class: fill in the settings of a training batch's :class:`EpisodeSpec`."""
+
+    def apply(self, spec: EpisodeSpec, step: int) -> EpisodeSpec:  # pragma: no cover
+        """``spec`` with this curriculum's settings for training batch ``step``."""
+        raise NotImplementedError
+
+
+def episode_spec(curricula: Sequence[Curriculum], step: int) -> EpisodeSpec:
+    """The spec of training batch ``step``: each curriculum applied in order to an empty spec."""
+    spec = EpisodeSpec()
+    for curriculum in curricula:
+        spec = curriculum.apply(spec, step)
+    return spec
 
 
 def _check_range(name: str, value: Sequence[int] | None) -> tuple[int, int] | None:
@@ -23,7 +69,7 @@ def _check_range(name: str, value: Sequence[int] | None) -> tuple[int, int] | No
     return lo, hi
 
 
-class RangeCurriculum(Callback):
+class RangeCurriculum(Curriculum):
     """Sample ``d`` and/or the number of experts uniformly from a range per training batch.
 
     Args:
@@ -57,18 +103,19 @@ class RangeCurriculum(Callback):
         """Whether this range applies at training batch ``step``."""
         return self.start_step <= step and (self.end_step is None or step < self.end_step)
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        """Set (or clear) the ranges for this batch."""
-        if not self.active(trainer.global_step):
-            return
+    def apply(self, spec: EpisodeSpec, step: int) -> EpisodeSpec:
+        """Set the ranges while active; outside its steps the spec stays as it is."""
+        if not self.active(step):
+            return spec
+        changes = {"per_agent": self.per_agent}
         for key in ("num_outputs", "num_experts"):
             value = getattr(self, key)
             if value is not None:
-                pl_module.curriculum[key] = value
-        pl_module.curriculum["per_agent"] = self.per_agent
+                changes[key] = value
+        return dataclasses.replace(spec, **changes)
 
 
-class AddressCurriculum(Callback):
+class AddressCurriculum(Curriculum):
     """Fixed port addresses first, random addresses per episode afterwards.
 
     For the first ``fixed_steps`` batches every episode of a batch shares one set of
@@ -95,12 +142,12 @@ class AddressCurriculum(Callback):
             return None
         return self.seed * 1_000_003 + step // self.redraw_every
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+    def apply(self, spec: EpisodeSpec, step: int) -> EpisodeSpec:
         """Fix or free the addresses for this batch."""
-        pl_module.curriculum["address_seed"] = self.address_seed(trainer.global_step)
+        return dataclasses.replace(spec, address_seed=self.address_seed(step))
 
 
-class GrowthCurriculum(Callback):
+class GrowthCurriculum(Curriculum):
     """Grow the agents mid-lifetime in some training batches (teaches growth at inference).
 
     In each training batch from ``start_step`` on, with probability ``probability`` (drawn
@@ -153,12 +200,11 @@ class GrowthCurriculum(Callback):
         self.modes = tuple(modes)
         self.start_step = start_step
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        """Put (or remove) the growth settings for this batch."""
-        if trainer.global_step >= self.start_step:
-            pl_module.curriculum["growth"] = self
-        else:
-            pl_module.curriculum.pop("growth", None)
+    def apply(self, spec: EpisodeSpec, step: int) -> EpisodeSpec:
+        """Grow in this batch's lifetimes from ``start_step`` on."""
+        if step < self.start_step:
+            return spec
+        return dataclasses.replace(spec, growth=self)
 
     def draw(self, generator, num_experts: int, inner_steps: int) -> list:
         """The growth events of one batch, drawn from the batch's generator."""

@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from torch import Tensor
+
+
+def check_choice(name: str, value, choices: Sequence) -> None:
+    """Raise ``ValueError`` naming ``name`` and ``value`` unless ``value`` is in ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+
+
+def check_int(name: str, value, low: int, optional: bool = False) -> None:
+    """Raise ``ValueError`` unless ``value`` is an int ``>= low`` (or ``None`` if optional)."""
+    if optional and value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
 
 
 class NonFiniteError(FloatingPointError):

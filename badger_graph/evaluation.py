@@ -1,4 +1,8 @@
-"""Generalization sweeps (paper Fig. 7): error vs number of outputs d and vs experts."""
+"""Generalization sweeps (paper Fig. 7): error vs number of outputs d and vs experts.
+
+They need an :class:`~badger_graph.EpisodeRunner` (an agent and a task), not Lightning: a
+trained :class:`~badger_graph.BadgerModule` gives one as ``model.runner``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from badger_graph.module import BadgerModule
+from badger_graph.runner import EpisodeRunner
 
 DEFAULT_EXPERTS = (1, 2, 3, 5, 10, 20, 40, 80, 120, 160, 200)
 COLUMNS = ("d", "experts", "error", "chance", "mean_baseline")
@@ -15,7 +19,12 @@ COLUMNS = ("d", "experts", "error", "chance", "mean_baseline")
 
 @torch.no_grad()
 def final_error(
-    model: BadgerModule, d: int, experts: int, episodes: int, seed: int, max_nodes: int = 200_000
+    runner: EpisodeRunner,
+    d: int,
+    experts: int,
+    episodes: int,
+    seed: int,
+    max_nodes: int = 200_000,
 ) -> float:
     """Mean last-step error over ``episodes`` fresh episodes (batched to bound memory)."""
     per_agent = experts + d
@@ -23,7 +32,7 @@ def final_error(
     total, done, i = 0.0, 0, 0
     while done < episodes:
         n = min(batch, episodes - done)
-        life = model.lifetime(seed + i, n, num_experts=experts, num_outputs=d)
+        life = runner.run(seed + i, n, num_experts=experts, num_outputs=d)
         total += float(life.final_error.sum())
         done += n
         i += 1
@@ -31,7 +40,7 @@ def final_error(
 
 
 def sweep(
-    model: BadgerModule,
+    runner: EpisodeRunner,
     dims: list[int],
     experts: list[int],
     experts_for_dims: int,
@@ -43,7 +52,7 @@ def sweep(
     """Write ``dims.csv``, ``experts.csv`` and their PNGs into ``out``; return the rows."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    task = model.task
+    task = runner.task
 
     def row(d: int, n: int) -> dict:
         # every point gets its own block of seeds so no two points share an episode
@@ -51,7 +60,7 @@ def sweep(
         return {
             "d": d,
             "experts": n,
-            "error": final_error(model, d, n, episodes, point_seed),
+            "error": final_error(runner, d, n, episodes, point_seed),
             "chance": task.chance_level(d),
             "mean_baseline": task.mean_baseline(d),
         }

@@ -165,3 +165,16 @@ def remove(state: ExpertGraph, agent: int, experts: Sequence[int]) -> ExpertGrap
     batch = changes["batch"]
     changes["local_index"] = torch.arange(batch.numel(), device=batch.device) - ptr[batch]
     return state.replace(ptr=ptr, **changes)
+
+
+def growth_events(events, inner_steps: int) -> list[GrowthEvent]:
+    """``GrowthEvent`` s from events or their dicts (YAML), checked against the lifetime.
+
+    Raises:
+        ValueError: an event at a step the lifetime does not reach.
+    """
+    out = [g if isinstance(g, GrowthEvent) else GrowthEvent(**g) for g in (events or [])]
+    for g in out:
+        if g.step >= inner_steps:
+            raise ValueError(f"growth at step {g.step} but lifetimes have {inner_steps} steps")
+    return out

@@ -31,8 +31,8 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
-from badger_graph.policy import ExpertPolicy, dense_aggregate
-from badger_graph.sparse import CSRAdjacency
+from badger_graph.policy import ExpertPolicy
+from badger_graph.sparse import Adjacency
 from badger_graph.state import FEATURES
 
 ROLES = ("expert", "feedback", "port")
@@ -77,8 +77,6 @@ class RolePolicies(nn.Module):
             ``"feedback"`` and ``"port"``; roles not given use policy 0.
     """
 
-    lin_recv = None  # messages depend on the sender only
-
     def __init__(self, policies: Sequence[nn.Module], roles: Mapping[str, int] | None = None):
         super().__init__()
         policies = list(policies)
@@ -112,7 +110,7 @@ class RolePolicies(nn.Module):
         aggs = {p.aggregation for p in learned}
         if len(aggs) > 1:
             raise ValueError(f"learned policies must share one aggregation, got {sorted(aggs)}")
-        if any(p.lin_recv is not None for p in learned):
+        if any(not p.fused for p in learned):
             raise ValueError("RolePolicies needs receiver_term=False in every learned policy")
         self.policies = nn.ModuleList(policies)
         self.roles = {r: int(roles.get(r, 0)) for r in ROLES}
@@ -157,40 +155,34 @@ class RolePolicies(nn.Module):
             lambda p, n: p.update_from_input(x[n], agg[n], h[n]),
         )
 
+    fused = True  # messages depend on the sender only: any adjacency form works
+
     def forward(
         self,
         h: Tensor,
         x: Tensor,
-        edge_index: Tensor,
+        adj: Adjacency,
         edge_weight: Tensor | None = None,
         return_messages: bool = False,
     ):
-        """One round over ``edge_index`` (see :meth:`ExpertPolicy.forward`)."""
+        """One round (see :meth:`ExpertPolicy.forward` for the adjacency forms)."""
         which = self.assignment(x)
-        src, dst = edge_index
-        msg = self._send(h, which)[src]
-        if self.aggregation == "weighted":
-            if edge_weight is None:
-                raise ValueError("aggr='weighted' needs edge weights from the topology")
-            msg = msg * edge_weight.unsqueeze(-1)
-        reduce = "mean" if self.aggregation == "mean" else "sum"
-        agg = scatter(msg, dst, 0, dim_size=h.size(0), reduce=reduce)
+        sent = self._send(h, which)
+        if isinstance(adj, Tensor):
+            src, dst = adj
+            msg = sent[src]
+            if self.aggregation == "weighted":
+                if edge_weight is None:
+                    raise ValueError("aggr='weighted' needs edge weights from the topology")
+                msg = msg * edge_weight.unsqueeze(-1)
+            reduce = "mean" if self.aggregation == "mean" else "sum"
+            agg = scatter(msg, dst, 0, dim_size=h.size(0), reduce=reduce)
+        else:
+            if return_messages:
+                raise ValueError("per-edge messages are only recorded on an edge index [2, E]")
+            agg = adj.aggregate(sent, edge_weight, self.aggregation)
         h_new = self._update(x, agg, h, which)
         return (h_new, msg) if return_messages else h_new
-
-    def forward_dense(self, h: Tensor, x: Tensor, adj: Tensor) -> Tensor:
-        """One round with a dense ``[B, n, n]`` adjacency."""
-        which = self.assignment(x)
-        agg = dense_aggregate(adj, self._send(h, which), self.aggregation)
-        return self._update(x, agg, h, which)
-
-    def forward_csr(
-        self, h: Tensor, x: Tensor, adj: CSRAdjacency, edge_weight: Tensor | None = None
-    ) -> Tensor:
-        """One round with a CSR adjacency."""
-        which = self.assignment(x)
-        agg = adj.aggregate(self._send(h, which), edge_weight, self.aggregation)
-        return self._update(x, agg, h, which)
 
     def extra_repr(self) -> str:
         """Role → policy index, shown in ``repr``."""

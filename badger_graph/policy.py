@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
-from badger_graph.sparse import CSRAdjacency
+from badger_graph.sparse import Adjacency, CSRAdjacency, DenseAdjacency
 from badger_graph.state import NUM_FEATURES
 
 Aggregation = Literal["mean", "sum", "weighted"]
@@ -36,18 +36,6 @@ def _linear_into(x: Tensor, weight_t: Tensor, bias: Tensor | None, out: Tensor) 
     if bias is None:
         return torch.mm(x, weight_t, out=out)
     return torch.addmm(bias, x, weight_t, out=out)
-
-
-def dense_aggregate(adj: Tensor, s: Tensor, aggregation: str) -> Tensor:
-    """Aggregate sender messages ``s`` ``[B * n, M]`` over a dense ``[B, n, n]`` adjacency."""
-    B, n, _ = adj.shape
-    if aggregation == "weighted":
-        a = adj
-    else:
-        a = (adj != 0).to(s.dtype)
-        if aggregation == "mean":
-            a = a / a.sum(-1, keepdim=True).clamp(min=1)
-    return torch.bmm(a, s.view(B, n, -1)).reshape(B * n, -1)
 
 
 class ExpertPolicy(MessagePassing):
@@ -146,23 +134,81 @@ class ExpertPolicy(MessagePassing):
             )
         return torch.relu(self.lin_in(x))
 
+    @property
+    def fused(self) -> bool:
+        """Whether rounds can aggregate with a matrix product (CSR or dense adjacency).
+
+        True when a message depends on its sender only (``receiver_term=False``): the
+        aggregate is then ``A @ tanh(W_s h)`` and no ``[E, M]`` per-edge messages exist.
+        """
+        return self.lin_recv is None
+
     def forward(
         self,
         h: Tensor,
         u: Tensor,
-        edge_index: Tensor,
+        adj: Adjacency,
         edge_weight: Tensor | None = None,
         return_messages: bool = False,
     ) -> Tensor | tuple[Tensor, Tensor]:
         """One communication round.
 
+        The adjacency comes in one of three forms with the same meaning (results equal to
+        float tolerance); :func:`badger_graph.execution.adjacency` picks the form:
+
+        - an edge index ``[2, E]`` (sender → receiver): PyG's gather / scatter
+          ``propagate``; the only form that can return the per-edge messages;
+        - a :class:`~badger_graph.sparse.CSRAdjacency`: one sparse-matrix product over the
+          ``[N, M]`` sender messages (large graphs; without autograd and for more than
+          :attr:`update_chunk` nodes, aggregation and GRU run in cache-sized row blocks);
+        - a :class:`~badger_graph.sparse.DenseAdjacency` ``[B, n, n]``: one batched matrix
+          product (small agents of equal size).
+
+        The last two need :attr:`fused` (``receiver_term=False``).
+
         Args:
             h (torch.Tensor): internal states ``[N, H]``.
             u (torch.Tensor): encoded node inputs ``[N, input_channels]`` from :meth:`encode`.
-            edge_index (torch.Tensor): ``[2, E]`` sender → receiver.
-            edge_weight (torch.Tensor, optional): ``[E]``; required for ``aggr="weighted"``.
-            return_messages (bool, optional): also return the per-edge messages ``[E, M]``.
+            adj (Tensor, CSRAdjacency or DenseAdjacency): this step's edges.
+            edge_weight (torch.Tensor, optional): ``[E]`` per-edge weights of an edge index or
+                CSR adjacency; required for ``aggr="weighted"`` (a dense adjacency carries its
+                weights itself).
+            return_messages (bool, optional): also return the per-edge messages ``[E, M]``
+                (edge index only).
         """
+        if isinstance(adj, Tensor):
+            return self._edge_round(h, u, adj, edge_weight, return_messages)
+        if return_messages:
+            raise ValueError("per-edge messages are only recorded on an edge index [2, E]")
+        if not self.fused:
+            raise ValueError(
+                f"a {type(adj).__name__} needs receiver_term=False (messages that depend on "
+                f"the sender only); pass the edge index instead"
+            )
+        if (
+            self.aggregation == "weighted"
+            and edge_weight is None
+            and not isinstance(adj, DenseAdjacency)
+        ):
+            raise ValueError("aggr='weighted' needs edge weights from the topology")
+        sent = self.send(h)
+        if isinstance(adj, CSRAdjacency) and self._blocked(h):
+            # inference on a large graph: aggregate and update one block of receivers at a
+            # time (no [N, M] aggregate; docs/performance.md)
+            values = adj.csr_values(edge_weight, self.aggregation, sent.dtype)
+            return self._blocked_update(
+                u, h, lambda start, end, out: torch.mm(adj.rows(start, end, values), sent, out=out)
+            )
+        return self.gru_update(u, adj.aggregate(sent, edge_weight, self.aggregation), h)
+
+    def _edge_round(
+        self,
+        h: Tensor,
+        u: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor | None,
+        return_messages: bool,
+    ) -> Tensor | tuple[Tensor, Tensor]:
         if self.aggregation == "weighted" and edge_weight is None:
             raise ValueError("aggr='weighted' needs edge weights from the topology")
         if self.aggregation != "weighted":
@@ -184,24 +230,6 @@ class ExpertPolicy(MessagePassing):
             return h_new, msg
         return h_new
 
-    def forward_dense(self, h: Tensor, u: Tensor, adj: Tensor) -> Tensor:
-        """One round for B agents of equal size ``n`` given a dense adjacency.
-
-        Same result as :meth:`forward` on the equivalent edges, computed with one batched
-        matrix product instead of per-edge gathers and scatters (faster for small, densely
-        connected agents).
-
-        Args:
-            h (torch.Tensor): states ``[B * n, H]`` (agents contiguous).
-            u (torch.Tensor): encoded inputs ``[B * n, input_channels]``.
-            adj (torch.Tensor): ``[B, n, n]``, ``adj[b, i, j]`` the weight of edge
-                ``j → i`` (0 = no edge); for ``"mean"``/``"sum"`` any non-zero is an edge.
-        """
-        if self.lin_recv is not None:
-            raise ValueError("the dense path needs receiver_term=False")
-        agg = dense_aggregate(adj, self.send(h), self.aggregation)
-        return self.gru_update(u, agg, h)
-
     def send(self, h: Tensor) -> Tensor:
         """Sender messages ``tanh(W_s h)`` ``[N, M]`` (``receiver_term=False``)."""
         return self.lin_send(h).tanh_()  # in place: no second [N, M] buffer
@@ -209,30 +237,6 @@ class ExpertPolicy(MessagePassing):
     def update_from_input(self, x: Tensor, agg: Tensor, h: Tensor) -> Tensor:
         """``GRU([relu(W_x x), a], h)`` from raw node inputs (used by :class:`RolePolicies`)."""
         return self.gru_update(self.encode(x), agg, h)
-
-    def forward_csr(
-        self, h: Tensor, u: Tensor, adj: CSRAdjacency, edge_weight: Tensor | None = None
-    ) -> Tensor:
-        """One round with the edges as a :class:`~badger_graph.sparse.CSRAdjacency`.
-
-        Same result as :meth:`forward` on ``adj.edge_index``; aggregation is one sparse
-        matrix product over the ``[N, M]`` sender messages instead of a gather and scatter
-        of ``[E, M]`` per-edge messages (faster and lighter for large graphs).
-        """
-        if self.lin_recv is not None:
-            raise ValueError("the CSR path needs receiver_term=False")
-        if self.aggregation == "weighted" and edge_weight is None:
-            raise ValueError("aggr='weighted' needs edge weights from the topology")
-        sent = self.send(h)
-        if self._blocked(h):
-            # inference on a large graph: aggregate and update one block of receivers at a
-            # time (no [N, M] aggregate; 1M experts: 1.07 -> see docs/performance.md)
-            values = adj.csr_values(edge_weight, self.aggregation, sent.dtype)
-            return self._blocked_update(
-                u, h, lambda start, end, out: torch.mm(adj.rows(start, end, values), sent, out=out)
-            )
-        agg = adj.aggregate(sent, edge_weight, self.aggregation)
-        return self.gru_update(u, agg, h)
 
     def _blocked(self, h: Tensor) -> bool:
         """Inference on more than :attr:`update_chunk` nodes outside ``vmap``."""

@@ -1,4 +1,4 @@
-"""Fused message aggregation for large graphs: a CSR sparse-matrix product per round.
+"""Matrix forms of one step's edges: CSR for large graphs, dense blocks for small agents.
 
 The per-edge path of :class:`~badger_graph.ExpertPolicy` gathers one message per edge
 (``[E, M]``) and scatters it into the receivers. When the message depends on the sender
@@ -118,6 +118,34 @@ class CSRAdjacency:
     def aggregate(self, s: Tensor, edge_weight: Tensor | None, aggr: str) -> Tensor:
         """``sum_j w_ji s_j`` (``"weighted"``), ``sum_j s_j`` or the mean over senders."""
         return _CSRWeightedSum.apply(s, self.edge_values(edge_weight, aggr), self)
+
+
+@dataclass(frozen=True)
+class DenseAdjacency:
+    """Edges of B agents of equal size ``n`` as one dense ``[B, n, n]`` block.
+
+    ``adj[b, i, j]`` is the weight of edge ``j → i`` of agent ``b`` (0: no edge; for the
+    ``"mean"`` and ``"sum"`` aggregations any non-zero is an edge). Aggregation is one
+    batched matrix product: faster than per-edge gathers for small, densely connected agents.
+    """
+
+    adj: Tensor
+
+    def aggregate(self, s: Tensor, edge_weight: Tensor | None, aggr: str) -> Tensor:
+        """Aggregate sender messages ``s`` ``[B * n, M]`` (``edge_weight`` is in ``adj``)."""
+        adj = self.adj
+        B, n, _ = adj.shape
+        if aggr == "weighted":
+            a = adj
+        else:
+            a = (adj != 0).to(s.dtype)
+            if aggr == "mean":
+                a = a / a.sum(-1, keepdim=True).clamp(min=1)
+        return torch.bmm(a, s.view(B, n, -1)).reshape(B * n, -1)
+
+
+#: the three forms of one step's edges that a policy round accepts
+Adjacency = Tensor | CSRAdjacency | DenseAdjacency
 
 
 class _CSRWeightedSum(torch.autograd.Function):

@@ -53,8 +53,11 @@ def index_identity(index: Tensor, channels: int) -> Tensor:
     in training, has an identity of fixed width ``channels``:
 
     .. math::
-        \mathrm{id}(i)_{2k} = \sin(i\,\omega_k),\quad \mathrm{id}(i)_{2k+1} = \cos(i\,\omega_k),
-        \quad \omega_k = 10^{-2k/\mathrm{channels}}
+        \mathrm{id}(i)_{2k} = \sin\left(\tfrac{\pi}{2}\, i\,\omega_k\right),\quad
+        \mathrm{id}(i)_{2k+1} = \cos\left(\tfrac{\pi}{2}\, i\,\omega_k\right),\quad
+        \omega_k = 100^{-k/\lceil \mathrm{channels}/2 \rceil}
+
+    (the last column is dropped for an odd ``channels``).
 
     Args:
         index (torch.Tensor): local node indices, shape ``[N]``.

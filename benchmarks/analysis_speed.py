@@ -12,6 +12,7 @@ import time
 import torch
 
 from badger_graph import Agent, ExpertPolicy, analysis
+from badger_graph.execution import Execution
 from badger_graph.tasks import GuessingGame
 from badger_graph.tasks.guessing_game import GuessingEpisode
 from badger_graph.topologies import RandomOutDegree
@@ -24,7 +25,7 @@ def main() -> None:
     target = torch.rand(B, 3) * 2 - 1
 
     def run(record: bool, dense: str = "never"):
-        agent = Agent(ExpertPolicy(), RandomOutDegree(8, seed=0), dense=dense)
+        agent = Agent(ExpertPolicy(), RandomOutDegree(8, seed=0), execution=Execution(dense=dense))
         with torch.no_grad():
             return agent(
                 game, GuessingEpisode(target, "scalar"), agent.init_state(n, 3, B), T, record=record

@@ -3,7 +3,7 @@
 Both timed in one process, alternating, so that the VM's drift hits both alike
 (``python benchmarks/blocked_round.py [--reps 6]``). "old" is the previous code path: the
 whole ``[N, M]`` aggregate divided by the in-degree, then the GRU per block of 4,096 rows
-through ``nn.GRUCell``; "new" is ``ExpertPolicy.forward_csr`` at inference.
+through ``nn.GRUCell``; "new" is ``ExpertPolicy.forward`` on a CSR adjacency at inference.
 """
 
 import argparse
@@ -38,7 +38,7 @@ def old():  # session-2 code: whole aggregate, divide by degree, GRU per block v
 
 
 def new():
-    return pol.forward_csr(h, u, adj)
+    return pol(h, u, adj)
 
 
 p = argparse.ArgumentParser(description=__doc__)

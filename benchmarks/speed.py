@@ -91,10 +91,7 @@ def policy_row(n: int, topo_name: str, backward: bool, path: str = "csr") -> dic
 
     def run():
         with torch.set_grad_enabled(backward):
-            if csr is not None:
-                out = policy.forward_csr(h, u, csr, w)
-            else:
-                out = policy(h, u, edge_index, w)
+            out = policy(h, u, csr if csr is not None else edge_index, w)
         if backward:
             out.sum().backward()
 
@@ -139,7 +136,7 @@ def _subprocess(*args) -> dict | None:
 def train_rows(quick: bool) -> list[dict]:
     from dense_reference import DenseFig6
 
-    from badger_graph import BadgerModule, ExpertPolicy
+    from badger_graph import BadgerModule, Execution, ExpertPolicy
     from badger_graph.tasks import GuessingGame
     from badger_graph.topologies import Attention, FullyConnected
 
@@ -159,7 +156,9 @@ def train_rows(quick: bool) -> list[dict]:
         return step
 
     fig6 = BadgerModule(ExpertPolicy(), FullyConnected(), GuessingGame(3))
-    fig6_sparse = BadgerModule(ExpertPolicy(), FullyConnected(), GuessingGame(3), dense="never")
+    fig6_sparse = BadgerModule(
+        ExpertPolicy(), FullyConnected(), GuessingGame(3), execution=Execution(dense="never")
+    )
     dense = DenseFig6()
     dopt = torch.optim.Adam(dense.parameters(), 1e-3)
 
@@ -170,7 +169,7 @@ def train_rows(quick: bool) -> list[dict]:
         loss.backward()
         dopt.step()
 
-    def fig7_setup(dense: str) -> BadgerModule:
+    def fig7_setup(dense: str, sparse: str = "auto", compile: bool = False) -> BadgerModule:
         # the issue's Fig. 7 setup: 20 experts + 3 output ports, attention (key 32)
         return BadgerModule(
             ExpertPolicy(aggr="weighted"),
@@ -178,13 +177,11 @@ def train_rows(quick: bool) -> list[dict]:
             GuessingGame(3, feedback_to="all"),
             num_experts=20,
             output_ports=True,
-            dense=dense,
+            execution=Execution(dense=dense, sparse=sparse, compile=compile),
         )
 
-    fig7, fig7_sparse = fig7_setup("auto"), fig7_setup("never")
-    fig7_edges = fig7_setup("never")
-    fig7_edges.agent.sparse = "edges"
-    fig7_sparse.agent.sparse = "csr"
+    fig7, fig7_sparse = fig7_setup("auto"), fig7_setup("never", "csr")
+    fig7_edges = fig7_setup("never", "edges")
     cases = [
         ("Fig. 6 (B=256, 3 experts, T=20)", "badger_graph (auto: dense path)", lib_step(fig6, 256)),
         (
@@ -214,8 +211,9 @@ def train_rows(quick: bool) -> list[dict]:
                 lib_step(fig7_edges, 100),
             )
         )
-    fig6_unchecked = BadgerModule(ExpertPolicy(), FullyConnected(), GuessingGame(3))
-    fig6_unchecked.agent.check_finite = False
+    fig6_unchecked = BadgerModule(
+        ExpertPolicy(), FullyConnected(), GuessingGame(3), execution=Execution(check_finite=False)
+    )
     cases.append(
         (
             "Fig. 6 (B=256, 3 experts, T=20)",
@@ -225,10 +223,9 @@ def train_rows(quick: bool) -> list[dict]:
     )
     if not quick:
         fig6_compiled = BadgerModule(
-            ExpertPolicy(), FullyConnected(), GuessingGame(3), compile=True
+            ExpertPolicy(), FullyConnected(), GuessingGame(3), execution=Execution(compile=True)
         )
-        fig7_compiled = fig7_setup("auto")
-        fig7_compiled.agent.compile = True
+        fig7_compiled = fig7_setup("auto", compile=True)
         cases += [
             (
                 "Fig. 6 (B=256, 3 experts, T=20)",
@@ -256,7 +253,8 @@ def lifetime_row(
 
     ``checkpoint=1``: activation checkpointing of every step's rounds.
     """
-    from badger_graph import BadgerModule, ExpertPolicy
+    from badger_graph import BadgerModule, Execution, ExpertPolicy
+    from badger_graph.outer import TruncatedBPTT
     from badger_graph.tasks import GuessingGame
     from badger_graph.topologies import RandomOutDegree
 
@@ -267,12 +265,12 @@ def lifetime_row(
         GuessingGame(3),
         num_experts=experts,
         inner_steps=T,
-        truncate_bptt=tbptt or None,
-        activation_checkpointing=bool(checkpoint),
+        outer_loop=TruncatedBPTT(tbptt or T),
+        execution=Execution(checkpoint=bool(checkpoint)),
     )
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
-    model.backward_lifetime(1, agents)
+    model.outer_loop.backward_lifetime(model, 1, agents)
     t = time.perf_counter() - t0
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -34,10 +34,19 @@ class StepResult:
 
 
 class Episode(ABC):
-    """A batch of B task instances with hidden parameters (e.g. the targets)."""
+    """A batch of B task instances with hidden parameters (e.g. the targets).
+
+    Attributes:
+        num_agents (int): B.
+        num_outputs (int): d, the width of an action (the largest d when it varies).
+        dims (torch.Tensor, optional): ``[B]`` d of each agent when agents of one batch
+            have different numbers of outputs (actions are padded to ``num_outputs``);
+            ``None`` when all have ``num_outputs``.
+    """
 
     num_agents: int
     num_outputs: int
+    dims: Tensor | None = None
 
     @abstractmethod
     def first(self) -> StepResult:
@@ -102,3 +111,18 @@ class Task(ABC):
     @abstractmethod
     def chance_level(self, num_outputs: int | None = None) -> float:
         """Expected error of a trivial agent (e.g. always outputting 0)."""
+
+    def mean_baseline(self, num_outputs: int | None = None) -> float:
+        """Expected error of a simple analytic baseline (``nan`` if the task has none).
+
+        Shown beside the agent's error in generalization sweeps and their plots.
+        """
+        return float("nan")
+
+    def metrics(self) -> dict[str, Callable[[Tensor], Tensor]]:
+        """Task-specific evaluation metrics: name → function of the ``[T, B]`` errors.
+
+        Validation and test log each as ``{stage}/{name}`` beside the generic
+        ``final_error``, ``mean_error`` and ``chance``. (default: none)
+        """
+        return {}

@@ -16,6 +16,15 @@ def guessing_error(action: Tensor, target: Tensor) -> Tensor:
     return 3.0 * (action - target).pow(2).mean(-1)
 
 
+def _step_error(step: int):
+    """Mean error of guess ``step`` (1-based; the last one for shorter lifetimes)."""
+
+    def metric(errors: Tensor) -> Tensor:
+        return errors[min(step, errors.size(0)) - 1].mean()
+
+    return metric
+
+
 class GuessingEpisode(Episode):
     """B hidden targets in ``[-1, 1]^d``; each step the agents guess and see their error."""
 
@@ -135,6 +144,10 @@ class GuessingGame(Task):
         """
         d = self.num_outputs if num_outputs is None else num_outputs
         return 1.0 - 1.0 / d
+
+    def metrics(self) -> dict:
+        """Errors of the 5th and 6th guess (paper Fig. 9: how fast the target is found)."""
+        return {"step5_error": _step_error(5), "step6_error": _step_error(6)}
 
     def __repr__(self) -> str:
         return (

@@ -139,10 +139,10 @@ def test_truncated_bptt_trains_through_trainer(tmp_path, monkeypatch):
             "fit",
             "--config",
             cfg,
-            "--model.truncate_bptt",
+            "--model.outer_loop",
+            "badger_graph.outer.TruncatedBPTT",
+            "--model.outer_loop.steps",
             "5",
-            "--trainer.gradient_clip_val",
-            "null",
             "--trainer.fast_dev_run=true",
             *SMALL,
         ]
@@ -156,9 +156,7 @@ def test_sweep_on_tiny_checkpoint(tmp_path, monkeypatch):
         "fig7_d3.yaml",
         2,
         "--model.policy.init_args.hidden_channels",
-        "8",
-        "--model.ports.init_args.hidden_channels",
-        "8",
+        "8",  # the ports follow (linked)
     )
     cli_main(
         [
@@ -207,3 +205,59 @@ def test_analyze_and_eval_growth_from_the_command_line(tmp_path, monkeypatch, ca
     assert len(list((out / "graphs").glob("*.graphml"))) == 21
     with pytest.raises(ValueError, match="growth at step 25"):
         _test(cfg, ckpt, "--model.eval_growth", "[{step: 25, count: 3}]")
+
+
+def test_run_directory_is_one_flag(tmp_path, monkeypatch):
+    """Every checkpoint and log of a run goes under --trainer.default_root_dir."""
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "elsewhere" / "x"
+    cli_main(
+        [
+            "fit",
+            "--config",
+            _cfg("guessing_game.yaml"),
+            "--trainer.max_steps",
+            "4",
+            "--trainer.val_check_interval",
+            "2",
+            "--checkpoint_every",
+            "3",
+            "--trainer.default_root_dir",
+            str(run),
+            *SMALL,
+        ]
+    )
+    written = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
+    assert written, "nothing written"
+    assert all(w.startswith("elsewhere/x/") for w in written), sorted(written)
+    assert {"best.ckpt", "last.ckpt"} <= {p.name for p in (run / "checkpoints").iterdir()}
+    assert (run / "logs" / "version_0" / "metrics.csv").exists()
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        cli_main(["fit", "--config", _cfg("guessing_game.yaml"), "--checkpoint_every", "0"])
+
+
+def test_hidden_channels_set_once(tmp_path):
+    """The ports' state width follows the policy's (linked arguments)."""
+    model = build_from_config(_cfg("fig7_d3.yaml"))
+    assert model.agent.ports.hidden_channels == model.agent.policy.hidden_channels == 64
+    with pytest.raises(SystemExit):
+        cli_main(
+            [
+                "fit",
+                "--config",
+                _cfg("fig7_d3.yaml"),
+                "--model.ports.init_args.hidden_channels",
+                "8",
+                "--print_config",
+            ]
+        )
+
+
+def test_config_wins_over_checkpoint_hyperparameters(tmp_path, monkeypatch, capsys):
+    """`badger test --config A --ckpt_path B` runs A's model and task with B's weights."""
+    monkeypatch.chdir(tmp_path)
+    ckpt = _tiny_fit(tmp_path, "guessing_game.yaml")
+    capsys.readouterr()
+    with pytest.warns(UserWarning, match=r"other settings of \['inner_steps'\]"):
+        _test(_cfg("guessing_game.yaml"), ckpt, "--model.inner_steps", "5")
+    assert "test/final_error" in capsys.readouterr().out

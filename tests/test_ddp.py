@@ -51,13 +51,11 @@ def test_two_processes_match_one(tmp_path, outer):
     extra = []
     if outer == "es":
         extra = [
-            "--model.es",
-            "badger_graph.es.EvolutionStrategy",
-            "--model.es.population",
+            "--model.outer_loop",
+            "badger_graph.outer.EvolutionStrategy",
+            "--model.outer_loop.population",
             "8",
-            "--model.gradient_clip_val",
-            "null",
-            "--trainer.gradient_clip_val",
+            "--model.outer_loop.gradient_clip_val",
             "null",
         ]
     (tmp_path / "one").mkdir()

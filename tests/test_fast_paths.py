@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from badger_graph import Agent, ExpertPolicy
-from badger_graph.sparse import CSRAdjacency
+from badger_graph.execution import Execution, adjacency
+from badger_graph.sparse import CSRAdjacency, DenseAdjacency
 from badger_graph.tasks import GuessingGame
 from badger_graph.tasks.guessing_game import GuessingEpisode
 from badger_graph.topologies import Attention, FullyConnected, RandomInDegree, RandomOutDegree
@@ -36,13 +37,17 @@ def test_dense_equals_sparse(aggr, make_topology, output_ports):
     torch.manual_seed(0)
     policy = ExpertPolicy(16, 8, 8, 4, aggr=aggr)
     topo = make_topology()
-    dense = Agent(policy, topo, rounds=2, output_ports=output_ports, dense="auto")
-    sparse = Agent(policy, topo, rounds=2, output_ports=output_ports, dense="never")
+    dense = Agent(
+        policy, topo, rounds=2, output_ports=output_ports, execution=Execution(dense="auto")
+    )
+    sparse = Agent(
+        policy, topo, rounds=2, output_ports=output_ports, execution=Execution(dense="never")
+    )
     sparse.load_state_dict(dense.state_dict())
     sizes = [5, 5, 5]
     state = dense.init_state(sizes, 3)
-    assert dense._dense_adjacency(state) is not None  # the dense path is really taken
-    assert sparse._dense_adjacency(state) is None
+    assert _path(dense, state) is DenseAdjacency  # the dense path is really taken
+    assert _path(sparse, state) is not DenseAdjacency
     a, ga = _lifetime_and_grads(dense, sizes)
     b, gb = _lifetime_and_grads(sparse, sizes)
     torch.testing.assert_close(a.actions, b.actions, rtol=1e-4, atol=1e-5)
@@ -52,15 +57,21 @@ def test_dense_equals_sparse(aggr, make_topology, output_ports):
         torch.testing.assert_close(ga[k], gb[k], rtol=1e-3, atol=1e-5)
 
 
+def _path(agent, state, record=False):
+    """Type of the adjacency the agent's step would use for ``state``."""
+    adj = adjacency(agent.policy, agent.topology, state, agent.execution, record)[0]
+    return torch.Tensor if isinstance(adj, torch.Tensor) else type(adj)
+
+
 def test_unequal_sizes_fall_back_to_sparse():
     agent = Agent(ExpertPolicy(16, 8, 8, 4), FullyConnected())
-    assert agent._dense_adjacency(agent.init_state([3, 4], 3)) is None
-    assert agent._dense_adjacency(agent.init_state([300], 3)) is None  # above dense_max_nodes
+    assert _path(agent, agent.init_state([3, 4], 3)) is not DenseAdjacency
+    assert _path(agent, agent.init_state([300], 3)) is not DenseAdjacency  # > dense_max_nodes
 
 
 def test_bad_dense_mode():
     with pytest.raises(ValueError, match="dense"):
-        Agent(ExpertPolicy(16, 8, 8, 4), FullyConnected(), dense="sometimes")
+        Agent(ExpertPolicy(16, 8, 8, 4), FullyConnected(), execution=Execution(dense="sometimes"))
 
 
 # -- CSR aggregation (sparse-matrix product) vs PyG gather/scatter -----------------------
@@ -93,7 +104,7 @@ def test_csr_equals_edges_forward_and_gradients(aggr, case):
     adj = CSRAdjacency.from_edge_index(edge_index, n)
     inputs = [h, w, *policy.parameters()]
     a = policy(h, u, edge_index, w_arg)
-    b = policy.forward_csr(h, u, adj, w_arg)
+    b = policy(h, u, adj, w_arg)
     torch.testing.assert_close(a, b)
     ga = torch.autograd.grad(a.pow(2).sum(), inputs, allow_unused=True)
     gb = torch.autograd.grad(b.pow(2).sum(), inputs, allow_unused=True)
@@ -127,8 +138,8 @@ def test_agent_csr_equals_edges(make_topology):
         policy, topo = ExpertPolicy(16, 8, 8, 4), RandomOutDegree(3, seed=5)
     else:
         policy, topo = ExpertPolicy(16, 8, 8, 4, aggr="weighted"), make_topology()
-    csr = Agent(policy, topo, rounds=2, dense="never", sparse="csr")
-    edges = Agent(policy, topo, rounds=2, dense="never", sparse="edges")
+    csr = Agent(policy, topo, rounds=2, execution=Execution(dense="never", sparse="csr"))
+    edges = Agent(policy, topo, rounds=2, execution=Execution(dense="never", sparse="edges"))
     edges.load_state_dict(csr.state_dict())
     sizes = [4, 7, 5]  # unequal: the dense path cannot serve them
     if hasattr(topo, "reseed"):
@@ -144,13 +155,19 @@ def test_agent_csr_equals_edges(make_topology):
 
 
 def test_auto_sparse_switches_on_edge_count():
-    agent = Agent(ExpertPolicy(16, 8, 8, 4), FullyConnected(), csr_min_edges=10)
-    assert agent._use_csr(torch.zeros(2, 10, dtype=torch.long))
-    assert not agent._use_csr(torch.zeros(2, 9, dtype=torch.long))
-    recv = Agent(ExpertPolicy(16, 8, 8, 4, receiver_term=True), FullyConnected(), sparse="csr")
-    assert not recv._use_csr(torch.zeros(2, 100, dtype=torch.long))  # needs per-edge messages
+    ex = Execution(dense="never", csr_min_edges=12)
+    agent = Agent(ExpertPolicy(16, 8, 8, 4), FullyConnected(), execution=ex)
+    assert _path(agent, agent.init_state([3, 3], 3)) is CSRAdjacency  # 12 edges
+    assert _path(agent, agent.init_state([3, 2], 2)) is torch.Tensor  # 8 edges
+    recv = Agent(
+        ExpertPolicy(16, 8, 8, 4, receiver_term=True),
+        FullyConnected(),
+        execution=Execution(sparse="csr"),
+    )
+    assert _path(recv, recv.init_state([3, 3], 3)) is torch.Tensor  # needs per-edge messages
+    assert _path(agent, agent.init_state([3, 3], 3), record=True) is torch.Tensor
     with pytest.raises(ValueError, match="sparse"):
-        Agent(ExpertPolicy(16, 8, 8, 4), FullyConnected(), sparse="fast")
+        Agent(ExpertPolicy(16, 8, 8, 4), FullyConnected(), execution=Execution(sparse="fast"))
 
 
 def test_blocked_inference_update_equals_one_call():
@@ -178,7 +195,7 @@ def test_blocked_inference_csr_round_equals_per_edge_round(aggr):
         ref = policy(h, u, ei, w)
         policy.update_chunk = 7  # blocks of 7 receivers, the last one partial
         assert policy._blocked(h)
-        blocked = policy.forward_csr(h, u, CSRAdjacency.from_edge_index(ei, n), w)
+        blocked = policy(h, u, CSRAdjacency.from_edge_index(ei, n), w)
     torch.testing.assert_close(blocked, ref, rtol=1e-5, atol=1e-6)
 
 
@@ -187,8 +204,15 @@ def test_compiled_equals_eager(dense):
     """torch.compile(dynamic=True) of the policy's rounds: same lifetime and gradients."""
     torch.manual_seed(0)
     policy = ExpertPolicy(16, 8, 8, 4)
-    eager = Agent(policy, FullyConnected(), rounds=2, dense=dense, sparse="edges")
-    compiled = Agent(policy, FullyConnected(), rounds=2, dense=dense, sparse="edges", compile=True)
+    eager = Agent(
+        policy, FullyConnected(), rounds=2, execution=Execution(dense=dense, sparse="edges")
+    )
+    compiled = Agent(
+        policy,
+        FullyConnected(),
+        rounds=2,
+        execution=Execution(dense=dense, sparse="edges", compile=True),
+    )
     compiled.load_state_dict(eager.state_dict())  # the same readout too
     for sizes in ([5, 5, 5], [5, 5, 5, 5]):  # a second batch size reuses the dynamic graph
         a, ga = _lifetime_and_grads(eager, sizes)
@@ -206,7 +230,9 @@ def test_torch_scatter_equals_native_scatter(monkeypatch):
 
     torch.manual_seed(0)
     policy = ExpertPolicy(16, 8, 8, 4)
-    agent = Agent(policy, FullyConnected(), rounds=2, dense="never", sparse="edges")
+    agent = Agent(
+        policy, FullyConnected(), rounds=2, execution=Execution(dense="never", sparse="edges")
+    )
     a, ga = _lifetime_and_grads(agent, [4, 6])
     monkeypatch.setattr(torch_geometric.typing, "WITH_TORCH_SCATTER", False)
     b, gb = _lifetime_and_grads(agent, [4, 6])
@@ -228,8 +254,8 @@ def test_torch_scatter_equals_native_scatter(monkeypatch):
 def test_activation_checkpointing_gives_the_same_gradients(aggr, make_topology, kwargs):
     torch.manual_seed(0)
     policy = ExpertPolicy(16, 8, 8, 4, aggr=aggr)
-    plain = Agent(policy, make_topology(), rounds=2, **kwargs)
-    ckpt = Agent(policy, make_topology(), rounds=2, checkpoint=True, **kwargs)
+    plain = Agent(policy, make_topology(), rounds=2, execution=Execution(**kwargs))
+    ckpt = Agent(policy, make_topology(), rounds=2, execution=Execution(checkpoint=True, **kwargs))
     ckpt.load_state_dict(plain.state_dict())
     sizes = [6, 6, 6]
     a, ga = _lifetime_and_grads(plain, sizes)
@@ -258,8 +284,14 @@ def test_activation_checkpointing_keeps_less_for_backward():
 
     torch.manual_seed(0)
     policy = ExpertPolicy(64, 64, 16, 8)
-    plain = saved_bytes(Agent(policy, RandomOutDegree(8, seed=0), sparse="csr"))
-    ckpt = saved_bytes(Agent(policy, RandomOutDegree(8, seed=0), sparse="csr", checkpoint=True))
+    plain = saved_bytes(
+        Agent(policy, RandomOutDegree(8, seed=0), execution=Execution(sparse="csr"))
+    )
+    ckpt = saved_bytes(
+        Agent(
+            policy, RandomOutDegree(8, seed=0), execution=Execution(sparse="csr", checkpoint=True)
+        )
+    )
     assert ckpt < plain / 2, (plain, ckpt)
 
 
@@ -269,10 +301,11 @@ def test_random_in_degree_dense_path_equals_sparse_path(output_ports):
     torch.manual_seed(0)
     policy = ExpertPolicy(16, 8, 8, 4)
     kw = {"rounds": 2, "output_ports": output_ports}
-    dense = Agent(policy, RandomInDegree(3, seed=2), dense="auto", **kw)
-    sparse = Agent(policy, RandomInDegree(3, seed=2), dense="never", **kw)
+    dense = Agent(policy, RandomInDegree(3, seed=2), execution=Execution(dense="auto"), **kw)
+    sparse = Agent(policy, RandomInDegree(3, seed=2), execution=Execution(dense="never"), **kw)
     sparse.load_state_dict(dense.state_dict())
-    assert dense._dense_adjacency(dense.init_state([6, 6], 3)) is not None
+    probe = dense.init_state([6, 6], 3)
+    assert isinstance(adjacency(policy, dense.topology, probe, dense.execution)[0], DenseAdjacency)
     dense.topology.reseed(2)  # the check above drew once
     a, ga = _lifetime_and_grads(dense, [6, 6, 6])
     b, gb = _lifetime_and_grads(sparse, [6, 6, 6])

@@ -3,7 +3,7 @@
 import torch
 
 from badger_graph import BadgerModule, ExpertPolicy
-from badger_graph.module import TEST_SEED_BASE
+from badger_graph.data import TEST_SEED_BASE
 from badger_graph.tasks import GuessingGame
 from badger_graph.topologies import FullyConnected
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from badger_graph import BadgerModule, EpisodeData, ExpertPolicy, objective_loss
-from badger_graph.module import TEST_SEED_BASE, TRAIN_SEED_RANGE, VAL_SEED_BASE, train_seed
+from badger_graph.data import TEST_SEED_BASE, TRAIN_SEED_RANGE, VAL_SEED_BASE, train_seed
 from badger_graph.tasks import GuessingGame
 from badger_graph.topologies import Attention, FullyConnected, RandomOutDegree, Star
 
@@ -48,20 +48,6 @@ def test_bad_input(kw, match):
         _module(**kw)
 
 
-@pytest.mark.parametrize(
-    ("kw", "match"),
-    [
-        ({"num_outputs": 0}, "num_outputs"),
-        ({"feedback": "loud"}, "feedback"),
-        ({"feedback_to": "some"}, "feedback_to"),
-        ({"feedback_to": [-1]}, "feedback_to"),
-    ],
-)
-def test_bad_task(kw, match):
-    with pytest.raises(ValueError, match=match):
-        GuessingGame(**kw)
-
-
 def test_seed_ranges_disjoint():
     data = EpisodeData(batch_size=4, val_episodes=10, test_episodes=10, eval_batch_size=4)
     batch = next(iter(data.train_dataloader()))
@@ -85,48 +71,3 @@ def test_same_seed_same_lifetime():
     torch.testing.assert_close(a.actions, b.actions)
     c = m.lifetime(124, 5)
     assert not torch.allclose(a.actions, c.actions)
-
-
-def test_guessing_game_baselines_match_simulation():
-    game = GuessingGame(5)
-    ep = game.reset(200_000, torch.Generator().manual_seed(0))
-    zero = ep.step(torch.zeros(200_000, 5)).error.mean()
-    assert abs(float(zero) - game.chance_level()) < 0.01
-    mean_guess = ep.target.mean(1, keepdim=True).expand(-1, 5)
-    assert abs(float(ep.step(mean_guess).error.mean()) - game.mean_baseline()) < 0.01
-    with pytest.raises(ValueError, match="shape"):
-        ep.step(torch.zeros(3, 5))
-
-
-def _grads(model):
-    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-
-
-def test_truncated_bptt_full_chunk_equals_backprop():
-    torch.manual_seed(0)
-    full = _module(inner_steps=6, objective="mean")
-    tb = _module(inner_steps=6, objective="mean", truncate_bptt=6)
-    tb.load_state_dict(full.state_dict())
-    objective_loss(full.lifetime(3, 4).errors, "mean").backward()
-    errors = tb.backward_lifetime(3, 4)
-    assert errors.shape == (6, 4)
-    g1, g2 = _grads(full), _grads(tb)
-    assert g1.keys() == g2.keys()
-    for k in g1:
-        torch.testing.assert_close(g1[k], g2[k])
-
-
-@pytest.mark.parametrize("objective", ["last", "mean"])
-def test_truncated_bptt_chunks_same_forward(objective):
-    torch.manual_seed(0)
-    model = _module(inner_steps=7, objective=objective, truncate_bptt=3)
-    errors = model.backward_lifetime(5, 4)
-    with torch.no_grad():
-        ref = model.lifetime(5, 4).errors
-    torch.testing.assert_close(errors, ref)  # chunking changes gradients, not the lifetime
-    assert all(p.grad is not None for p in model.agent.policy.parameters())
-
-
-def test_truncated_bptt_bad_value():
-    with pytest.raises(ValueError, match="truncate_bptt"):
-        _module(truncate_bptt=0)

@@ -4,7 +4,9 @@ import pytest
 import torch
 
 from badger_graph import Agent, ExpertPolicy
+from badger_graph.execution import Execution, adjacency
 from badger_graph.policies import RelayFeedback, RolePolicies
+from badger_graph.sparse import CSRAdjacency, DenseAdjacency
 from badger_graph.tasks import GuessingGame
 from badger_graph.tasks.guessing_game import GuessingEpisode
 from badger_graph.topologies import FullyConnected
@@ -18,7 +20,7 @@ def _policies(roles):
 
 def test_each_node_updated_by_its_roles_policy():
     a, b, multi = _policies({"feedback": 1})
-    agent = Agent(multi, FullyConnected(), dense="never", sparse="edges")
+    agent = Agent(multi, FullyConnected(), execution=Execution(dense="never", sparse="edges"))
     state = agent.init_state([4, 4], 3)
     state = state.replace(h=torch.randn(state.num_nodes, 16))
     x = agent.write(
@@ -49,8 +51,14 @@ def test_each_node_updated_by_its_roles_policy():
 def test_all_round_paths_agree(path):
     _, _, multi = _policies({"feedback": 1})
     kw = {"dense": "auto"} if path == "dense" else {"dense": "never", "sparse": path}
-    agent = Agent(multi, FullyConnected(), rounds=2, **kw)
-    ref = Agent(multi, FullyConnected(), rounds=2, dense="never", sparse="edges")
+    agent = Agent(multi, FullyConnected(), rounds=2, execution=Execution(**kw))
+    probe = agent.init_state([4, 4, 4], 3)
+    adj = adjacency(multi, agent.topology, probe, agent.execution)[0]
+    taken = {DenseAdjacency: "dense", CSRAdjacency: "csr"}.get(type(adj), "edges")
+    assert taken == path  # the path under test is really taken
+    ref = Agent(
+        multi, FullyConnected(), rounds=2, execution=Execution(dense="never", sparse="edges")
+    )
     ref.load_state_dict(agent.state_dict())
     target = torch.rand(3, 3) * 2 - 1
     game = GuessingGame(3)

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from badger_graph import Agent, BadgerModule, ExpertGraph, ExpertPolicy
-from badger_graph.curriculum import AddressCurriculum, RangeCurriculum
+from badger_graph.curriculum import AddressCurriculum, EpisodeSpec, RangeCurriculum
+from badger_graph.execution import Execution
 from badger_graph.ports import AddressedPorts, random_addresses
 from badger_graph.tasks import GuessingGame
 from badger_graph.tasks.guessing_game import GuessingEpisode
@@ -12,7 +13,9 @@ from badger_graph.topologies import FullyConnected
 def _agent(dense="auto"):
     torch.manual_seed(0)
     policy = ExpertPolicy(16, 8, 8, 4)
-    agent = Agent(policy, FullyConnected(), ports=AddressedPorts(16, 4), dense=dense)
+    agent = Agent(
+        policy, FullyConnected(), ports=AddressedPorts(16, 4), execution=Execution(dense=dense)
+    )
     with torch.no_grad():
         for p in agent.parameters():
             p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(1)) * 0.3)
@@ -78,14 +81,10 @@ def test_curriculum_sets_ranges_and_fixed_addresses():
     cur = AddressCurriculum(fixed_steps=10, redraw_every=4)
     assert cur.address_seed(0) == cur.address_seed(3) != cur.address_seed(4)
     assert cur.address_seed(10) is None
-    model.curriculum = {
-        "num_outputs": (2, 5),
-        "num_experts": (3, 8),
-        "address_seed": cur.address_seed(0),
-    }
+    spec = EpisodeSpec(num_outputs=(2, 5), num_experts=(3, 8), address_seed=cur.address_seed(0))
     seen = set()
     for seed in range(30):
-        ep, state = model.begin(seed, 4, train=True)
+        ep, state = model.runner.begin(seed, 4, spec=spec)
         d = ep.num_outputs
         seen.add(d)
         assert 2 <= d <= 5
@@ -94,7 +93,7 @@ def test_curriculum_sets_ranges_and_fixed_addresses():
         addr = state.address[ports].view(4, d, -1)
         assert torch.equal(addr[0], addr[3])  # fixed: the same addresses in every episode
     assert seen == {2, 3, 4, 5}
-    ep, state = model.begin(0, 4)  # evaluation ignores the curriculum
+    ep, state = model.runner.begin(0, 4)  # no spec (evaluation): the model's defaults
     assert ep.num_outputs == 3
 
 
@@ -179,8 +178,8 @@ def test_agents_with_different_d_in_one_batch_equal_each_alone(ports):
 
 def test_per_agent_curriculum():
     model = _model()
-    model.curriculum = {"num_outputs": (1, 6), "per_agent": True}
-    ep, state = model.begin(3, 16, train=True)
+    model.spec = EpisodeSpec(num_outputs=(1, 6), per_agent=True)
+    ep, state = model.runner.begin(3, 16, spec=model.spec)
     counts = torch.bincount(state.batch[state.output_index >= 0], minlength=16)
     assert torch.equal(counts, ep.dims)
     assert len(set(ep.dims.tolist())) > 1

@@ -1,4 +1,8 @@
-"""Topology generators: each returns ``(edge_index, edge_weight)`` for the current state."""
+"""Topology generators: each returns ``(edge_index, edge_weight)`` for the current state.
+
+Installed as ``badger_graph.topologies``; the source lives in the repository's top-level
+``topologies/`` folder (next to ``badger_graph/``), one module per family.
+"""
 
 from badger_graph.topologies.attention import Attention
 from badger_graph.topologies.base import Topology, all_pairs

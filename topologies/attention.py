@@ -31,6 +31,8 @@ class Attention(Topology):
         self_loops (bool, optional): a node may attend to itself. (default: ``False``)
     """
 
+    supports_dense = True
+
     weighted = True
 
     def __init__(

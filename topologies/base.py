@@ -21,6 +21,18 @@ class Topology(nn.Module):
 
     #: whether ``edge_weight`` is ``None`` (hardwired/random) or meaningful (attention)
     weighted: bool = False
+    #: whether :meth:`dense` can return a ``[B, n, n]`` block (the agent then may take the
+    #: dense path for small agents of equal size)
+    supports_dense: bool = False
+    #: the private random generator of a random topology (saved in live-agent snapshots)
+    generator: torch.Generator | None = None
+
+    def reseed(self, seed: int) -> None:
+        """Re-seed the random draws from a training or evaluation batch's seed.
+
+        Called once per batch before the lifetime starts, so that a batch's edges are a
+        function of its seed alone. Deterministic topologies ignore it.
+        """
 
     def check(self, num_nodes: int) -> None:
         """Raise ``ValueError`` if agents of ``num_nodes`` nodes cannot use this topology."""

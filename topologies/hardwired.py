@@ -34,6 +34,8 @@ class FullyConnected(Topology):
         self_loops (bool, optional): also connect each node to itself. (default: ``False``)
     """
 
+    supports_dense = True
+
     def __init__(self, self_loops: bool = False) -> None:
         super().__init__()
         self.self_loops = self_loops

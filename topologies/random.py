@@ -156,6 +156,8 @@ class RandomInDegree(_Seeded):
         generator (torch.Generator, optional): a CPU generator the caller owns and seeds.
     """
 
+    supports_dense = True
+
     def __init__(
         self,
         k: int,

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from badger_graph.checkpoint import load_weights
 from badger_graph.cli import cli_main
 from badger_graph.errors import NonFiniteError
-from badger_graph.module import load_weights
 
 HERE = Path(__file__).parent
 CONFIG = str(HERE / "tiny.yaml")

@@ -1,7 +1,7 @@
 """Evolution strategies for the outer loop: no backprop through the inner loop.
 
-``BadgerModule(es=EvolutionStrategy(...))`` replaces the gradient of the unrolled lifetime by
-the ES estimate (Salimans et al., 2017): a population of perturbed copies of the shared
+``BadgerModule(outer_loop=EvolutionStrategy(...))`` replaces the gradient of the unrolled
+lifetime by the ES estimate (Salimans et al., 2017): a population of perturbed copies of the shared
 weights ``θ + σ ε_i`` runs the same episodes, each member's loss is turned into a
 centered rank, and ``g = Σ_i u_i ε_i / (P σ)`` is fed as the gradient to the configured
 torch optimizer. The population is evaluated **batched**: the members' weights are a
@@ -14,12 +14,21 @@ recreated exactly by :meth:`EvolutionStrategy.member_noise` from ``(seed, t, i)`
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import Tensor
 
+from badger_graph.errors import NonFiniteError
+from badger_graph.outer.base import OuterLoop, objective_loss
 
-class EvolutionStrategy:
+
+class EvolutionStrategy(OuterLoop):
     """Antithetic Gaussian ES with rank-based fitness shaping.
+
+    The estimate goes to the configured torch optimizer as the gradient. Under data
+    parallel training the population (not the batch) is split across processes and the
+    members' losses are gathered.
 
     Args:
         population (int, optional): members per training batch (P >= 2; even with
@@ -29,7 +38,11 @@ class EvolutionStrategy:
         rank_shaping (bool, optional): centered ranks in ``[-0.5, 0.5]`` instead of the
             raw (standardized) losses. (default: ``True``)
         seed (int, optional): seed of the noise. (default: :obj:`0`)
+        gradient_clip_val (float, optional): clip of the estimate's norm. (default: :obj:`1.0`)
     """
+
+    automatic_optimization = False
+    splits_batch = False
 
     def __init__(
         self,
@@ -38,7 +51,9 @@ class EvolutionStrategy:
         antithetic: bool = True,
         rank_shaping: bool = True,
         seed: int = 0,
+        gradient_clip_val: float | None = 1.0,
     ) -> None:
+        super().__init__(gradient_clip_val)
         if not isinstance(population, int) or population < 2:
             raise ValueError(f"population must be an int >= 2, got {population!r}")
         if antithetic and population % 2:
@@ -51,10 +66,57 @@ class EvolutionStrategy:
         self.rank_shaping = rank_shaping
         self.seed = int(seed)
 
-    def __repr__(self) -> str:
-        return (
-            f"EvolutionStrategy(population={self.population}, sigma={self.sigma}, "
-            f"antithetic={self.antithetic}, rank_shaping={self.rank_shaping}, seed={self.seed})"
+    # -- one training batch --------------------------------------------------------------
+    def training_step(self, module, seed: int, batch_size: int) -> None:
+        """One ES update: this process' share of the population in one vmapped call."""
+        opt = module.optimizers()
+        opt.zero_grad()
+        params = list(module.parameters())
+        theta = torch.nn.utils.parameters_to_vector(params).detach()
+        D, step = theta.numel(), module.train_batches
+        lo, hi = self.share(module, self.population)
+        objective = module.current_objective()
+
+        def loss_fn(p: dict) -> Tensor:
+            errors = torch.func.functional_call(module, p, (seed, batch_size), {"train": True})
+            return objective_loss(errors, objective)
+
+        agent = module.agent
+        execution = agent.execution
+        # no data-dependent control flow under vmap: non-finite members are ranked worst
+        agent.execution = dataclasses.replace(execution, check_finite=False)
+        try:
+            with torch.no_grad():
+                local = population_losses(
+                    module, theta, self.noise(step, D, range(lo, hi)), self.sigma, loss_fn
+                )
+        finally:
+            agent.execution = execution
+        world = module.trainer.world_size
+        losses = module.all_gather(local).reshape(-1) if world > 1 else local
+        if not bool(torch.isfinite(losses).any()):
+            raise NonFiniteError(
+                "loss of every population member", losses, step=step, where="training batch"
+            )
+        grad = self.gradient(losses, self.noise(step, D)).to(theta)
+        offset = 0
+        for p in params:
+            p.grad = grad[offset : offset + p.numel()].view_as(p).clone()
+            offset += p.numel()
+        self.apply_gradients(module)
+        finite = losses[torch.isfinite(losses)]
+        module.log_dict(
+            {"train/loss": finite.mean(), "train/best_member": finite.min()},
+            on_step=True,
+            batch_size=batch_size,
+        )
+        module.log(
+            "train_err",
+            finite.mean(),
+            on_step=True,
+            prog_bar=True,
+            logger=False,
+            batch_size=batch_size,
         )
 
     # -- noise ---------------------------------------------------------------------------

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from badger_graph import BadgerModule, ExpertPolicy
-from badger_graph.es import EvolutionStrategy, population_losses
+from badger_graph.execution import Execution
+from badger_graph.outer import EvolutionStrategy, population_losses
 from badger_graph.tasks import GuessingGame
 from badger_graph.topologies import FullyConnected
 
@@ -70,7 +71,7 @@ def _module(**kw):
 
 def test_batched_population_equals_one_call_per_member():
     model = _module()
-    model.agent.check_finite = False
+    model.agent.execution = Execution(check_finite=False)
     es = EvolutionStrategy(population=4, sigma=0.1)
     theta = torch.nn.utils.parameters_to_vector(model.parameters()).detach()
     noise = es.noise(0, theta.numel())
@@ -92,7 +93,7 @@ def test_es_training_step_updates_weights_without_backprop(tmp_path):
 
     from badger_graph import EpisodeData
 
-    model = _module(es=EvolutionStrategy(population=4, sigma=0.05), gradient_clip_val=None)
+    model = _module(outer_loop=EvolutionStrategy(population=4, sigma=0.05, gradient_clip_val=None))
     before = torch.nn.utils.parameters_to_vector(model.parameters()).detach().clone()
     trainer = pl.Trainer(
         max_steps=3,
@@ -108,8 +109,7 @@ def test_es_training_step_updates_weights_without_backprop(tmp_path):
     assert not torch.equal(before, after)
     assert torch.isfinite(after).all()
     assert model.train_batches == 3
-    with pytest.raises(ValueError, match="exclude each other"):
-        _module(es=EvolutionStrategy(population=4), truncate_bptt=2)
+    assert model.agent.execution.check_finite  # restored after the vmapped population
 
 
 def test_written_out_gru_equals_gru_cell():

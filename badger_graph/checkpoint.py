@@ -1,0 +1,148 @@
+"""Checkpoint files: version stamps, loading weights into any agent size, old formats.
+
+A checkpoint is a Lightning checkpoint of :class:`~badger_graph.BadgerModule`. Its weights
+do not depend on the number of experts, ports or agents, so they load into a bigger or
+smaller agent of the same channel sizes. Nothing here needs Lightning.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+def _version() -> str:
+    from badger_graph import __version__
+
+    return __version__
+
+
+def check_version(checkpoint: dict, path: str = "checkpoint") -> None:
+    """Raise if ``checkpoint`` was written by a newer major version of badger_graph."""
+    theirs = checkpoint.get("badger_graph_version")
+    if theirs is None:
+        return  # written before versions were stamped (0.1.0 alpha): same format
+    if int(str(theirs).split(".")[0]) > int(_version().split(".")[0]):
+        raise ValueError(
+            f"{path} was written by badger_graph {theirs}, newer than this {_version()}; "
+            f"upgrade badger_graph to load it"
+        )
+
+
+#: format of the hyperparameters written by this version (see :func:`upgrade`)
+FORMAT = 2
+#: model hyperparameters of format 1 that moved into ``execution`` (with their new names)
+_EXECUTION_KEYS = {
+    "dense": "dense",
+    "sparse": "sparse",
+    "compile": "compile",
+    "activation_checkpointing": "checkpoint",
+}
+
+
+def stamp(checkpoint: dict, train_batches: int, skipped: int) -> None:
+    """Write the library version, the format and the batch counters into ``checkpoint``."""
+    checkpoint["badger_graph_version"] = _version()
+    checkpoint["badger_graph_format"] = FORMAT
+    checkpoint["badger_graph_skipped_batches"] = skipped
+    checkpoint["badger_graph_train_batches"] = train_batches
+
+
+def upgrade(checkpoint: dict) -> dict:
+    """Bring the hyperparameters of an earlier format up to this one (in place).
+
+    Format 1 (before execution settings and outer loops were objects) had the execution
+    knobs ``dense``, ``sparse``, ``compile``, ``activation_checkpointing`` and the outer
+    loop knobs ``truncate_bptt``, ``gradient_clip_val``, ``es`` at the top of the model's
+    hyperparameters; they become ``execution`` and ``outer_loop``. Weights are unchanged.
+    """
+    if checkpoint.get("badger_graph_format", 1) >= FORMAT:
+        return checkpoint
+    hp = checkpoint.get("hyper_parameters")
+    if isinstance(hp, dict):
+        execution = {new: hp.pop(old) for old, new in _EXECUTION_KEYS.items() if old in hp}
+        execution = {k: v for k, v in execution.items() if v not in (None, "auto", False)}
+        if execution:
+            hp["execution"] = execution
+        clip = hp.pop("gradient_clip_val", 1.0)
+        chunk, es = hp.pop("truncate_bptt", None), hp.pop("es", None)
+        if es is not None:
+            es = dict(es) if isinstance(es, dict) else {"init_args": {}}
+            es["class_path"] = "badger_graph.outer.EvolutionStrategy"
+            es.setdefault("init_args", {})["gradient_clip_val"] = clip
+            hp["outer_loop"] = es
+        elif chunk is not None:
+            hp["outer_loop"] = {
+                "class_path": "badger_graph.outer.TruncatedBPTT",
+                "init_args": {"steps": chunk, "gradient_clip_val": clip},
+            }
+    checkpoint["badger_graph_format"] = FORMAT
+    return checkpoint
+
+
+def resolve(path: str | Path) -> Path:
+    """The checkpoint file ``path``, also relative to the repository root for shipped ones.
+
+    Raises:
+        FileNotFoundError: no such file.
+    """
+    if Path(path).is_file():
+        return Path(path)
+    # shipped configs name shipped checkpoints relative to the repository root
+    shipped = Path(__file__).resolve().parent.parent / path
+    if Path(path).is_absolute() or not shipped.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    return shipped
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Read a Lightning checkpoint of badger_graph, upgraded to the current format.
+
+    Only load files you trust (checkpoints are pickles).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: not a readable torch file, not a Lightning checkpoint (no
+            ``state_dict``), or written by a newer major version of badger_graph.
+    """
+    path = resolve(path)
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
+    except Exception as e:  # pickle / zip errors of a wrong or truncated file
+        raise ValueError(f"{str(path)!r} is not a readable torch checkpoint: {e}") from e
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise ValueError(f"{str(path)!r} is not a Lightning checkpoint (no 'state_dict')")
+    check_version(ckpt, repr(str(path)))
+    return upgrade(ckpt)
+
+
+def load_weights(model: torch.nn.Module, path: str | Path) -> dict:
+    """Load the weights of a checkpoint into ``model``; returns the checkpoint.
+
+    Any number of experts, ports and agents fits: weights depend on channel sizes only.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is not a checkpoint (see :func:`read_checkpoint`), or its
+            weights do not fit the model (missing / unexpected keys, other shapes such as a
+            different hidden size), with the offending names and shapes.
+    """
+    ckpt = read_checkpoint(path)
+    own = model.state_dict()
+    theirs = ckpt["state_dict"]
+    missing = sorted(set(own) - set(theirs))
+    unexpected = sorted(set(theirs) - set(own))
+    shapes = [
+        f"{k}: checkpoint {tuple(theirs[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in theirs and tuple(theirs[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        raise ValueError(
+            f"checkpoint {str(path)!r} does not fit this model (different channel sizes, "
+            f"ports or policy?): missing {missing[:5]}, unexpected {unexpected[:5]}, "
+            f"shape mismatches {shapes[:5]}"
+        )
+    model.load_state_dict(theirs)
+    return ckpt

@@ -1,0 +1,64 @@
+"""Checkpoint files: shipped ones load, earlier formats are upgraded, bad files are named."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from badger_graph import BadgerModule
+from badger_graph.checkpoint import FORMAT, load_weights, read_checkpoint
+from badger_graph.outer import EvolutionStrategy, TruncatedBPTT
+
+SHIPPED = Path(__file__).parents[1] / "badger_graph" / "checkpoints"
+
+
+@pytest.mark.parametrize("name", ["fig7.ckpt", "fig7_stage1.ckpt"])
+def test_shipped_checkpoints_load(name):
+    model = BadgerModule.load_from_checkpoint(SHIPPED / name, map_location="cpu")
+    assert read_checkpoint(SHIPPED / name)["badger_graph_format"] == FORMAT
+    with torch.no_grad():
+        err = model.runner.run(2**40, 64).final_error.mean()
+    assert float(err) < 0.1  # a trained Fig. 7 agent at d = 3 (chance: 1.0)
+
+
+def _old_format(tmp_path, **old) -> Path:
+    """The shipped checkpoint rewritten with the hyperparameters of format 1."""
+    ckpt = torch.load(SHIPPED / "fig7.ckpt", map_location="cpu", weights_only=False)
+    ckpt.pop("badger_graph_format")
+    hp = ckpt["hyper_parameters"]
+    hp.update({"dense": "never", "sparse": "auto", "compile": False, "gradient_clip_val": 0.5})
+    hp.update(old)
+    path = tmp_path / "old.ckpt"
+    torch.save(ckpt, path)
+    return path
+
+
+def test_format_1_truncated_bptt_is_upgraded(tmp_path):
+    model = BadgerModule.load_from_checkpoint(_old_format(tmp_path, truncate_bptt=5, es=None))
+    assert isinstance(model.outer_loop, TruncatedBPTT)
+    assert (model.outer_loop.steps, model.outer_loop.gradient_clip_val) == (5, 0.5)
+    assert model.agent.execution.dense == "never"
+    assert not model.automatic_optimization
+    ref = BadgerModule.load_from_checkpoint(SHIPPED / "fig7.ckpt")
+    for k, v in ref.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[k], v)
+
+
+def test_format_1_es_is_upgraded(tmp_path):
+    es = {"class_path": "badger_graph.es.EvolutionStrategy", "init_args": {"population": 6}}
+    model = BadgerModule.load_from_checkpoint(_old_format(tmp_path, truncate_bptt=None, es=es))
+    assert isinstance(model.outer_loop, EvolutionStrategy)
+    assert model.outer_loop.population == 6
+
+
+def test_bad_files_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.ckpt"):
+        read_checkpoint(tmp_path / "nope.ckpt")
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"\x00not a checkpoint")
+    with pytest.raises(ValueError, match="junk.ckpt.*not a readable"):
+        load_weights(torch.nn.Linear(1, 1), junk)
+    no_state = tmp_path / "plain.ckpt"
+    torch.save({"weights": 1}, no_state)
+    with pytest.raises(ValueError, match="no 'state_dict'"):
+        read_checkpoint(no_state)

@@ -1,0 +1,62 @@
+"""The inner-loop core imports no Lightning; Lightning is one way to train and evaluate."""
+
+import subprocess
+import sys
+
+import pytest
+
+CORE = [
+    "badger_graph",
+    "badger_graph.agent",
+    "badger_graph.analysis",
+    "badger_graph.checkpoint",
+    "badger_graph.curriculum",
+    "badger_graph.evaluation",
+    "badger_graph.execution",
+    "badger_graph.growth",
+    "badger_graph.outer",
+    "badger_graph.policies",
+    "badger_graph.policy",
+    "badger_graph.ports",
+    "badger_graph.runner",
+    "badger_graph.snapshot",
+    "badger_graph.state",
+    "badger_graph.tasks",
+    "badger_graph.topologies",
+]
+
+
+def test_core_imports_no_lightning():
+    code = (
+        "import importlib, sys\n"
+        f"for m in {CORE!r}: importlib.import_module(m)\n"
+        "top = {m.split('.')[0] for m in sys.modules}\n"
+        "bad = sorted(top & {'lightning', 'pytorch_lightning'})\n"
+        "assert not bad, bad[:5]\n"
+        "import badger_graph\n"
+        "assert badger_graph.BadgerModule.__module__ == 'badger_graph.module'\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_evaluation_without_lightning():
+    """A sweep point from an agent and a task alone."""
+    import torch
+
+    from badger_graph import Agent, EpisodeRunner, ExpertPolicy
+    from badger_graph.evaluation import final_error
+    from badger_graph.ports import AddressedPorts
+    from badger_graph.tasks import GuessingGame
+    from badger_graph.topologies import FullyConnected
+
+    torch.manual_seed(0)
+    agent = Agent(ExpertPolicy(16, 8, 8, 4), FullyConnected(), ports=AddressedPorts(16, 4))
+    runner = EpisodeRunner(agent, GuessingGame(3, feedback_to="all"), 5, inner_steps=3)
+    with torch.no_grad():
+        got = final_error(runner, 2, 5, episodes=10, seed=3, max_nodes=21)  # 3 agents a batch
+        parts = [
+            runner.run(3 + i, n, num_outputs=2).final_error.sum()
+            for i, n in enumerate([3, 3, 3, 1])
+        ]
+    assert got == pytest.approx(float(sum(parts)) / 10, rel=1e-5)
