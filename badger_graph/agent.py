@@ -326,6 +326,11 @@ class Agent(nn.Module):
                 f"d={episode.num_outputs}"
             )
         total = steps if total_steps is None else total_steps
+        late = [g.step for g in growth if g.step >= state.step + steps]
+        if late:
+            raise ValueError(
+                f"growth at step(s) {late} but this lifetime ends before step {state.step + steps}"
+            )
         static = self.static_features(state, task)
         pairs = self.ports.pairs(state) if self.ports is not None else None
         if result is None:

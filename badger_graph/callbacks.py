@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, OnExceptionCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
 
 
@@ -39,6 +39,70 @@ class RunCheckpoint(ModelCheckpoint):
         super().setup(trainer, pl_module, stage)
 
 
+class RunLock(Callback):
+    """One training run per run directory, and a writable one, checked before training.
+
+    At the start of ``fit`` it creates ``<default_root_dir>`` and writes ``run.lock`` with the
+    process id; a second run into the same folder while the first is alive stops at once
+    with an error naming the folder and the other process (a lock left by a killed run is
+    taken over). The lock is removed when the run ends.
+    """
+
+    def __init__(self) -> None:
+        self.path: str | None = None
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        """Check the folder is writable and take the lock (rank 0 only)."""
+        if stage != "fit" or trainer.global_rank != 0:
+            return
+        root = os.path.realpath(str(trainer.default_root_dir))
+        try:
+            os.makedirs(os.path.join(root, "checkpoints"), exist_ok=True)
+            probe = os.path.join(root, "checkpoints", f".write_test_{os.getpid()}")
+            with open(probe, "w") as f:
+                f.write("ok")
+            os.remove(probe)
+        except OSError as e:
+            raise PermissionError(
+                f"the run directory {root!r} is not writable ({e.strerror}); choose another "
+                f"with --trainer.default_root_dir"
+            ) from e
+        path = os.path.join(root, "run.lock")
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                other = _lock_owner(path)
+                if other is not None and other != os.getpid():
+                    raise RuntimeError(
+                        f"another training run (process {other}) is writing into {root!r}; "
+                        f"wait for it or give this run its own --trainer.default_root_dir"
+                    ) from None
+                os.remove(path)  # left by a run that was killed
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(str(os.getpid()))
+            self.path = path
+            return
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        """Release the lock."""
+        if self.path is not None and _lock_owner(self.path) == os.getpid():
+            os.remove(self.path)
+        self.path = None
+
+
+def _lock_owner(path: str) -> int | None:
+    """Process id in a lock file if that process is alive, else ``None``."""
+    try:
+        with open(path) as f:
+            pid = int(f.read().strip() or 0)
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
 class SaveOnInterrupt(OnExceptionCheckpoint):
     """Save a resumable checkpoint when training stops early, never one with bad weights.
 
@@ -60,6 +124,14 @@ class SaveOnInterrupt(OnExceptionCheckpoint):
     def __init__(self, dirpath: str | None = None, filename: str = "interrupted") -> None:
         super().__init__(dirpath or ".", filename)
         self._given = dirpath is not None
+        #: the exception that stopped the run (the CLI turns signals into exit codes)
+        self.exception: BaseException | None = None
+        self._validated_after: int | None = None  # training batches done at the last validation
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        """Remember after which training batch the last validation ran."""
+        if not trainer.sanity_checking:
+            self._validated_after = trainer.fit_loop.epoch_loop.batch_progress.total.completed
 
     def use_run_dir(self, root: str) -> None:
         """Write into ``root/checkpoints`` unless a ``dirpath`` was given."""
@@ -74,6 +146,14 @@ class SaveOnInterrupt(OnExceptionCheckpoint):
 
     def on_exception(self, trainer, pl_module, exception: BaseException, *_: Any) -> None:
         """Write the checkpoint unless the weights are non-finite."""
+        self.exception = exception
+        from badger_graph.errors import DivergenceError
+
+        if isinstance(exception, DivergenceError):
+            rank_zero_warn(
+                f"not saving {self.ckpt_path}: training diverged; the last good checkpoint is kept"
+            )
+            return
         bad = [n for n, p in pl_module.named_parameters() if not bool(torch.isfinite(p).all())]
         if bad:
             rank_zero_warn(
@@ -82,11 +162,14 @@ class SaveOnInterrupt(OnExceptionCheckpoint):
             )
             return
         checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
-        _as_if_between_batches(checkpoint)
+        if _validation_due(trainer):
+            _before_validation(checkpoint)
+        else:
+            _as_if_between_batches(checkpoint, self._validated_after)
         trainer.strategy.save_checkpoint(checkpoint, self.ckpt_path)
 
 
-def _as_if_between_batches(checkpoint: dict) -> None:
+def _as_if_between_batches(checkpoint: dict, validated_after: int | None = None) -> None:
     """Make a mid-batch checkpoint look like one taken at the end of the previous batch.
 
     Lightning's periodic checkpoints are taken at batch ends. The interrupted batch took
@@ -101,11 +184,75 @@ def _as_if_between_batches(checkpoint: dict) -> None:
         state = epoch["epoch_loop.state_dict"]
     except (KeyError, TypeError):
         return
+    _validation_from_the_start(epoch.get("epoch_loop.val_loop.batch_progress"))
     total, current = progress.get("total"), progress.get("current")
-    if not total or not current or total["ready"] <= total["processed"]:
-        return  # between batches already (e.g. SIGTERM, handled at a batch end)
+    if not total or not current:
+        return
+    if total["ready"] <= total["processed"]:
+        # between batches already (SIGTERM is handled at a batch end): written after the
+        # batch's logger step was counted, while Lightning's own checkpoints of a batch that
+        # validated are written before it and a resumed run counts it once more
+        if validated_after == total["completed"] and "_batches_that_stepped" in state:
+            state["_batches_that_stepped"] -= 1
+        return
     for counts in (total, current):
         done = counts["completed"]
         counts.update(ready=done, started=done, processed=done, completed=done - 1)
     if "_batches_that_stepped" in state:
         state["_batches_that_stepped"] -= 1
+
+
+def _validation_from_the_start(progress: dict | None) -> None:
+    """Rewind an interrupted validation to its first batch.
+
+    The metrics of the validation batches already run are not in the checkpoint, so
+    Lightning's own restart (continue at the next batch) would log a mean over the remaining
+    batches only, or no row at all. Rewound to "batch 0 started, nothing processed", a
+    resumed run repeats the whole validation and logs the same row as an uninterrupted run.
+    """
+    if not progress or not progress.get("current"):
+        return
+    total, current = progress["total"], progress["current"]
+    if current["ready"] == 0 or (current["completed"] == current["ready"] and not current["ready"]):
+        return
+    if current["completed"] == current["ready"] and progress.get("is_last_batch"):
+        return  # the validation had finished
+    for key in ("ready", "started", "processed", "completed"):
+        total[key] -= current[key]
+    current.update(ready=1, started=1, processed=0, completed=0)
+    total.update(
+        ready=total["ready"] + 1,
+        started=total["started"] + 1,
+    )
+    progress["is_last_batch"] = False
+
+
+def _validation_due(trainer) -> bool:
+    """Whether the batch that just stepped is followed by a validation that has not started."""
+    loop = trainer.fit_loop.epoch_loop
+    total = loop.batch_progress.total
+    if not (total.ready == total.started == total.processed == total.completed + 1):
+        return False  # not between the optimizer step and the end of a batch
+    try:
+        return bool(loop._should_check_val_fx(trainer.fit_loop._data_fetcher))
+    except Exception:  # Lightning internals changed: leave the checkpoint to Lightning
+        return False
+
+
+def _before_validation(checkpoint: dict) -> None:
+    """Make a checkpoint of a stepped batch resume with that batch's validation.
+
+    Lightning resumes a batch-end checkpoint past the validation that was due; written as
+    "batch done, its validation started at batch 0", a resumed run runs it in full.
+    """
+    try:
+        epoch = checkpoint["loops"]["fit_loop"]
+        batches = epoch["epoch_loop.batch_progress"]
+        val = epoch["epoch_loop.val_loop.batch_progress"]
+    except (KeyError, TypeError):
+        return
+    for counts in (batches["total"], batches["current"]):
+        counts["completed"] = counts["processed"]
+    val["total"].update(ready=val["total"]["ready"] + 1, started=val["total"]["started"] + 1)
+    val["current"].update(ready=1, started=1, processed=0, completed=0)
+    val["is_last_batch"] = False

@@ -18,15 +18,35 @@ def _version() -> str:
     return __version__
 
 
-def check_version(checkpoint: dict, path: str = "checkpoint") -> None:
-    """Raise if ``checkpoint`` was written by a newer major version of badger_graph."""
-    theirs = checkpoint.get("badger_graph_version")
-    if theirs is None:
-        return  # written before versions were stamped (0.1.0 alpha): same format
-    if int(str(theirs).split(".")[0]) > int(_version().split(".")[0]):
+def _release(version: str, path: str) -> tuple[int, int]:
+    try:
+        major, minor = (int(x) for x in str(version).split(".")[:2])
+    except ValueError:
         raise ValueError(
-            f"{path} was written by badger_graph {theirs}, newer than this {_version()}; "
-            f"upgrade badger_graph to load it"
+            f"{path} has an invalid badger_graph version stamp {version!r} (want MAJOR.MINOR.PATCH)"
+        ) from None
+    return major, minor
+
+
+def check_version(checkpoint: dict, path: str = "checkpoint") -> None:
+    """Raise if ``checkpoint`` was written by a newer, incompatible badger_graph.
+
+    Newer means a newer checkpoint format, or a newer major version (newer minor version
+    while the major version is 0, where minor versions may change formats).
+    """
+    theirs = checkpoint.get("badger_graph_version")
+    fmt = checkpoint.get("badger_graph_format", 1)
+    if theirs is None and fmt == 1:
+        return  # written before versions were stamped (0.1.0 alpha): format 1
+    ours = _version()
+    newer = fmt > FORMAT
+    if theirs is not None:
+        (a, b), (c, d) = _release(theirs, path), _release(ours, "this badger_graph")
+        newer = newer or a > c or (a == c == 0 and b > d)
+    if newer:
+        raise ValueError(
+            f"{path} was written by badger_graph {theirs}, newer than this {ours} (checkpoint "
+            f"format {fmt} vs {FORMAT}); upgrade badger_graph to load it"
         )
 
 
@@ -41,11 +61,12 @@ _EXECUTION_KEYS = {
 }
 
 
-def stamp(checkpoint: dict, train_batches: int, skipped: int) -> None:
+def stamp(checkpoint: dict, train_batches: int, skipped: int, unstepped: int) -> None:
     """Write the library version, the format and the batch counters into ``checkpoint``."""
     checkpoint["badger_graph_version"] = _version()
     checkpoint["badger_graph_format"] = FORMAT
     checkpoint["badger_graph_skipped_batches"] = skipped
+    checkpoint["badger_graph_unstepped_batches"] = unstepped
     checkpoint["badger_graph_train_batches"] = train_batches
 
 
@@ -107,12 +128,22 @@ def read_checkpoint(path: str | Path) -> dict:
             ``state_dict``), or written by a newer major version of badger_graph.
     """
     path = resolve(path)
+    if path.stat().st_size == 0:
+        raise ValueError(f"{str(path)!r} is empty (0 bytes): not a checkpoint")
     try:
         ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
     except Exception as e:  # pickle / zip errors of a wrong or truncated file
-        raise ValueError(f"{str(path)!r} is not a readable torch checkpoint: {e}") from e
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ValueError(
+            f"{str(path)!r} is not a readable torch checkpoint (truncated, or another kind of "
+            f"file): {type(e).__name__}: {first[:200]}"
+        ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise ValueError(f"{str(path)!r} is not a Lightning checkpoint (no 'state_dict')")
+        kind = "a plain state_dict" if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise ValueError(
+            f"{str(path)!r} holds {kind}, not a Lightning checkpoint of badger_graph (no "
+            f"'state_dict' entry); write checkpoints with `badger fit` or Trainer.save_checkpoint"
+        )
     check_version(ckpt, repr(str(path)))
     return upgrade(ckpt)
 

@@ -17,7 +17,7 @@ import torch
 from lightning.pytorch.cli import ArgsType, LightningCLI
 from lightning.pytorch.utilities import rank_zero_warn
 
-from badger_graph.callbacks import RunCheckpoint, SaveOnInterrupt
+from badger_graph.callbacks import RunCheckpoint, RunLock, SaveOnInterrupt
 from badger_graph.checkpoint import load_weights, read_checkpoint
 from badger_graph.data import EpisodeData
 from badger_graph.module import BadgerModule
@@ -42,6 +42,7 @@ def default_callbacks(every: int = 250) -> list:
         RunCheckpoint(filename="best", monitor="val/final_error", mode="min", save_last=True),
         RunCheckpoint(every_n_train_steps=every, save_top_k=0, save_last=True),
         SaveOnInterrupt(),
+        RunLock(),
     ]
 
 
@@ -94,6 +95,26 @@ class BadgerCLI(LightningCLI):
             if isinstance(callback, RunCheckpoint | SaveOnInterrupt):
                 callback.use_run_dir(trainer.default_root_dir)
         return trainer
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        """Run it; a run stopped by SIGTERM / Ctrl-C exits 143 / 130 (not 0 or 1)."""
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        ckpt_path = self.config_init[subcommand].get("ckpt_path")
+        if ckpt_path and Path(str(ckpt_path)).is_file():
+            # the config's model must fit the checkpoint's weights: say so before running
+            load_weights(self.model, ckpt_path)
+        try:
+            super()._run_subcommand(subcommand)
+        except SIGTERMException:
+            raise SystemExit(143) from None
+        except SystemExit as e:
+            stopped = [
+                cb.exception for cb in self.trainer.callbacks if isinstance(cb, SaveOnInterrupt)
+            ]
+            if any(isinstance(x, KeyboardInterrupt) for x in stopped):
+                raise SystemExit(130) from e
+            raise
 
     def _parse_ckpt_path(self) -> None:
         """The config and the flags say what runs; a ``--ckpt_path`` only gives weights.
@@ -177,16 +198,42 @@ def rollout_main(argv: list[str]) -> None:
     p.add_argument("--ckpt_path", default=None, help="checkpoint (default: untrained)")
     p.add_argument("--out", default="rollout.png", help="PNG to write")
     p.add_argument("--episodes", type=int, default=10)
-    p.add_argument("--seed", type=int, default=2**62, help="episode seed (default: unseen)")
+    _seed_argument(p, "rollout")
     a = p.parse_args(argv)
-    if a.episodes < 1:
-        p.error(f"--episodes must be >= 1, got {a.episodes}")
+    _at_least(p, a, episodes=1, seed=0)
     model = build_from_config(a.config, a.ckpt_path)
     with torch.no_grad():
-        life = model.runner.run(a.seed, a.episodes, record=True)
-    plot_rollout(life, a.out)
+        life = model.runner.run(_seed(a, "rollout"), a.episodes, record=True)
+    written = plot_rollout(life, a.out)
     err = life.errors.mean(1)
-    print(f"wrote {a.out}; mean error per step: " + " ".join(f"{e:.4f}" for e in err.tolist()))
+    print(f"wrote {written}; mean error per step: " + " ".join(f"{e:.4f}" for e in err.tolist()))
+
+
+def _seed_argument(p: argparse.ArgumentParser, purpose: str) -> None:
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help=f"episode seed (default: the {purpose} command's own stream, never drawn in "
+        f"training, validation or test)",
+    )
+
+
+def _seed(a: argparse.Namespace, purpose: str, *index: int) -> int:
+    """The user's --seed, or the command's own default stream (both hashed per index)."""
+    from badger_graph.seeds import derive, episode_seed
+
+    if a.seed is None:
+        return episode_seed(purpose, *index)
+    return derive(a.seed, *index) if index else a.seed
+
+
+def _at_least(p: argparse.ArgumentParser, a: argparse.Namespace, **lows: int) -> None:
+    """Exit with a usage error naming the flag whose value is below its minimum."""
+    for name, low in lows.items():
+        value = getattr(a, name)
+        if value is not None and value < low:
+            p.error(f"--{name} must be >= {low}, got {value}")
 
 
 def default_checkpoint() -> Path:
@@ -208,14 +255,13 @@ def sweep_main(argv: list[str]) -> None:
     )
     p.add_argument("--out", default="sweep", help="folder for dims.csv, experts.csv and PNGs")
     p.add_argument("--episodes", type=int, default=2000, help="fresh episodes per point")
-    p.add_argument("--seed", type=int, default=2**62, help="episode seed (never drawn in training)")
+    _seed_argument(p, "sweep")
     p.add_argument("--dims", default="1-20", help="d values, e.g. 1-20 or 1,3,6")
     p.add_argument("--experts", default=",".join(map(str, DEFAULT_EXPERTS)))
     p.add_argument("--sweep_experts_at", type=int, default=20, help="experts of the d sweep")
     p.add_argument("--sweep_dims_at", type=int, default=3, help="d of the expert sweep")
     a = p.parse_args(argv)
-    if a.episodes < 1:
-        p.error(f"--episodes must be >= 1, got {a.episodes}")
+    _at_least(p, a, episodes=1, seed=0, sweep_experts_at=1, sweep_dims_at=1)
     ckpt = a.ckpt_path or str(default_checkpoint())
     if not Path(ckpt).exists():
         p.error(f"checkpoint {ckpt} does not exist")
@@ -231,7 +277,7 @@ def sweep_main(argv: list[str]) -> None:
         a.sweep_experts_at,
         a.sweep_dims_at,
         a.episodes,
-        a.seed,
+        _seed(a, "sweep"),
         a.out,
     )
     for name, table in rows.items():
@@ -277,16 +323,17 @@ def analyze_main(argv: list[str]) -> None:
     p.add_argument("--out", default="analysis")
     p.add_argument("--num_experts", type=int, default=None, help="(default: the config's)")
     p.add_argument("--episodes", type=int, default=256, help="episodes for the error curves")
-    p.add_argument("--seed", type=int, default=2**62)
+    _seed_argument(p, "analyze")
     p.add_argument("--agent", type=int, default=0, help="which episode's agent to export")
     a = p.parse_args(argv)
+    _at_least(p, a, num_experts=1, episodes=1, seed=0, agent=0)
     model = build_from_config(a.config, a.ckpt_path)
     runner = model.runner
     n = a.num_experts or runner.num_experts
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
-        life = runner.run(a.seed, max(a.agent + 1, 1), num_experts=n, record=True)
+        life = runner.run(_seed(a, "analyze", 0), a.agent + 1, num_experts=n, record=True)
     graphs = analysis.lifetime_graphs(life, a.agent)
     analysis.export(graphs, out / "graphs")
     m = analysis.metrics(graphs)
@@ -294,12 +341,12 @@ def analyze_main(argv: list[str]) -> None:
     T = runner.inner_steps
     rows = []
     with torch.no_grad():
-        base = runner.run(a.seed + 1, a.episodes, num_experts=n)
+        base = runner.run(_seed(a, "analyze", 1), a.episodes, num_experts=n)
         rows.append({"label": f"{n} experts", "errors": base.errors.mean(1).tolist()})
         for mult in (2, 4):
             for mode in ("fresh", "clone"):
                 ev = [GrowthEvent(T // 2, (mult - 1) * n, mode)]
-                g = runner.run(a.seed + 1, a.episodes, num_experts=n, growth=ev)
+                g = runner.run(_seed(a, "analyze", 1), a.episodes, num_experts=n, growth=ev)
                 rows.append(
                     {
                         "label": f"{n} -> {mult * n} at step {T // 2} ({mode})",

@@ -3,7 +3,8 @@
 The data are not stored anywhere: every batch is a seed (and a batch size) from which the
 model draws its episodes. Training seeds come from a counter saved in checkpoints, so a
 resumed run draws exactly the episodes the uninterrupted run would have drawn; validation
-and test seeds come from reserved ranges that training never draws.
+and test seeds are hashed from other purpose names (:mod:`badger_graph.seeds`), so they
+are distinct random streams from each other and from every training batch.
 """
 
 from __future__ import annotations
@@ -14,11 +15,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-#: Seeds of training batches are drawn in [0, 2**60); validation and test seeds come from
-#: disjoint ranges above it, so training never sees an evaluation episode.
-TRAIN_SEED_RANGE = 2**60
-VAL_SEED_BASE = 2**60
-TEST_SEED_BASE = 2**61
+from badger_graph.seeds import episode_seed
 
 
 def train_seed(stream: int, index: int) -> int:
@@ -26,10 +23,9 @@ def train_seed(stream: int, index: int) -> int:
 
     A pure function of its arguments, so a run resumed at batch ``index`` draws exactly the
     episodes the uninterrupted run would have drawn (the dataloader's position does not
-    matter). Always below ``TRAIN_SEED_RANGE``, disjoint from validation and test seeds.
+    matter); hashed apart from every evaluation seed (:mod:`badger_graph.seeds`).
     """
-    g = torch.Generator().manual_seed(int(stream) * 1_000_003 + int(index))
-    return int(torch.randint(0, TRAIN_SEED_RANGE, (1,), generator=g))
+    return episode_seed("train", stream, index)
 
 
 class _TrainSeeds(IterableDataset):
@@ -49,14 +45,14 @@ class _TrainSeeds(IterableDataset):
 
 
 class _FixedSeeds(torch.utils.data.Dataset):
-    """A fixed list of evaluation batches (seed, batch size) from a reserved range."""
+    """A fixed list of evaluation batches (seed, batch size) of one purpose."""
 
-    def __init__(self, base: int, episodes: int, batch_size: int) -> None:
+    def __init__(self, purpose: str, episodes: int, batch_size: int) -> None:
         self.items = []
         i = 0
         while episodes > 0:
             n = min(batch_size, episodes)
-            self.items.append({"seed": base + i, "batch_size": n})
+            self.items.append({"seed": episode_seed(purpose, i), "batch_size": n})
             episodes -= n
             i += 1
 
@@ -107,9 +103,9 @@ class EpisodeData(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         """Fixed validation seeds, never drawn in training."""
         hp = self.hparams
-        return self._loader(_FixedSeeds(VAL_SEED_BASE, hp.val_episodes, hp.eval_batch_size))
+        return self._loader(_FixedSeeds("val", hp.val_episodes, hp.eval_batch_size))
 
     def test_dataloader(self) -> DataLoader:
         """Fixed test seeds, never drawn in training nor validation."""
         hp = self.hparams
-        return self._loader(_FixedSeeds(TEST_SEED_BASE, hp.test_episodes, hp.eval_batch_size))
+        return self._loader(_FixedSeeds("test", hp.test_episodes, hp.eval_batch_size))

@@ -48,3 +48,7 @@ class NonFiniteError(FloatingPointError):
             v = value.detach()
             msg += f" ({int((~v.isfinite()).sum())} of {v.numel()} values non-finite)"
         super().__init__(msg)
+
+
+class DivergenceError(ArithmeticError):
+    """Training error far above chance for many batches in a row (a finite blow-up)."""

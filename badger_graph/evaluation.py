@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from badger_graph.runner import EpisodeRunner
+from badger_graph.seeds import derive
 
 DEFAULT_EXPERTS = (1, 2, 3, 5, 10, 20, 40, 80, 120, 160, 200)
 COLUMNS = ("d", "experts", "error", "chance", "mean_baseline")
@@ -32,7 +33,7 @@ def final_error(
     total, done, i = 0.0, 0, 0
     while done < episodes:
         n = min(batch, episodes - done)
-        life = runner.run(seed + i, n, num_experts=experts, num_outputs=d)
+        life = runner.run(derive(seed, i), n, num_experts=experts, num_outputs=d)
         total += float(life.final_error.sum())
         done += n
         i += 1
@@ -56,7 +57,7 @@ def sweep(
 
     def row(d: int, n: int) -> dict:
         # every point gets its own block of seeds so no two points share an episode
-        point_seed = seed + 1_000_000 * (1000 * d + n)
+        point_seed = derive(seed, d, n)
         return {
             "d": d,
             "experts": n,

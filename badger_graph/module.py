@@ -13,7 +13,7 @@ from torch import Tensor
 from badger_graph.agent import Agent, Lifetime
 from badger_graph.checkpoint import check_version, load_weights, read_checkpoint, stamp
 from badger_graph.curriculum import Curriculum, EpisodeSpec, episode_spec
-from badger_graph.errors import NonFiniteError, check_choice, check_int
+from badger_graph.errors import DivergenceError, NonFiniteError, check_choice, check_int
 from badger_graph.execution import Execution
 from badger_graph.growth import GrowthEvent, growth_events
 from badger_graph.outer import Backprop, OuterLoop, objective_loss
@@ -70,6 +70,12 @@ class BadgerModule(pl.LightningModule):
         nonfinite (str): on NaN / inf in training, ``"raise"`` a
             :class:`~badger_graph.errors.NonFiniteError` naming the tensor, step and round,
             or ``"skip"`` the batch without changing the weights. (default: ``"raise"``)
+        max_skipped (int): with ``nonfinite="skip"``, stop with the error once more than
+            this many batches in a row were skipped. (default: :obj:`10`)
+        diverged_after (int): stop with a :class:`~badger_graph.errors.DivergenceError`
+            when the training error stays above ``diverged_at`` × the task's chance level
+            for this many batches in a row (0: never). (default: :obj:`100`)
+        diverged_at (float): see ``diverged_after``. (default: :obj:`100.0`)
         optimizer (OptimizerCallable): (default: Adam, lr 1e-3)
         lr_scheduler (LRSchedulerCallable, optional): stepped after every training batch.
     """
@@ -96,6 +102,9 @@ class BadgerModule(pl.LightningModule):
         eval_growth: list[GrowthEvent] | None = None,
         init_weights: str | None = None,
         nonfinite: Literal["raise", "skip"] = "raise",
+        max_skipped: int = 10,
+        diverged_after: int = 100,
+        diverged_at: float = 100.0,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -110,6 +119,10 @@ class BadgerModule(pl.LightningModule):
         check_choice("nonfinite", nonfinite, ("raise", "skip"))
         check_int("warmup_steps", warmup_steps, 0)
         check_int("eval_num_experts", eval_num_experts, 1, optional=True)
+        check_int("max_skipped", max_skipped, 0)
+        check_int("diverged_after", diverged_after, 0)
+        if not float(diverged_at) > 0:
+            raise ValueError(f"diverged_at must be > 0, got {diverged_at!r}")
         self.agent = Agent(policy, topology, rounds, output_ports, identity, ports, execution)
         self.runner = EpisodeRunner(self.agent, task, num_experts, inner_steps, detach_feedback)
         self.eval_growth = growth_events(eval_growth, inner_steps)
@@ -118,9 +131,11 @@ class BadgerModule(pl.LightningModule):
         self.curriculum = list(curriculum or [])
         #: the current training batch's episode settings, from the curricula
         self.spec = EpisodeSpec()
-        #: training batches done (skipped ones included); sets the next batch's seed
-        self.train_batches = 0
-        self.skipped_batches = 0
+        #: batches skipped without an optimizer step (with ``global_step``: the batch index)
+        self.unstepped_batches = 0
+        self.skipped_batches = 0  # all skipped batches (logged)
+        self._skipped_in_a_row = 0
+        self._diverged_in_a_row = 0
         self.task = task
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
@@ -152,8 +167,18 @@ class BadgerModule(pl.LightningModule):
         """This batch's episode settings from the curricula (a function of the step)."""
         self.spec = episode_spec(self.curriculum, self.global_step)
 
+    @property
+    def train_batches(self) -> int:
+        """Training batches done, skipped ones included: the index of the next batch's seed.
+
+        Counted from the optimizer steps taken (``global_step``) and the batches skipped
+        without one, so it advances only with a completed step: a run interrupted at any
+        moment of a batch resumes with the same batch.
+        """
+        return self.global_step + self.unstepped_batches
+
     def training_step(self, batch: dict, batch_idx: int) -> Tensor | None:
-        """One batch through the outer loop; its seed comes from the saved batch counter.
+        """One batch through the outer loop; its seed comes from the batch counter.
 
         NaN or inf raises a :class:`NonFiniteError` (``nonfinite="raise"``) or skips the
         batch without touching the weights (``"skip"``, counted in ``train/skipped``).
@@ -165,16 +190,40 @@ class BadgerModule(pl.LightningModule):
             out = self.outer_loop.training_step(self, seed, int(batch["batch_size"]))
         except NonFiniteError as err:
             if self.hparams.nonfinite == "raise":
-                raise  # the counter stays: a resumed run redoes this batch
+                raise  # nothing counted: a resumed run redoes this batch
             self._skip(err)
-            out = None
-        self.train_batches += 1
+            if not self.automatic_optimization:
+                self.unstepped_batches += 1  # Lightning steps (a no-op) on None otherwise
+            return None
+        self._skipped_in_a_row = 0
         return out
 
     def _skip(self, err: Exception) -> None:
         self.skipped_batches += 1
+        self._skipped_in_a_row += 1
+        if self._skipped_in_a_row > self.hparams.max_skipped:
+            raise NonFiniteError(
+                f"{self._skipped_in_a_row} batches in a row (max_skipped="
+                f"{self.hparams.max_skipped}); last: {err}",
+                None,
+                step=self.train_batches,
+                where="training batch",
+            )
         rank_zero_warn(f"skipping training batch {self.train_batches}: {err}")
         self.log("train/skipped", float(self.skipped_batches), on_step=True, batch_size=1)
+
+    def check_divergence(self, error: float) -> None:
+        """Stop when the training error stays far above chance (a finite blow-up)."""
+        hp = self.hparams
+        limit = hp.diverged_at * self.task.chance_level()
+        self._diverged_in_a_row = self._diverged_in_a_row + 1 if error > limit else 0
+        if hp.diverged_after and self._diverged_in_a_row >= hp.diverged_after:
+            raise DivergenceError(
+                f"training error {error:.4g} has been above diverged_at={hp.diverged_at} x "
+                f"chance ({limit:.4g}) for {self._diverged_in_a_row} batches in a row at batch "
+                f"{self.train_batches}: lower the learning rate or the gradient clip; the "
+                f"last checkpoints before the blow-up are kept"
+            )
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, **kwargs) -> None:
         """The outer loop's clip (a trainer ``gradient_clip_val`` wins when set)."""
@@ -227,6 +276,8 @@ class BadgerModule(pl.LightningModule):
     def log_errors(self, errors: Tensor, loss: Tensor, stage: str, B: int) -> None:
         """Log loss, final and mean error (+ chance and the task's metrics in evaluation)."""
         on_step = stage == "train"
+        if on_step:
+            self.check_divergence(float(errors[-1].detach().mean()))
         log = {
             f"{stage}/loss": loss,
             f"{stage}/final_error": errors[-1].mean(),
@@ -262,15 +313,15 @@ class BadgerModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Stamp the checkpoint with the library version and the batch counters."""
-        stamp(checkpoint, train_batches=self.train_batches, skipped=self.skipped_batches)
+        stamp(checkpoint, self.train_batches, self.skipped_batches, self.unstepped_batches)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Refuse checkpoints of an incompatible (newer major) library version."""
         check_version(checkpoint)
+        step = int(checkpoint.get("global_step", 0))
         self.skipped_batches = int(checkpoint.get("badger_graph_skipped_batches", 0))
-        self.train_batches = int(
-            checkpoint.get("badger_graph_train_batches", checkpoint.get("global_step", 0))
-        )
+        done = int(checkpoint.get("badger_graph_train_batches", step))
+        self.unstepped_batches = int(checkpoint.get("badger_graph_unstepped_batches", done - step))
 
     def setup(self, stage: str) -> None:
         """Load ``init_weights`` before fitting (a resumed checkpoint is restored after)."""

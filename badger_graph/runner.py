@@ -21,6 +21,7 @@ from badger_graph.agent import Agent, Lifetime
 from badger_graph.curriculum import EpisodeSpec
 from badger_graph.growth import GrowthEvent
 from badger_graph.ports import random_addresses
+from badger_graph.seeds import derive, generator
 from badger_graph.state import ExpertGraph, Role
 from badger_graph.tasks.base import Episode, Task
 
@@ -81,7 +82,7 @@ class EpisodeRunner:
         spec = spec or _EMPTY
         if device is None:
             device = self.agent.readout.weight.device
-        g = torch.Generator().manual_seed(int(seed))
+        g = generator(seed)
         if num_outputs is None and spec.num_outputs is not None:
             lo, hi = spec.num_outputs
             if spec.per_agent:
@@ -91,13 +92,16 @@ class EpisodeRunner:
         if num_experts is None and spec.num_experts is not None:
             lo, hi = spec.num_experts
             num_experts = int(torch.randint(lo, hi + 1, (1,), generator=g))
-        num_experts = num_experts or self.num_experts
-        self.agent.topology.reseed(int(seed))
+        if num_experts is None:
+            num_experts = self.num_experts
+        elif not isinstance(num_experts, int) or num_experts < 1:
+            raise ValueError(f"num_experts must be an int >= 1, got {num_experts!r}")
+        self.agent.topology.reseed(derive(seed, "topology", bits=32))
         episode = self.task.reset(batch_size, generator=g, num_outputs=num_outputs, device=device)
         addresses = None
         ports = self.agent.ports
         if ports is not None and spec.address_seed is not None:
-            fixed = torch.Generator().manual_seed(int(spec.address_seed))
+            fixed = generator(spec.address_seed, "addresses")
             addresses = random_addresses(
                 1, episode.num_outputs, ports.address_channels, fixed
             ).expand(batch_size, -1, -1)
@@ -118,7 +122,7 @@ class EpisodeRunner:
         """Growth events of a training batch from its spec's ``GrowthCurriculum`` (if any)."""
         if spec is None or spec.growth is None:
             return []
-        g = torch.Generator().manual_seed(int(seed) + 2)
+        g = generator(seed, "growth")
         experts = int((state.role[state.batch == 0] == int(Role.EXPERT)).sum())
         return spec.growth.draw(g, experts, self.inner_steps)
 
@@ -160,5 +164,5 @@ class EpisodeRunner:
             record=record,
             detach_feedback=self.detach_feedback,
             growth=growth,
-            generator=torch.Generator().manual_seed(int(seed) + 1),
+            generator=generator(seed, "identities"),
         )

@@ -47,6 +47,7 @@ def test_evaluation_without_lightning():
     from badger_graph import Agent, EpisodeRunner, ExpertPolicy
     from badger_graph.evaluation import final_error
     from badger_graph.ports import AddressedPorts
+    from badger_graph.seeds import derive
     from badger_graph.tasks import GuessingGame
     from badger_graph.topologies import FullyConnected
 
@@ -56,7 +57,7 @@ def test_evaluation_without_lightning():
     with torch.no_grad():
         got = final_error(runner, 2, 5, episodes=10, seed=3, max_nodes=21)  # 3 agents a batch
         parts = [
-            runner.run(3 + i, n, num_outputs=2).final_error.sum()
+            runner.run(derive(3, i), n, num_outputs=2).final_error.sum()
             for i, n in enumerate([3, 3, 3, 1])
         ]
     assert got == pytest.approx(float(sum(parts)) / 10, rel=1e-5)

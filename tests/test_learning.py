@@ -3,7 +3,7 @@
 import torch
 
 from badger_graph import BadgerModule, ExpertPolicy
-from badger_graph.data import TEST_SEED_BASE
+from badger_graph.seeds import episode_seed
 from badger_graph.tasks import GuessingGame
 from badger_graph.topologies import FullyConnected
 
@@ -21,7 +21,7 @@ def test_guessing_game_learns_below_chance():
 
     def evaluate():
         with torch.no_grad():
-            return float(model.lifetime(TEST_SEED_BASE, 1024).final_error.mean())
+            return float(model.lifetime(episode_seed("test", 0), 1024).final_error.mean())
 
     before = evaluate()
     for i in range(250):

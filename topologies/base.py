@@ -60,12 +60,44 @@ def equal_sizes(state: ExpertGraph) -> int | None:
     return n
 
 
+#: bytes a fully connected pair costs at least while the edges are built and used
+BYTES_PER_PAIR = 64
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes that can still be allocated on ``device`` (``None``: unknown)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            info = dict(line.split(":", 1) for line in f)
+        return int(info["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def check_pairs_fit(num_pairs: int, device: torch.device, what: str) -> None:
+    """Refuse up front an all-pairs edge set that cannot fit in memory, naming its size."""
+    need = num_pairs * BYTES_PER_PAIR
+    free = available_memory(device)
+    if free is not None and need > free:
+        raise MemoryError(
+            f"{what}: {num_pairs:,} edges need at least {need / 2**30:.1f} GiB, but only "
+            f"{free / 2**30:.1f} GiB are available on {device}; use fewer experts per agent, "
+            f"or a sparse topology (RandomOutDegree, RandomInDegree, Attention(top_k=...))"
+        )
+
+
 def all_pairs(state: ExpertGraph, self_loops: bool = False) -> Tensor:
     """All ordered pairs (sender, receiver) of nodes of the same agent, ``[2, E]``.
 
     Vectorized over agents of different sizes: no Python loop over agents or nodes.
+
+    Raises:
+        MemoryError: before allocating, when the pairs cannot fit in the device's memory.
     """
     sizes = state.sizes
+    check_pairs_fit(int((sizes * sizes).sum()), state.batch.device, "all pairs of nodes")
     batch = state.batch
     n_node = sizes[batch]  # size of each receiver's agent
     recv = torch.repeat_interleave(torch.arange(state.num_nodes, device=batch.device), n_node)

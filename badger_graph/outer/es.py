@@ -21,6 +21,7 @@ from torch import Tensor
 
 from badger_graph.errors import NonFiniteError
 from badger_graph.outer.base import OuterLoop, objective_loss
+from badger_graph.seeds import derive
 
 
 class EvolutionStrategy(OuterLoop):
@@ -105,6 +106,8 @@ class EvolutionStrategy(OuterLoop):
             offset += p.numel()
         self.apply_gradients(module)
         finite = losses[torch.isfinite(losses)]
+        module.check_divergence(float(finite.mean()))
+        module.check_divergence(float(finite.mean()))
         module.log_dict(
             {"train/loss": finite.mean(), "train/best_member": finite.min()},
             on_step=True,
@@ -121,7 +124,7 @@ class EvolutionStrategy(OuterLoop):
 
     # -- noise ---------------------------------------------------------------------------
     def _draw(self, step: int, index: int, dim: int) -> Tensor:
-        g = torch.Generator().manual_seed((self.seed * 1_000_003 + step) * 1_000_003 + index)
+        g = torch.Generator().manual_seed(derive(self.seed, step, index, "es", bits=32))
         return torch.randn(dim, generator=g)
 
     def member_noise(self, step: int, member: int, dim: int) -> Tensor:

@@ -16,7 +16,7 @@ def test_es_gradient_on_a_quadratic_points_downhill(rank_shaping):
     D = 50
     c = torch.randn(D)
     theta = torch.zeros(D)
-    es = EvolutionStrategy(population=2000, sigma=0.05, rank_shaping=rank_shaping, seed=1)
+    es = EvolutionStrategy(population=4000, sigma=0.05, rank_shaping=rank_shaping, seed=1)
     noise = es.noise(0, D)
     members = theta + es.sigma * noise
     losses = ((members - c) ** 2).sum(1)

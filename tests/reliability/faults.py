@@ -38,19 +38,63 @@ class _InfError(_NaNFeedback):
         return StepResult(torch.full_like(r.error, float("inf")), r.feedback, r.signal)
 
 
-class Fault(Callback):
-    """Inject fault ``kind`` at training batch ``step`` (once, or ``times`` batches in a row)."""
+#: moments of a training batch a signal can arrive at
+MOMENTS = ("batch_start", "before_backward", "before_optimizer_step", "batch_end", "validation")
 
-    def __init__(self, kind: str, step: int, times: int = 1) -> None:
+
+class Fault(Callback):
+    """Inject fault ``kind`` at training batch ``step`` (once, or ``times`` batches in a row).
+
+    Signals and exceptions can be sent at any of :data:`MOMENTS` of the batch (``validation``:
+    in the middle of the validation that follows batch ``step``), numerical faults at the
+    batch start only.
+    """
+
+    def __init__(self, kind: str, step: int, times: int = 1, moment: str = "batch_start") -> None:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-        self.kind, self.step, self.times = kind, step, times
+        if moment not in MOMENTS:
+            raise ValueError(f"moment must be one of {MOMENTS}, got {moment!r}")
+        self.kind, self.step, self.times, self.moment = kind, step, times, moment
+        self._fired = False
+
+    def _signal(self) -> None:
+        self._fired = True
+        if self.kind == "sigkill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif self.kind == "sigterm":
+            os.kill(os.getpid(), signal.SIGTERM)  # Lightning stops after this batch
+        elif self.kind == "keyboard":
+            raise KeyboardInterrupt
+        elif self.kind == "error":
+            raise RuntimeError("injected fault")
+
+    def _at(self, moment: str, pl_module) -> None:
+        if self.moment == moment and not self._fired and self._active(pl_module):
+            self._signal()
+
+    def on_before_backward(self, trainer, pl_module, loss) -> None:
+        self._at("before_backward", pl_module)
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        self._at("before_optimizer_step", pl_module)
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, *args) -> None:
+        # the second batch of the validation after training batch `step` (counter: step + 1)
+        after = pl_module.train_batches == self.step + 1
+        mid = batch_idx == 1 and not trainer.sanity_checking
+        if self.moment == "validation" and mid and after and not self._fired:
+            self._signal()
 
     def _active(self, pl_module) -> bool:
         # the module's batch counter (skipped batches included; restored on resume)
         return self.step <= pl_module.train_batches < self.step + self.times
 
     def on_train_batch_end(self, trainer, pl_module, *args) -> None:
+        # the batch's step is done: the counter already names the next batch
+        done = self.step + 1 <= pl_module.train_batches < self.step + 1 + self.times
+        if self.moment == "batch_end" and done and not self._fired:
+            self._signal()
         task = pl_module.task
         if getattr(task, "_faulty", False):
             del task.reset  # the wrapper poisons this training batch only
@@ -60,14 +104,9 @@ class Fault(Callback):
         task = pl_module.task
         if not self._active(pl_module):
             return
-        if self.kind == "sigkill":
-            os.kill(os.getpid(), signal.SIGKILL)
-        elif self.kind == "sigterm":
-            os.kill(os.getpid(), signal.SIGTERM)  # Lightning stops after this batch
-        elif self.kind == "keyboard":
-            raise KeyboardInterrupt
-        elif self.kind == "error":
-            raise RuntimeError("injected fault")
+        if self.kind in ("sigkill", "sigterm", "keyboard", "error"):
+            if self.moment == "batch_start":
+                self._signal()
         elif self.kind == "nan_weights":
             with torch.no_grad():
                 pl_module.agent.policy.lin_send.weight.fill_(float("nan"))

@@ -27,9 +27,9 @@ CONFIG = str(HERE / "tiny.yaml")
 CKPTS = Path("runs/tiny/checkpoints")
 
 
-def _fault_arg(kind: str, step: int, times: int = 1) -> str:
-    spec = {"class_path": "faults.Fault", "init_args": {"kind": kind, "step": step, "times": times}}
-    return "--trainer.callbacks+=" + json.dumps(spec)
+def _fault_arg(kind: str, step: int, times: int = 1, moment: str = "batch_start") -> str:
+    args = {"kind": kind, "step": step, "times": times, "moment": moment}
+    return "--trainer.callbacks+=" + json.dumps({"class_path": "faults.Fault", "init_args": args})
 
 
 def _fit_subprocess(cwd: Path, *args: str) -> subprocess.CompletedProcess:
@@ -47,15 +47,20 @@ def _fit_subprocess(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def _final(run_dir: Path) -> tuple[dict, float, int]:
-    """Weights, last validation error and global step of a finished run."""
+def _final(run_dir: Path) -> tuple[dict, dict, int]:
+    """Weights, validation rows (step -> every logged val metric) and global step of a run.
+
+    A validation that was interrupted and re-run is logged again; the complete one, written
+    last, is the one that counts.
+    """
     ckpt = torch.load(run_dir / CKPTS / "last.ckpt", map_location="cpu", weights_only=False)
-    rows = []
+    rows = {}
     for f in sorted((run_dir / "runs/tiny/logs").glob("version_*/metrics.csv")):
         with f.open() as fh:
-            rows += [r for r in csv.DictReader(fh) if r.get("val/final_error")]
-    last_val = [r for r in rows if int(r["step"]) == max(int(r["step"]) for r in rows)][-1]
-    return ckpt["state_dict"], float(last_val["val/final_error"]), ckpt["global_step"]
+            for r in csv.DictReader(fh):
+                if r.get("val/final_error"):
+                    rows[int(r["step"])] = {k: v for k, v in r.items() if k.startswith("val/")}
+    return ckpt["state_dict"], rows, ckpt["global_step"]
 
 
 @pytest.fixture(scope="module")
@@ -77,24 +82,50 @@ def reference(tmp_path_factory):
     ],
 )
 def test_interrupted_run_resumes_to_identical_result(tmp_path, reference, kind, step, resume_from):
-    killed = _fit_subprocess(tmp_path, _fault_arg(kind, step))
-    if kind != "sigterm":  # Lightning ends a SIGTERMed run with SystemExit() (status 0)
-        assert killed.returncode != 0
+    _interrupt_and_resume(tmp_path, reference, kind, step, resume_from)
+
+
+#: exit status of a run stopped by each fault (SIGKILL: killed by signal 9)
+EXIT = {"sigkill": -9, "sigterm": 143, "keyboard": 130, "error": 1}
+
+
+def _interrupt_and_resume(tmp_path, reference, kind, step, resume_from, moment="batch_start"):
+    killed = _fit_subprocess(tmp_path, _fault_arg(kind, step, moment=moment))
+    assert killed.returncode == EXIT[kind], killed.stderr[-2000:]
     saved = torch.load(tmp_path / CKPTS / resume_from, map_location="cpu", weights_only=False)
     assert saved["global_step"] < 30  # the run did stop early
     if kind == "sigkill":
         assert not (tmp_path / CKPTS / "interrupted.ckpt").exists()  # SIGKILL cannot be caught
     resumed = _fit_subprocess(tmp_path, "--ckpt_path", "last")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    weights, val_error, global_step = _final(tmp_path)
-    ref_weights, ref_val, ref_step = reference
+    weights, val_rows, global_step = _final(tmp_path)
+    ref_weights, ref_rows, ref_step = reference
     assert global_step == ref_step == 30
     assert weights.keys() == ref_weights.keys()
     for k in weights:
         assert torch.equal(weights[k], ref_weights[k]), k  # bit for bit
-    assert val_error == ref_val
+    assert sorted(ref_rows) == [9, 19, 29]
+    assert val_rows == ref_rows  # every validation, every metric, the same step labels
     # a normal end removes the interrupt checkpoint, so `last` means the finished run
     assert not (tmp_path / CKPTS / "interrupted.ckpt").exists()
+
+
+@pytest.mark.parametrize(
+    ("kind", "moment"),
+    [
+        ("keyboard", "before_backward"),  # Ctrl-C inside the step, before backward
+        ("keyboard", "before_optimizer_step"),  # after backward, before the weights change
+        ("keyboard", "batch_end"),  # the step is done, the batch not yet closed
+        ("keyboard", "batch_end_before_validation"),  # ... and its validation not yet run
+        ("keyboard", "validation"),  # in the middle of a validation
+        ("sigterm", "before_backward"),
+        ("sigterm", "validation"),
+    ],
+)
+def test_interrupt_at_any_moment_resumes_exactly(tmp_path, reference, kind, moment):
+    step = 9 if moment.endswith("validation") else 13  # batch 9 is followed by a validation
+    moment = moment.removesuffix("_before_validation")
+    _interrupt_and_resume(tmp_path, reference, kind, step, "interrupted.ckpt", moment)
 
 
 def _fit_inprocess(tmp_path, monkeypatch, *args: str) -> None:
