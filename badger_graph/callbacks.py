@@ -55,18 +55,7 @@ class RunLock(Callback):
         """Check the folder is writable and take the lock (rank 0 only)."""
         if stage != "fit" or trainer.global_rank != 0:
             return
-        root = os.path.realpath(str(trainer.default_root_dir))
-        try:
-            os.makedirs(os.path.join(root, "checkpoints"), exist_ok=True)
-            probe = os.path.join(root, "checkpoints", f".write_test_{os.getpid()}")
-            with open(probe, "w") as f:
-                f.write("ok")
-            os.remove(probe)
-        except OSError as e:
-            raise PermissionError(
-                f"the run directory {root!r} is not writable ({e.strerror}); choose another "
-                f"with --trainer.default_root_dir"
-            ) from e
+        root = check_run_dir(trainer.default_root_dir)
         path = os.path.join(root, "run.lock")
         for _ in range(2):
             try:
@@ -90,6 +79,27 @@ class RunLock(Callback):
         if self.path is not None and _lock_owner(self.path) == os.getpid():
             os.remove(self.path)
         self.path = None
+
+
+def check_run_dir(root: str) -> str:
+    """Create the run directory (and its ``checkpoints``) and check it is writable.
+
+    Raises:
+        PermissionError: naming the folder, when it cannot be created or written.
+    """
+    root = os.path.realpath(os.path.expanduser(str(root)))
+    try:
+        os.makedirs(os.path.join(root, "checkpoints"), exist_ok=True)
+        probe = os.path.join(root, "checkpoints", f".write_test_{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise PermissionError(
+            f"the run directory {root!r} is not writable ({e.strerror}); choose another "
+            f"with --trainer.default_root_dir"
+        ) from e
+    return root
 
 
 def _lock_owner(path: str) -> int | None:

@@ -17,7 +17,7 @@ import torch
 from lightning.pytorch.cli import ArgsType, LightningCLI
 from lightning.pytorch.utilities import rank_zero_warn
 
-from badger_graph.callbacks import RunCheckpoint, RunLock, SaveOnInterrupt
+from badger_graph.callbacks import RunCheckpoint, RunLock, SaveOnInterrupt, check_run_dir
 from badger_graph.checkpoint import load_weights, read_checkpoint
 from badger_graph.data import EpisodeData
 from badger_graph.module import BadgerModule
@@ -82,6 +82,8 @@ class BadgerCLI(LightningCLI):
         """The trainer, with the CSV logger and the checkpoints inside the run directory."""
         config = self._get(self.config_init, "trainer", default={})
         root = Path(config.get("default_root_dir") or TRAINER_DEFAULTS["default_root_dir"])
+        if self.subcommand == "fit":
+            check_run_dir(str(root))  # before the logger and the config file are written
         if config.get("logger") in (None, True):
             from lightning.pytorch.loggers import CSVLogger
 

@@ -17,6 +17,8 @@ def _save(fig, out: str | Path) -> Path:
     """Lay out, write as PNG (creating the folder) and close a figure."""
     fig.tight_layout()
     out = Path(out)
+    if out.suffix.lower() != ".png":
+        out = out.with_name(out.name + ".png")  # what matplotlib would write anyway
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)

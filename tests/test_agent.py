@@ -168,3 +168,19 @@ def test_state_is_immutable(agent, game):
     assert torch.equal(state.h, h0)
     assert state.step == 0
     assert isinstance(state, ExpertGraph)
+
+
+def test_silent_edge_cases_are_errors(monkeypatch):
+    from badger_graph import BadgerModule
+    from badger_graph.growth import GrowthEvent
+    from badger_graph.topologies import base
+
+    model = BadgerModule(ExpertPolicy(16, 8, 8, 4), FullyConnected(), GuessingGame(3))
+    with pytest.raises(ValueError, match="num_experts must be an int >= 1, got 0"):
+        model.lifetime(0, 2, num_experts=0)
+    with pytest.raises(ValueError, match=r"growth at step\(s\) \[20\]"):
+        model.lifetime(0, 2, growth=[GrowthEvent(20, 1)])
+    # all-pairs edges that cannot fit are refused before allocating, naming the size
+    monkeypatch.setattr(base, "available_memory", lambda device: 10**6)
+    with pytest.raises(MemoryError, match=r"250,000 edges need at least 0\.0 GiB"):
+        model.lifetime(0, 1, num_experts=500)

@@ -62,3 +62,41 @@ def test_bad_files_are_named(tmp_path):
     torch.save({"weights": 1}, no_state)
     with pytest.raises(ValueError, match="no 'state_dict'"):
         read_checkpoint(no_state)
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"", r"is empty \(0 bytes\)"),
+        (b"\x00\x01random bytes", "not a readable torch checkpoint"),
+    ],
+)
+def test_unreadable_files(tmp_path, content, match):
+    path = tmp_path / "x.ckpt"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=match) as err:
+        read_checkpoint(path)
+    assert "weights_only" not in str(err.value)  # no advice to unpickle an untrusted file
+
+
+def test_plain_state_dict_is_named(tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save(torch.nn.Linear(2, 2).state_dict(), path)
+    with pytest.raises(ValueError, match="holds a plain state_dict, not a Lightning checkpoint"):
+        read_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    ("stamp", "fmt", "match"),
+    [
+        ("dev", 2, "invalid badger_graph version stamp 'dev'"),
+        ("0.99.0", 2, "0.99.0, newer than this"),
+        ("0.2.0", 3, "format 3 vs 2"),
+    ],
+)
+def test_version_stamps(tmp_path, stamp, fmt, match):
+    ckpt = torch.load(SHIPPED / "fig7.ckpt", map_location="cpu", weights_only=False)
+    ckpt.update(badger_graph_version=stamp, badger_graph_format=fmt)
+    torch.save(ckpt, tmp_path / "s.ckpt")
+    with pytest.raises(ValueError, match=match):
+        read_checkpoint(tmp_path / "s.ckpt")

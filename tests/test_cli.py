@@ -261,3 +261,12 @@ def test_config_wins_over_checkpoint_hyperparameters(tmp_path, monkeypatch, caps
     with pytest.warns(UserWarning, match=r"other settings of \['inner_steps'\]"):
         _test(_cfg("guessing_game.yaml"), ckpt, "--model.inner_steps", "5")
     assert "test/final_error" in capsys.readouterr().out
+
+
+def test_checkpoint_that_does_not_fit_the_config_is_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ckpt = _tiny_fit(
+        tmp_path, "guessing_game.yaml", 2, "--model.policy.init_args.hidden_channels", "8"
+    )
+    with pytest.raises(ValueError, match=r"does not fit this model.*checkpoint \(24, 8\) vs model"):
+        _test(_cfg("guessing_game.yaml"), ckpt)
