@@ -39,6 +39,33 @@ class RunCheckpoint(ModelCheckpoint):
         super().setup(trainer, pl_module, stage)
 
 
+class ThreadTuner(Callback):
+    """Torch's intra-op thread count for training batches, measured or pinned.
+
+    A :class:`~badger_graph.threads.ThreadChooser` times a few training batches with each
+    candidate count (1 and all cores), keeps the faster and measures again every
+    ``recheck_every`` batches; the count in force is logged as ``train/threads``.
+
+    Args:
+        threads (int or "auto"): ``"auto"`` or a count to pin. (default: ``"auto"``)
+        recheck_every (int): batches between measurements. (default: :obj:`200`)
+    """
+
+    def __init__(self, threads: int | str = "auto", recheck_every: int = 200) -> None:
+        from badger_graph.threads import ThreadChooser
+
+        self.chooser = ThreadChooser(threads, recheck_every=recheck_every)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        """Set the batch's thread count and start its clock."""
+        self.chooser.before_batch()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        """Stop the clock; log the count."""
+        self.chooser.after_batch()
+        pl_module.log("train/threads", float(torch.get_num_threads()), on_step=True, batch_size=1)
+
+
 class RunLock(Callback):
     """One training run per run directory, and a writable one, checked before training.
 

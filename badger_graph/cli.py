@@ -12,12 +12,19 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Literal
 
 import torch
 from lightning.pytorch.cli import ArgsType, LightningCLI
 from lightning.pytorch.utilities import rank_zero_warn
 
-from badger_graph.callbacks import RunCheckpoint, RunLock, SaveOnInterrupt, check_run_dir
+from badger_graph.callbacks import (
+    RunCheckpoint,
+    RunLock,
+    SaveOnInterrupt,
+    ThreadTuner,
+    check_run_dir,
+)
 from badger_graph.checkpoint import load_weights, read_checkpoint
 from badger_graph.data import EpisodeData
 from badger_graph.module import BadgerModule
@@ -31,14 +38,16 @@ TRAINER_DEFAULTS = {
 }
 
 
-def default_callbacks(every: int = 250) -> list:
+def default_callbacks(every: int = 250, threads: int | str = "auto") -> list:
     """Checkpoints every run has, all in ``<default_root_dir>/checkpoints``.
 
     ``best.ckpt`` (lowest ``val/final_error``), ``last.ckpt`` (the newest weights, every
     ``every`` batches and at every validation, for resuming after a SIGKILL) and
     ``interrupted.ckpt`` (Ctrl-C, SIGTERM, errors). Resume with ``--ckpt_path last``.
+    Plus the run lock and the thread count of training batches (:class:`ThreadTuner`).
     """
     return [
+        ThreadTuner(threads),
         RunCheckpoint(filename="best", monitor="val/final_error", mode="min", save_last=True),
         RunCheckpoint(every_n_train_steps=every, save_top_k=0, save_last=True),
         SaveOnInterrupt(),
@@ -69,6 +78,13 @@ class BadgerCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         """The state width is set once, on the policy; ports take it from there."""
         parser.add_argument(
+            "--threads",
+            type=int | Literal["auto"],
+            default="auto",
+            help="torch threads for training batches: 'auto' measures 1 vs all cores "
+            "every 200 batches and keeps the faster (robust when the machine is busy)",
+        )
+        parser.add_argument(
             "--checkpoint_every",
             type=int,
             default=250,
@@ -91,7 +107,8 @@ class BadgerCLI(LightningCLI):
         every = self._get(self.config_init, "checkpoint_every", default=250)
         if not isinstance(every, int) or every < 1:
             raise ValueError(f"checkpoint_every must be an int >= 1, got {every!r}")
-        self.trainer_defaults["callbacks"] = default_callbacks(every)
+        threads = self._get(self.config_init, "threads", default="auto")
+        self.trainer_defaults["callbacks"] = default_callbacks(every, threads)
         trainer = super().instantiate_trainer(**kwargs)
         for callback in trainer.callbacks:
             if isinstance(callback, RunCheckpoint | SaveOnInterrupt):

@@ -27,9 +27,15 @@ def final_error(
     seed: int,
     max_nodes: int = 200_000,
 ) -> float:
-    """Mean last-step error over ``episodes`` fresh episodes (batched to bound memory)."""
+    """Mean last-step error over ``episodes`` fresh episodes (batched to bound memory).
+
+    Batches hold at most ``max_nodes`` nodes and, for agents that take the dense path, a
+    ``[B, n, n]`` block within the execution's ``dense_max_bytes``.
+    """
     per_agent = experts + d
-    batch = max(1, min(episodes, max_nodes // per_agent))
+    # batches small enough for the dense [B, n, n] block of large fully connected agents
+    dense_cap = runner.agent.execution.dense_max_bytes // (4 * per_agent * per_agent)
+    batch = max(1, min(episodes, max_nodes // per_agent, max(dense_cap, 1)))
     total, done, i = 0.0, 0, 0
     while done < episodes:
         n = min(batch, episodes - done)

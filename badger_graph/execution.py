@@ -23,11 +23,14 @@ class Execution:
 
     Args:
         dense (str, optional): ``"auto"`` uses one batched dense product per round when
-            every agent has the same size ``n <= dense_max_nodes`` and the topology
-            :attr:`~badger_graph.topologies.Topology.supports_dense`; ``"never"`` always
-            uses the sparse path. (default: ``"auto"``)
-        dense_max_nodes (int, optional): largest agent for the automatic dense path.
-            (default: :obj:`256`)
+            every agent has the same size, the topology
+            :attr:`~badger_graph.topologies.Topology.supports_dense`, and the dense block is
+            cheaper than the edges (see :func:`dense_pays`); ``"never"`` always uses the
+            sparse path. (default: ``"auto"``)
+        dense_max_nodes (int, optional): a fixed cap on the agent size for the dense path
+            instead of the cost model. (default: ``None``: by cost)
+        dense_max_bytes (int, optional): largest ``[B, n, n]`` block of one step.
+            (default: 256 MiB)
         sparse (str, optional): how the sparse path aggregates: ``"csr"`` (sparse-matrix
             product over a CSR adjacency built once per step; no ``[E, M]`` per-edge
             messages), ``"edges"`` (PyG gather / scatter) or ``"auto"`` (CSR from
@@ -50,7 +53,8 @@ class Execution:
     """
 
     dense: Literal["auto", "never"] = "auto"
-    dense_max_nodes: int = 256
+    dense_max_nodes: int | None = None
+    dense_max_bytes: int = 256 * 2**20
     sparse: Literal["auto", "csr", "edges"] = "auto"
     csr_min_edges: int = 50_000
     compile: bool = False
@@ -62,10 +66,37 @@ class Execution:
             raise ValueError(f"dense must be 'auto' or 'never', got {self.dense!r}")
         if self.sparse not in ("auto", "csr", "edges"):
             raise ValueError(f"sparse must be 'auto', 'csr' or 'edges', got {self.sparse!r}")
-        for name in ("dense_max_nodes", "csr_min_edges"):
+        for name in ("dense_max_nodes", "csr_min_edges", "dense_max_bytes"):
             value = getattr(self, name)
+            if name == "dense_max_nodes" and value is None:
+                continue
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+
+
+#: time of one edge on the CSR path over one pair of the dense block, measured on fully
+#: connected agents (``benchmarks/dense_crossover.py``: 4x at n = 64, 15x at 256, 28x at 512)
+CSR_EDGE_COST = 8.0
+#: agent size up to which the dense path is taken when the topology's edge count is unknown
+DEFAULT_DENSE_NODES = 256
+
+
+def dense_pays(topology, num_agents: int, n: int, execution: Execution) -> bool:
+    """Whether one dense ``[B, n, n]`` block beats the topology's edges for agents of ``n``.
+
+    With a fixed ``dense_max_nodes``: ``n`` at most that. Otherwise by cost: the dense
+    block costs ``n²`` per agent, the sparse path ``CSR_EDGE_COST`` × the edges the
+    topology declares per agent (``expected_edges(n)``; agents up to 256 nodes when it
+    declares none), and the block must fit in ``dense_max_bytes``.
+    """
+    if num_agents * n * n * 4 > execution.dense_max_bytes:
+        return False
+    if execution.dense_max_nodes is not None:
+        return n <= execution.dense_max_nodes
+    edges = topology.expected_edges(n)
+    if edges is None:
+        return n <= DEFAULT_DENSE_NODES
+    return n * n <= CSR_EDGE_COST * edges
 
 
 def adjacency(
@@ -94,7 +125,9 @@ def adjacency(
         and execution.dense == "auto"
         and topology.supports_dense
         and state.num_agents > 0
-        and state.num_nodes <= state.num_agents * execution.dense_max_nodes
+        and dense_pays(
+            topology, state.num_agents, -(-state.num_nodes // state.num_agents), execution
+        )
     ):
         block = topology.dense(state)
         if block is not None:

@@ -1,4 +1,4 @@
-"""Cost of recording and of the networkx analysis (issue targets: recording off < 2 %,
+"""Cost of recording and of the networkx analysis (recording off should cost < 2 %,
 analysis of a 20-step lifetime of 100 experts < 10 s).
 
     python benchmarks/analysis_speed.py

@@ -26,7 +26,7 @@ u = torch.randn(N, 32)
 degree = torch.zeros(N).index_add_(0, ei[1], torch.ones(ei.size(1))).clamp(min=1).unsqueeze(1)
 
 
-def old():  # session-2 code: whole aggregate, divide by degree, GRU per block via nn.GRUCell
+def old():  # the previous code: whole aggregate, divide by degree, GRU per block via nn.GRUCell
     sent = torch.tanh(pol.lin_send(h))
     agg = adj.aggregate(sent, None, "sum") / degree
     out = torch.empty_like(h)

@@ -12,6 +12,11 @@ Sections (each timed in this one run, so ratios compare like with like):
            a plain dense PyTorch prototype of it, and the Fig. 7 setup (B=100, 20 experts +
            3 output ports, attention, 20 steps, hidden 64, key 32).
   lifetime cost vs lifetime length T with full backprop and truncated BPTT.
+  load     Fig. 6 training batch with 1, 2 and auto threads, on an idle machine and with a
+           second process keeping one core busy.
+  eval     evaluation of fully connected agents of 500 experts (the shipped Fig. 7
+           checkpoint, d = 3, 20 steps): episodes per second on the dense and the sparse
+           path, and a held-out sweep (d 21, 25, 30 x 20, 300, 500 experts, 500 episodes).
 """
 
 from __future__ import annotations
@@ -170,7 +175,7 @@ def train_rows(quick: bool) -> list[dict]:
         dopt.step()
 
     def fig7_setup(dense: str, sparse: str = "auto", compile: bool = False) -> BadgerModule:
-        # the issue's Fig. 7 setup: 20 experts + 3 output ports, attention (key 32)
+        # the Fig. 7 setup: 20 experts + 3 output ports, attention (key 32)
         return BadgerModule(
             ExpertPolicy(aggr="weighted"),
             Attention(HIDDEN, 32),
@@ -288,10 +293,116 @@ def lifetime_rows(quick: bool) -> list[dict]:
     rows = [_subprocess("lifetime", T, tbptt) for tbptt in (0, 10) for T in Ts]
     if quick:
         rows.append(_subprocess("lifetime", 40, 10, 200, 16, 1))
-    else:  # the issue's long lifetime: 1,000 steps of 1,000 experts
+    else:  # a long lifetime: 1,000 steps of 1,000 experts
         for tbptt, ckpt in ((0, 0), (0, 1), (10, 0), (10, 1), (100, 1)):
             rows.append(_subprocess("lifetime", 1000, tbptt, 1000, 1, ckpt))
     return [r for r in rows if r is not None]
+
+
+def load_rows(quick: bool) -> list[dict]:
+    """Fig. 6 training batches: 1, 2 and auto threads, idle and with one core busy."""
+    from badger_graph import BadgerModule, ExpertPolicy
+    from badger_graph.tasks import GuessingGame
+    from badger_graph.threads import ThreadChooser
+    from badger_graph.topologies import FullyConnected
+
+    most = torch.get_num_threads()
+    torch.manual_seed(0)
+    model = BadgerModule(ExpertPolicy(), FullyConnected(), GuessingGame(3))
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    seeds = iter(range(10**6))
+
+    def step() -> None:
+        loss = model.lifetime(next(seeds), 256).errors[-1].mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    n = 6 if quick else 40
+    rows = []
+    for condition in ("idle", "one core busy"):
+        busy = None
+        if condition != "idle":
+            busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            time.sleep(1.0)
+        try:
+            for threads in (1, most, "auto"):
+                chooser = ThreadChooser(threads, recheck_every=n)  # one measurement per row
+                step()  # warm-up
+                start = time.perf_counter()
+                for _ in range(n):
+                    chooser.before_batch()
+                    step()
+                    chooser.after_batch()
+                t = (time.perf_counter() - start) / n
+                rows.append(
+                    {
+                        "machine": condition,
+                        "threads": f"auto (chose {chooser.current})"
+                        if threads == "auto"
+                        else threads,
+                        "s_per_batch": t,
+                        "batches_per_s": 1 / t,
+                    }
+                )
+        finally:
+            if busy is not None:
+                busy.kill()
+                busy.wait()
+    torch.set_num_threads(most)
+    for r in rows:
+        best = min(x["s_per_batch"] for x in rows if x["machine"] == r["machine"])
+        r["vs_best"] = r["s_per_batch"] / best
+    return rows
+
+
+def eval_rows(quick: bool) -> list[dict]:
+    """Evaluation of 500 fully connected experts: episodes/s per path; a held-out sweep."""
+    import dataclasses
+
+    from badger_graph import BadgerModule
+    from badger_graph.evaluation import final_error
+
+    ckpt = Path(__file__).parents[1] / "badger_graph" / "checkpoints" / "fig7.ckpt"
+    model = BadgerModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
+    runner, agent = model.runner, model.agent
+    experts, episodes = (100, 20) if quick else (500, 200)
+    rows = []
+    for path, ex in (
+        ("dense (automatic)", dataclasses.replace(agent.execution)),
+        ("sparse (CSR)", dataclasses.replace(agent.execution, dense="never", sparse="csr")),
+    ):
+        agent.execution = ex
+        with torch.no_grad():
+            start = time.perf_counter()
+            n = episodes if path.startswith("dense") else episodes // 10
+            final_error(runner, 3, experts, n, 7)
+            t = time.perf_counter() - start
+        rows.append(
+            {
+                "what": f"{experts} experts, d = 3, T = 20, {path}",
+                "episodes": n,
+                "seconds": t,
+                "episodes_per_s": n / t,
+            }
+        )
+    agent.execution = type(agent.execution)()  # the defaults: path by cost
+    dims, counts, n = ((21, 25), (20, 100), 50) if quick else ((21, 25, 30), (20, 300, 500), 500)
+    start = time.perf_counter()
+    with torch.no_grad():
+        for d in dims:
+            for c in counts:
+                final_error(runner, d, c, n, 11)
+    t = time.perf_counter() - start
+    rows.append(
+        {
+            "what": f"sweep d {dims} x experts {counts}, automatic path",
+            "episodes": n * len(dims) * len(counts),
+            "seconds": t,
+            "episodes_per_s": n * len(dims) * len(counts) / t,
+        }
+    )
+    return rows
 
 
 def _print(title: str, rows: list[dict]) -> None:
@@ -318,7 +429,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small sizes, seconds")
     p.add_argument("--out", default="benchmarks/results", help="folder for the CSV files")
-    p.add_argument("--sections", default="policy,train,lifetime")
+    p.add_argument("--sections", default="policy,train,lifetime,load,eval")
     p.add_argument("--row", nargs="+", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.row:
@@ -357,6 +468,14 @@ def main() -> None:
         rows = lifetime_rows(a.quick)
         _print("lifetime length T (out-degree 8)", rows)
         _write(out / "lifetime.csv", rows)
+    if "load" in sections:
+        rows = load_rows(a.quick)
+        _print("Fig. 6 training batch under load (threads)", rows)
+        _write(out / "load.csv", rows)
+    if "eval" in sections:
+        rows = eval_rows(a.quick)
+        _print("evaluation of large fully connected agents", rows)
+        _write(out / "eval.csv", rows)
 
 
 if __name__ == "__main__":

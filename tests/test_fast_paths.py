@@ -66,7 +66,18 @@ def _path(agent, state, record=False):
 def test_unequal_sizes_fall_back_to_sparse():
     agent = Agent(ExpertPolicy(16, 8, 8, 4), FullyConnected())
     assert _path(agent, agent.init_state([3, 4], 3)) is not DenseAdjacency
-    assert _path(agent, agent.init_state([300], 3)) is not DenseAdjacency  # > dense_max_nodes
+    capped = Agent(
+        ExpertPolicy(16, 8, 8, 4), FullyConnected(), execution=Execution(dense_max_nodes=256)
+    )
+    assert _path(capped, capped.init_state([300], 3)) is not DenseAdjacency  # > dense_max_nodes
+    assert _path(agent, agent.init_state([300], 3)) is DenseAdjacency  # by cost: all pairs
+    tight = Agent(
+        ExpertPolicy(16, 8, 8, 4), FullyConnected(), execution=Execution(dense_max_bytes=10**5)
+    )
+    assert _path(tight, tight.init_state([300], 3)) is not DenseAdjacency  # block too big
+    sparse = Agent(ExpertPolicy(16, 8, 8, 4), RandomInDegree(3, seed=0))
+    assert _path(sparse, sparse.init_state([20, 20], 3)) is DenseAdjacency  # 400 <= 8 * 60
+    assert _path(sparse, sparse.init_state([30, 30], 3)) is not DenseAdjacency  # 900 > 8 * 90
 
 
 def test_bad_dense_mode():

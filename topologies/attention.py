@@ -78,6 +78,10 @@ class Attention(Topology):
         weight = softmax(alpha, edge_index[1], num_nodes=state.num_nodes)
         return edge_index, weight
 
+    def expected_edges(self, num_nodes: int) -> float:
+        """Every pair is scored on either path (top-k keeps fewer edges afterwards)."""
+        return num_nodes * num_nodes
+
     def dense(self, state: ExpertGraph) -> Tensor | None:
         """Attention weights as ``[B, n, n]`` (receiver, sender) when agents have equal size."""
         n = equal_sizes(state)

@@ -41,6 +41,14 @@ class Topology(nn.Module):
         """Return ``(edge_index, edge_weight)`` for ``state``."""
         raise NotImplementedError
 
+    def expected_edges(self, num_nodes: int) -> float | None:
+        """Edges (or, for attention, scored pairs) per agent of ``num_nodes`` nodes.
+
+        Lets the agent choose between the dense and the sparse path by cost; ``None``:
+        unknown. Topologies with a dense form override it.
+        """
+        return None
+
     def dense(self, state: ExpertGraph) -> Tensor | None:
         """The same edges as a dense ``[B, n, n]`` adjacency (receiver, sender), or ``None``.
 

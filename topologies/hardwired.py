@@ -44,6 +44,10 @@ class FullyConnected(Topology):
         """All ordered pairs within each agent."""
         return all_pairs(state, self.self_loops), None
 
+    def expected_edges(self, num_nodes: int) -> float:
+        """All ordered pairs."""
+        return num_nodes * (num_nodes - 1) + (num_nodes if self.self_loops else 0)
+
     def dense(self, state: ExpertGraph) -> Tensor | None:
         """Ones everywhere (but the diagonal unless ``self_loops``)."""
         n = equal_sizes(state)

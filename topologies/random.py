@@ -199,6 +199,10 @@ class RandomInDegree(_Seeded):
         ei = torch.stack([(base + senders)[real], dst[real]])
         return ei.to(device), None
 
+    def expected_edges(self, num_nodes: int) -> float:
+        """``k`` senders per node."""
+        return self.k * num_nodes
+
     def dense(self, state: ExpertGraph) -> Tensor | None:
         """The same draw as ``[B, n, n]`` (receiver, sender) ones, for equal-size agents."""
         n = equal_sizes(state)
