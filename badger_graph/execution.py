@@ -137,7 +137,8 @@ def adjacency(
                     f"{type(topology).__name__}.dense must return [B, n, n] = "
                     f"[{state.num_agents}, {n}, {n}], got {list(block.shape)}"
                 )
-            return DenseAdjacency(block), None, None
+            complete = getattr(topology, "complete", None)
+            return DenseAdjacency(block, complete), None, None
     out = topology(state)
     if user:
         out = check_topology_output(out, state, topology)

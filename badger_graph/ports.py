@@ -25,6 +25,27 @@ def random_addresses(
     return a / a.norm(dim=-1, keepdim=True).clamp(min=1e-12) * math.sqrt(channels)
 
 
+def _equal_blocks(state: ExpertGraph, num_pairs: int):
+    """``(experts, ports, B, experts per agent, ports per agent)`` when all agents are alike."""
+    B = state.num_agents
+    if B == 0 or num_pairs == 0:
+        return None
+    experts = (state.role == int(Role.EXPERT)).nonzero().squeeze(1)
+    ports = (state.role == int(Role.OUTPUT)).nonzero().squeeze(1)
+    n_e, d = experts.numel() // B, ports.numel() // B
+    if n_e * d * B != num_pairs or n_e * B != experts.numel() or d * B != ports.numel():
+        return None
+    counts = torch.stack(
+        [
+            torch.bincount(state.batch[experts], minlength=B),
+            torch.bincount(state.batch[ports], minlength=B),
+        ]
+    )
+    if not bool((counts == torch.tensor([[n_e], [d]], device=counts.device)).all()):
+        return None
+    return experts, ports, B, n_e, d
+
+
 class AddressedPorts(nn.Module):
     r"""Output ports addressed by random vectors, written and read by attention.
 
@@ -87,19 +108,39 @@ class AddressedPorts(nn.Module):
         self.lin_read = nn.Linear(hidden_channels, address_channels)
 
     def pairs(self, state: ExpertGraph) -> Tensor:
-        """All (expert, port) pairs of the same agent, ``[2, E]``."""
-        from badger_graph.topologies.base import all_pairs
+        """All (expert, port) pairs of the same agent, ``[2, E]``, sorted by port, then expert.
 
-        ei = all_pairs(state, self_loops=False)
-        role = state.role
-        keep = (role[ei[0]] == int(Role.EXPERT)) & (role[ei[1]] == int(Role.OUTPUT))
-        return ei[:, keep]
+        Built directly from the experts and ports of each agent (``experts × ports`` pairs,
+        not the ``n²`` pairs of all nodes).
+        """
+        role, batch = state.role, state.batch
+        experts = (role == int(Role.EXPERT)).nonzero().squeeze(1)
+        ports = (role == int(Role.OUTPUT)).nonzero().squeeze(1)
+        per_agent = torch.bincount(batch[experts], minlength=state.num_agents)
+        first = torch.cumsum(per_agent, 0) - per_agent  # position of each agent's experts
+        count = per_agent[batch[ports]]
+        port = torch.repeat_interleave(ports, count)
+        starts = torch.cumsum(count, 0) - count
+        within = torch.arange(port.numel(), device=port.device) - torch.repeat_interleave(
+            starts, count
+        )
+        expert = experts[torch.repeat_interleave(first[batch[ports]], count) + within]
+        return torch.stack([expert, port])
 
     def _attention(self, q: Tensor, state: ExpertGraph, pairs: Tensor) -> Tensor:
+        """Attention weight of every (expert, port) pair, softmax over each expert's ports."""
         e, p = pairs
-        score = (q[e] * state.address[p]).sum(-1) * (
-            self.temperature / math.sqrt(self.address_channels)
-        )
+        scale = self.temperature / math.sqrt(self.address_channels)
+        blocks = _equal_blocks(state, e.numel())
+        if blocks is not None:
+            # equal agents: [B, experts, ports] scores by one batched product, no [E, A]
+            # gathers; pairs are ordered by agent, port, expert
+            experts, ports, B, n_e, d = blocks
+            Q = q[experts].view(B, n_e, -1)
+            P = state.address[ports].view(B, d, -1)
+            w = torch.softmax(torch.bmm(Q, P.transpose(1, 2)) * scale, dim=-1)
+            return w.transpose(1, 2).reshape(-1)
+        score = (q[e] * state.address[p]).sum(-1) * scale
         return softmax(score, e, num_nodes=state.num_nodes)  # over the ports of each expert
 
     def write(self, state: ExpertGraph, pairs: Tensor) -> Tensor:

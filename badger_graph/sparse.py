@@ -130,11 +130,21 @@ class DenseAdjacency:
     """
 
     adj: Tensor
+    #: every node hears every other node of its agent (``"others"``) or every node including
+    #: itself (``"all"``): the aggregate is then a sum over the agent, no ``n²`` product
+    complete: str | None = None
 
     def aggregate(self, s: Tensor, edge_weight: Tensor | None, aggr: str) -> Tensor:
         """Aggregate sender messages ``s`` ``[B * n, M]`` (``edge_weight`` is in ``adj``)."""
         adj = self.adj
         B, n, _ = adj.shape
+        if self.complete is not None:
+            s3 = s.view(B, n, -1)
+            total = s3.sum(1, keepdim=True)
+            out = total - s3 if self.complete == "others" else total.expand_as(s3)
+            if aggr == "mean":
+                out = out / max(n - 1 if self.complete == "others" else n, 1)
+            return out.reshape(B * n, -1)
         if aggr == "weighted":
             a = adj
         else:

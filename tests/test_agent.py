@@ -175,7 +175,10 @@ def test_silent_edge_cases_are_errors(monkeypatch):
     from badger_graph.growth import GrowthEvent
     from badger_graph.topologies import base
 
-    model = BadgerModule(ExpertPolicy(16, 8, 8, 4), FullyConnected(), GuessingGame(3))
+    from badger_graph import Execution
+
+    ex = Execution(dense="never")  # the edge list, not the dense block, is what cannot fit
+    model = BadgerModule(ExpertPolicy(16, 8, 8, 4), FullyConnected(), GuessingGame(3), execution=ex)
     with pytest.raises(ValueError, match="num_experts must be an int >= 1, got 0"):
         model.lifetime(0, 2, num_experts=0)
     with pytest.raises(ValueError, match=r"growth at step\(s\) \[20\]"):

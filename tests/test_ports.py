@@ -185,3 +185,33 @@ def test_per_agent_curriculum():
     assert len(set(ep.dims.tolist())) > 1
     life = model.lifetime(3, 16, train=True)
     assert torch.isfinite(life.errors).all()
+
+
+def test_pairs_are_expert_port_pairs_in_all_pairs_order():
+    from badger_graph.growth import grow
+    from badger_graph.state import Role
+    from badger_graph.topologies.base import all_pairs
+
+    agent = _agent()
+    state = grow(agent.init_state([4, 6, 3], [2, 3, 1]), 2, "fresh", agents=[1])
+    ei = all_pairs(state)
+    keep = (state.role[ei[0]] == int(Role.EXPERT)) & (state.role[ei[1]] == int(Role.OUTPUT))
+    assert torch.equal(agent.ports.pairs(state), ei[:, keep])
+
+
+def test_batched_port_attention_equals_per_pair_attention():
+    """Equal agents use one batched product for the port scores; same weights as per pair."""
+    import math
+
+    from torch_geometric.utils import softmax
+
+    agent = _agent()
+    ports = agent.ports
+    state = agent.init_state(5, 3, num_agents=4)
+    state = state.replace(h=torch.randn_like(state.h))
+    pairs = ports.pairs(state)
+    q = ports.lin_write(state.h)
+    e, p = pairs
+    score = (q[e] * state.address[p]).sum(-1) * (ports.temperature / math.sqrt(4))
+    expected = softmax(score, e, num_nodes=state.num_nodes)
+    torch.testing.assert_close(ports._attention(q, state, pairs), expected)

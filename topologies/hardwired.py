@@ -40,6 +40,12 @@ class FullyConnected(Topology):
         super().__init__()
         self.self_loops = self_loops
 
+    @property
+    def complete(self) -> str:
+        """Every node hears all others (and itself with ``self_loops``): aggregation on the
+        dense path is a sum over the agent, O(n) instead of O(n²) per node."""
+        return "all" if self.self_loops else "others"
+
     def forward(self, state: ExpertGraph) -> EdgeSet:
         """All ordered pairs within each agent."""
         return all_pairs(state, self.self_loops), None
