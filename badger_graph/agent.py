@@ -210,15 +210,26 @@ class Agent(nn.Module):
         x = torch.stack([cols[name] for name in FEATURES], dim=1)
         return torch.cat([x, state.identity.to(x.dtype)], dim=1)
 
-    def read(self, state: ExpertGraph) -> Tensor:
-        """Outputs ``[B, d]``: port values, or the shared head on each output's owner node."""
-        owner = (state.output_index >= 0).nonzero().squeeze(1)
+    def read(
+        self, state: ExpertGraph, owners: tuple[Tensor, Tensor, Tensor] | None = None
+    ) -> Tensor:
+        """Outputs ``[B, d]``: port values, or the shared head on each output's owner node.
+
+        ``owners`` (from :meth:`owners`) may be passed in when the graph has not changed.
+        """
+        owner, agent, column = owners if owners is not None else self.owners(state)
         if self.ports is not None:
             values = state.value[owner]
         else:
             values = self.readout(state.h[owner]).squeeze(-1)
         action = state.h.new_zeros(state.num_agents, state.num_outputs)
-        return action.index_put((state.batch[owner], state.output_index[owner]), values)
+        return action.index_put((agent, column), values)
+
+    @staticmethod
+    def owners(state: ExpertGraph) -> tuple[Tensor, Tensor, Tensor]:
+        """Nodes that own an output, their agents and output columns (fixed between growths)."""
+        owner = (state.output_index >= 0).nonzero().squeeze(1)
+        return owner, state.batch[owner], state.output_index[owner]
 
     # -- inner loop ----------------------------------------------------------------------
     def step(
@@ -333,6 +344,7 @@ class Agent(nn.Module):
             )
         static = self.static_features(state, task)
         pairs = self.ports.pairs(state) if self.ports is not None else None
+        owners = self.owners(state)
         if result is None:
             result = _check_result(episode.first(), episode, state)
         actions, errors, records = [], [], []
@@ -343,6 +355,7 @@ class Agent(nn.Module):
             if events:
                 static = self.static_features(state, task)
                 pairs = self.ports.pairs(state) if self.ports is not None else None
+                owners = self.owners(state)
             if detach_feedback:
                 result = result.detach()
             x = self.write(state, result, static, state.step / total, pairs)
@@ -351,7 +364,7 @@ class Agent(nn.Module):
                 state = state.replace(value=self.ports.write(state, pairs))
                 if self.execution.check_finite:
                     _check_finite("port values", state.value, state.step - 1)
-            action = self.read(state)
+            action = self.read(state, owners)
             if rec is not None:
                 rec.action = action.detach()
             result = _check_result(episode.step(action), episode, state)

@@ -41,14 +41,14 @@ TRAINER_DEFAULTS = {
 def default_callbacks(every: int = 250, threads: int | str = "auto") -> list:
     """Checkpoints every run has, all in ``<default_root_dir>/checkpoints``.
 
-    ``best.ckpt`` (lowest ``val/final_error``), ``last.ckpt`` (the newest weights, every
+    ``best.ckpt`` (lowest ``val/loss``: the objective), ``last.ckpt`` (the newest weights, every
     ``every`` batches and at every validation, for resuming after a SIGKILL) and
     ``interrupted.ckpt`` (Ctrl-C, SIGTERM, errors). Resume with ``--ckpt_path last``.
     Plus the run lock and the thread count of training batches (:class:`ThreadTuner`).
     """
     return [
         ThreadTuner(threads),
-        RunCheckpoint(filename="best", monitor="val/final_error", mode="min", save_last=True),
+        RunCheckpoint(filename="best", monitor="val/loss", mode="min", save_last=True),
         RunCheckpoint(every_n_train_steps=every, save_top_k=0, save_last=True),
         SaveOnInterrupt(),
         RunLock(),

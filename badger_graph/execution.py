@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+import torch
 from torch import Tensor
 
 from badger_graph.sparse import Adjacency, CSRAdjacency, DenseAdjacency
@@ -99,6 +100,34 @@ def dense_pays(topology, num_agents: int, n: int, execution: Execution) -> bool:
     return n * n <= CSR_EDGE_COST * edges
 
 
+def _block_from_edges(
+    state: ExpertGraph, edge_index: Tensor, edge_weight: Tensor | None, execution: Execution
+) -> DenseAdjacency | None:
+    """The drawn edges as a dense ``[B, n, n]`` block, when that is cheaper than the edges.
+
+    For topologies without a dense form of their own (random out-degree, Erdős–Rényi, user
+    edge lists): the edges are drawn once, so both paths see the same ones. Repeated edges
+    count as often as they occur (as on the edge path).
+    """
+    B = state.num_agents
+    if B == 0 or state.num_nodes % B or execution.dense_max_nodes is not None:
+        return None
+    n = state.num_nodes // B
+    E = edge_index.size(1)
+    if B * n * n * 4 > execution.dense_max_bytes or n * n * B > CSR_EDGE_COST * max(E, 1):
+        return None
+    if not bool((state.sizes == n).all()):
+        return None
+    src, dst = edge_index
+    agent = state.batch[dst]
+    start = state.ptr[agent]
+    values = edge_weight if edge_weight is not None else torch.ones_like(src, dtype=state.h.dtype)
+    block = state.h.new_zeros(B, n, n).index_put(
+        (agent, dst - start, src - start), values.to(state.h.dtype), accumulate=True
+    )
+    return DenseAdjacency(block, counts=True)
+
+
 def adjacency(
     policy, topology, state: ExpertGraph, execution: Execution, record: bool = False
 ) -> tuple[Adjacency, Tensor | None, Tensor | None]:
@@ -108,11 +137,13 @@ def adjacency(
     depend on the sender only) and the topology (``topology.supports_dense``) declare and
     from the execution settings:
 
-    1. a :class:`~badger_graph.sparse.DenseAdjacency` for small agents of equal size;
+    1. a :class:`~badger_graph.sparse.DenseAdjacency` for agents of equal size when the
+       block is cheaper than the edges: the topology's own dense form, or else the drawn
+       edges scattered into a block (the same edges either way);
     2. a :class:`~badger_graph.sparse.CSRAdjacency` for large graphs;
     3. the edge index otherwise, and always when the step is recorded.
 
-    ``edge_index`` is ``None`` on the dense path (the topology's edge list is not drawn).
+    ``edge_index`` is ``None`` when the topology's own dense form was used (no edge list drawn).
     User-written topologies are validated here every step.
     """
     from badger_graph.topologies.base import check_topology_output
@@ -143,6 +174,11 @@ def adjacency(
     if user:
         out = check_topology_output(out, state, topology)
     edge_index, edge_weight = out
+    if not record and fused and execution.dense == "auto":
+        weighted = getattr(policy, "aggregation", None) == "weighted"
+        block = _block_from_edges(state, edge_index, edge_weight if weighted else None, execution)
+        if block is not None:
+            return block, None, edge_index
     if (
         not record
         and fused

@@ -133,6 +133,9 @@ class DenseAdjacency:
     #: every node hears every other node of its agent (``"others"``) or every node including
     #: itself (``"all"``): the aggregate is then a sum over the agent, no ``n²`` product
     complete: str | None = None
+    #: ``adj`` holds edge multiplicities (or summed weights) from drawn edges: they weigh
+    #: the sum and the mean as repeated edges do on the edge path
+    counts: bool = False
 
     def aggregate(self, s: Tensor, edge_weight: Tensor | None, aggr: str) -> Tensor:
         """Aggregate sender messages ``s`` ``[B * n, M]`` (``edge_weight`` is in ``adj``)."""
@@ -148,7 +151,7 @@ class DenseAdjacency:
         if aggr == "weighted":
             a = adj
         else:
-            a = (adj != 0).to(s.dtype)
+            a = adj.to(s.dtype) if self.counts else (adj != 0).to(s.dtype)
             if aggr == "mean":
                 a = a / a.sum(-1, keepdim=True).clamp(min=1)
         return torch.bmm(a, s.view(B, n, -1)).reshape(B * n, -1)

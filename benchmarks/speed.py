@@ -14,6 +14,8 @@ Sections (each timed in this one run, so ratios compare like with like):
   lifetime cost vs lifetime length T with full backprop and truncated BPTT.
   load     Fig. 6 training batch with 1, 2 and auto threads, on an idle machine and with a
            second process keeping one core busy.
+  topologies  training batch of 8-expert agents: fully connected, random out-degree 3,
+           learned attention top-3 (each rebuilt every step).
   eval     evaluation of fully connected agents of 500 experts (the shipped Fig. 7
            checkpoint, d = 3, 20 steps): episodes per second on the dense and the sparse
            path, and a held-out sweep (d 21, 25, 30 x 20, 300, 500 experts, 500 episodes).
@@ -356,6 +358,38 @@ def load_rows(quick: bool) -> list[dict]:
     return rows
 
 
+def topology_rows(quick: bool) -> list[dict]:
+    """Training batch of 8-expert guessing-game agents on each kind of topology."""
+    from badger_graph import BadgerModule, ExpertPolicy
+    from badger_graph.tasks import GuessingGame
+    from badger_graph.topologies import Attention, FullyConnected, RandomOutDegree
+
+    setups = [
+        ("fully connected", ExpertPolicy(), FullyConnected()),
+        ("random out-degree 3, redrawn every step", ExpertPolicy(), RandomOutDegree(3, seed=0)),
+        ("learned attention, top-3", ExpertPolicy(aggr="weighted"), Attention(HIDDEN, 16, top_k=3)),
+    ]
+    B = 32 if quick else 256
+    rows = []
+    for name, policy, topology in setups:
+        torch.manual_seed(0)
+        model = BadgerModule(policy, topology, GuessingGame(3), num_experts=8, rounds=2)
+        opt = torch.optim.Adam(model.parameters(), 1e-3)
+        seeds = iter(range(10**6))
+
+        def step(model=model, opt=opt, seeds=seeds) -> None:
+            loss = model.lifetime(next(seeds), B).errors[-1].mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        t = _timeit(step, min_time=0.5 if quick else 3.0)
+        rows.append({"topology (8 experts, 2 rounds, B=256, T=20)": name, "s_per_batch": t})
+    for r in rows:
+        r["vs_fully_connected"] = r["s_per_batch"] / rows[0]["s_per_batch"]
+    return rows
+
+
 def eval_rows(quick: bool) -> list[dict]:
     """Evaluation of 500 fully connected experts: episodes/s per path; a held-out sweep."""
     import dataclasses
@@ -429,7 +463,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small sizes, seconds")
     p.add_argument("--out", default="benchmarks/results", help="folder for the CSV files")
-    p.add_argument("--sections", default="policy,train,lifetime,load,eval")
+    p.add_argument("--sections", default="policy,train,lifetime,load,topologies,eval")
     p.add_argument("--row", nargs="+", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.row:
@@ -472,6 +506,10 @@ def main() -> None:
         rows = load_rows(a.quick)
         _print("Fig. 6 training batch under load (threads)", rows)
         _write(out / "load.csv", rows)
+    if "topologies" in sections:
+        rows = topology_rows(a.quick)
+        _print("training batch per topology", rows)
+        _write(out / "topologies.csv", rows)
     if "eval" in sections:
         rows = eval_rows(a.quick)
         _print("evaluation of large fully connected agents", rows)

@@ -22,3 +22,20 @@ def agent(small_policy):
 @pytest.fixture
 def game():
     return GuessingGame(num_outputs=3)
+
+
+@pytest.fixture
+def make_module():
+    """A factory of small Fig. 6 BadgerModules; keyword arguments override the defaults."""
+    from badger_graph import BadgerModule
+
+    def make(**kw):
+        args = {
+            "policy": ExpertPolicy(16, 8, 8, 4),
+            "topology": FullyConnected(),
+            "task": GuessingGame(3),
+        }
+        args.update(kw)
+        return BadgerModule(**args)
+
+    return make

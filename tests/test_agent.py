@@ -171,11 +171,9 @@ def test_state_is_immutable(agent, game):
 
 
 def test_silent_edge_cases_are_errors(monkeypatch):
-    from badger_graph import BadgerModule
+    from badger_graph import BadgerModule, Execution
     from badger_graph.growth import GrowthEvent
     from badger_graph.topologies import base
-
-    from badger_graph import Execution
 
     ex = Execution(dense="never")  # the edge list, not the dense block, is what cannot fit
     model = BadgerModule(ExpertPolicy(16, 8, 8, 4), FullyConnected(), GuessingGame(3), execution=ex)

@@ -270,3 +270,18 @@ def test_checkpoint_that_does_not_fit_the_config_is_named(tmp_path, monkeypatch)
     )
     with pytest.raises(ValueError, match=r"does not fit this model.*checkpoint \(24, 8\) vs model"):
         _test(_cfg("guessing_game.yaml"), ckpt)
+
+
+def test_best_checkpoint_follows_the_objective(tmp_path, monkeypatch):
+    """best.ckpt is chosen by val/loss: the mean error for the Fig. 9 objective, not the
+    last-step error its warm-up optimizes."""
+    import csv
+
+    monkeypatch.chdir(tmp_path)
+    ckpt = _tiny_fit(tmp_path, "guessing_game_fast.yaml", 4, "--model.warmup_steps", "2")
+    best = torch.load(Path(ckpt).with_name("best.ckpt"), map_location="cpu", weights_only=False)
+    assert any("'monitor': 'val/loss'" in key for key in best["callbacks"])
+    log = tmp_path / "runs/guessing_game_fast/logs/version_0/metrics.csv"
+    rows = [r for r in csv.DictReader(log.open()) if r.get("val/loss")]
+    assert rows
+    assert all(float(r["val/loss"]) == float(r["val/mean_error"]) for r in rows)

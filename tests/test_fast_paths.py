@@ -323,3 +323,34 @@ def test_random_in_degree_dense_path_equals_sparse_path(output_ports):
     torch.testing.assert_close(a.actions, b.actions, rtol=1e-4, atol=1e-5)
     for k in ga:
         torch.testing.assert_close(ga[k], gb[k], rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("make_topology", "aggr"),
+    [
+        (lambda: RandomOutDegree(3, seed=4), "mean"),
+        (lambda: RandomOutDegree(2, seed=4), "sum"),
+        (
+            lambda: __import__("badger_graph.topologies", fromlist=["ErdosRenyi"]).ErdosRenyi(
+                0.4, seed=4
+            ),
+            "mean",
+        ),
+    ],
+)
+def test_random_edges_as_a_dense_block_equal_the_edge_path(make_topology, aggr):
+    """Small agents of random topologies take the dense path from the same drawn edges."""
+    torch.manual_seed(0)
+    policy = ExpertPolicy(16, 8, 8, 4, aggr=aggr)
+    dense = Agent(policy, make_topology(), rounds=2)
+    edges = Agent(
+        policy, make_topology(), rounds=2, execution=Execution(dense="never", sparse="edges")
+    )
+    edges.load_state_dict(dense.state_dict())
+    assert _path(dense, dense.init_state([8, 8], 3)) is DenseAdjacency
+    dense.topology.reseed(4)  # the probe above drew once
+    a, ga = _lifetime_and_grads(dense, [8, 8, 8])
+    b, gb = _lifetime_and_grads(edges, [8, 8, 8])
+    torch.testing.assert_close(a.actions, b.actions, rtol=1e-5, atol=1e-6)
+    for k in ga:
+        torch.testing.assert_close(ga[k], gb[k], rtol=1e-4, atol=1e-6)

@@ -1,30 +1,18 @@
 import pytest
 import torch
 
-from badger_graph import BadgerModule, ExpertPolicy, objective_loss
+from badger_graph import objective_loss
 from badger_graph.outer import TruncatedBPTT
-from badger_graph.tasks import GuessingGame
-from badger_graph.topologies import FullyConnected
-
-
-def _module(**kw):
-    args = {
-        "policy": ExpertPolicy(16, 8, 8, 4),
-        "topology": FullyConnected(),
-        "task": GuessingGame(3),
-    }
-    args.update(kw)
-    return BadgerModule(**args)
 
 
 def _grads(model):
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-def test_truncated_bptt_full_chunk_equals_backprop():
+def test_truncated_bptt_full_chunk_equals_backprop(make_module):
     torch.manual_seed(0)
-    full = _module(inner_steps=6, objective="mean")
-    tb = _module(inner_steps=6, objective="mean", outer_loop=TruncatedBPTT(6))
+    full = make_module(inner_steps=6, objective="mean")
+    tb = make_module(inner_steps=6, objective="mean", outer_loop=TruncatedBPTT(6))
     tb.load_state_dict(full.state_dict())
     objective_loss(full.lifetime(3, 4).errors, "mean").backward()
     errors = tb.outer_loop.backward_lifetime(tb, 3, 4)
@@ -36,9 +24,9 @@ def test_truncated_bptt_full_chunk_equals_backprop():
 
 
 @pytest.mark.parametrize("objective", ["last", "mean"])
-def test_truncated_bptt_chunks_same_forward(objective):
+def test_truncated_bptt_chunks_same_forward(make_module, objective):
     torch.manual_seed(0)
-    model = _module(inner_steps=7, objective=objective, outer_loop=TruncatedBPTT(3))
+    model = make_module(inner_steps=7, objective=objective, outer_loop=TruncatedBPTT(3))
     errors = model.outer_loop.backward_lifetime(model, 5, 4)
     with torch.no_grad():
         ref = model.lifetime(5, 4).errors
