@@ -13,9 +13,10 @@ from torch import Tensor
 from badger_graph.agent import Agent, Lifetime
 from badger_graph.checkpoint import check_version, load_weights, read_checkpoint, stamp
 from badger_graph.curriculum import Curriculum, EpisodeSpec, episode_spec
-from badger_graph.errors import DivergenceError, NonFiniteError, check_choice, check_int
+from badger_graph.errors import NonFiniteError, check_choice, check_int
 from badger_graph.execution import Execution
 from badger_graph.growth import GrowthEvent, growth_events
+from badger_graph.guards import TrainingGuard
 from badger_graph.outer import Backprop, OuterLoop, objective_loss
 from badger_graph.outer.base import OBJECTIVES
 from badger_graph.policies import RolePolicies
@@ -116,13 +117,11 @@ class BadgerModule(pl.LightningModule):
         self.save_hyperparameters(ignore=None if _from_cli() else injected)
         check_choice("objective", objective, OBJECTIVES)
         check_choice("warmup_objective", warmup_objective, (*OBJECTIVES, None))
-        check_choice("nonfinite", nonfinite, ("raise", "skip"))
         check_int("warmup_steps", warmup_steps, 0)
         check_int("eval_num_experts", eval_num_experts, 1, optional=True)
-        check_int("max_skipped", max_skipped, 0)
-        check_int("diverged_after", diverged_after, 0)
-        if not float(diverged_at) > 0:
-            raise ValueError(f"diverged_at must be > 0, got {diverged_at!r}")
+        self.guard = TrainingGuard(
+            nonfinite, max_skipped, diverged_after, diverged_at, task.chance_level()
+        )
         self.agent = Agent(policy, topology, rounds, output_ports, identity, ports, execution)
         self.runner = EpisodeRunner(self.agent, task, num_experts, inner_steps, detach_feedback)
         self.eval_growth = growth_events(eval_growth, inner_steps)
@@ -133,9 +132,6 @@ class BadgerModule(pl.LightningModule):
         self.spec = EpisodeSpec()
         #: batches skipped without an optimizer step (with ``global_step``: the batch index)
         self.unstepped_batches = 0
-        self.skipped_batches = 0  # all skipped batches (logged)
-        self._skipped_in_a_row = 0
-        self._diverged_in_a_row = 0
         self.task = task
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
@@ -188,42 +184,22 @@ class BadgerModule(pl.LightningModule):
         seed = train_seed(batch["stream"], self.train_batches)
         try:
             out = self.outer_loop.training_step(self, seed, int(batch["batch_size"]))
-        except NonFiniteError as err:
-            if self.hparams.nonfinite == "raise":
-                raise  # nothing counted: a resumed run redoes this batch
+        except NonFiniteError as err:  # nothing counted on raise: a resume redoes the batch
             self._skip(err)
             if not self.automatic_optimization:
                 self.unstepped_batches += 1  # Lightning steps (a no-op) on None otherwise
             return None
-        self._skipped_in_a_row = 0
+        self.guard.passed()
         return out
 
-    def _skip(self, err: Exception) -> None:
-        self.skipped_batches += 1
-        self._skipped_in_a_row += 1
-        if self._skipped_in_a_row > self.hparams.max_skipped:
-            raise NonFiniteError(
-                f"{self._skipped_in_a_row} batches in a row (max_skipped="
-                f"{self.hparams.max_skipped}); last: {err}",
-                None,
-                step=self.train_batches,
-                where="training batch",
-            )
+    def _skip(self, err: NonFiniteError) -> None:
+        self.guard.skip_or_raise(err, self.train_batches)
         rank_zero_warn(f"skipping training batch {self.train_batches}: {err}")
-        self.log("train/skipped", float(self.skipped_batches), on_step=True, batch_size=1)
+        self.log("train/skipped", float(self.guard.skipped), on_step=True, batch_size=1)
 
     def check_divergence(self, error: float) -> None:
-        """Stop when the training error stays far above chance (a finite blow-up)."""
-        hp = self.hparams
-        limit = hp.diverged_at * self.task.chance_level()
-        self._diverged_in_a_row = self._diverged_in_a_row + 1 if error > limit else 0
-        if hp.diverged_after and self._diverged_in_a_row >= hp.diverged_after:
-            raise DivergenceError(
-                f"training error {error:.4g} has been above diverged_at={hp.diverged_at} x "
-                f"chance ({limit:.4g}) for {self._diverged_in_a_row} batches in a row at batch "
-                f"{self.train_batches}: lower the learning rate or the gradient clip; the "
-                f"last checkpoints before the blow-up are kept"
-            )
+        """Stop when the training error stays far above chance (see :class:`TrainingGuard`)."""
+        self.guard.check_error(error, self.train_batches)
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, **kwargs) -> None:
         """The outer loop's clip (a trainer ``gradient_clip_val`` wins when set)."""
@@ -233,21 +209,14 @@ class BadgerModule(pl.LightningModule):
 
     def on_before_optimizer_step(self, optimizer) -> None:
         """Non-finite gradients: raise, or drop them all so the optimizer skips the step."""
-        bad = [
-            n
-            for n, p in self.named_parameters()
-            if p.grad is not None and not p.grad.isfinite().all()
-        ]
-        if not bad:
-            return
-        err = NonFiniteError(
-            f"gradients of {bad[:3]}", None, step=self.global_step, where="training batch"
-        )
-        if self.hparams.nonfinite == "raise":
-            raise err
-        self._skip(err)
-        for p in self.parameters():
-            p.grad = None  # torch optimizers skip parameters without gradient
+        bad = self.guard.nonfinite_gradients(self)
+        if bad:
+            err = NonFiniteError(
+                f"gradients of {bad[:3]}", None, step=self.global_step, where="training batch"
+            )
+            self._skip(err)
+            for p in self.parameters():
+                p.grad = None  # torch optimizers skip parameters without gradient
 
     # -- evaluation ----------------------------------------------------------------------
     def evaluate(self, batch: dict, stage: str) -> Tensor:
@@ -313,13 +282,13 @@ class BadgerModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Stamp the checkpoint with the library version and the batch counters."""
-        stamp(checkpoint, self.train_batches, self.skipped_batches, self.unstepped_batches)
+        stamp(checkpoint, self.train_batches, self.guard.skipped, self.unstepped_batches)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Refuse checkpoints of an incompatible (newer major) library version."""
         check_version(checkpoint)
         step = int(checkpoint.get("global_step", 0))
-        self.skipped_batches = int(checkpoint.get("badger_graph_skipped_batches", 0))
+        self.guard.skipped = int(checkpoint.get("badger_graph_skipped_batches", 0))
         done = int(checkpoint.get("badger_graph_train_batches", step))
         self.unstepped_batches = int(checkpoint.get("badger_graph_unstepped_batches", done - step))
 

@@ -1,0 +1,83 @@
+"""What a training run does about bad batches: NaN/inf skips with a cap, and divergence.
+
+Kept out of the LightningModule: :class:`TrainingGuard` counts and decides, the module
+asks it after each failure or training error.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from badger_graph.errors import DivergenceError, NonFiniteError, check_choice, check_int
+
+
+class TrainingGuard:
+    """Skip or raise on non-finite batches, cap skips in a row, stop a diverging run.
+
+    Args:
+        nonfinite (str): ``"raise"`` the :class:`NonFiniteError` or ``"skip"`` the batch.
+        max_skipped (int): with ``"skip"``, raise once more batches than this in a row were
+            skipped.
+        diverged_after (int): raise :class:`DivergenceError` when the training error stays
+            above ``diverged_at`` × chance for this many batches in a row (0: never).
+        diverged_at (float): see ``diverged_after``.
+        chance (float): the task's chance level.
+    """
+
+    def __init__(
+        self,
+        nonfinite: str = "raise",
+        max_skipped: int = 10,
+        diverged_after: int = 100,
+        diverged_at: float = 100.0,
+        chance: float = 1.0,
+    ) -> None:
+        check_choice("nonfinite", nonfinite, ("raise", "skip"))
+        check_int("max_skipped", max_skipped, 0)
+        check_int("diverged_after", diverged_after, 0)
+        if not float(diverged_at) > 0:
+            raise ValueError(f"diverged_at must be > 0, got {diverged_at!r}")
+        self.nonfinite, self.max_skipped = nonfinite, max_skipped
+        self.diverged_after, self.diverged_at, self.chance = diverged_after, diverged_at, chance
+        self.skipped = 0  # all skipped batches (saved in checkpoints)
+        self._in_a_row = 0
+        self._diverged = 0
+
+    def skip_or_raise(self, err: NonFiniteError, batch: int) -> None:
+        """Raise ``err`` (``"raise"``), or count a skip and raise past ``max_skipped``."""
+        if self.nonfinite == "raise":
+            raise err
+        self.skipped += 1
+        self._in_a_row += 1
+        if self._in_a_row > self.max_skipped:
+            raise NonFiniteError(
+                f"{self._in_a_row} batches in a row (max_skipped={self.max_skipped}); last: {err}",
+                None,
+                step=batch,
+                where="training batch",
+            )
+
+    def passed(self) -> None:
+        """A batch went through: the run of skips is over."""
+        self._in_a_row = 0
+
+    def check_error(self, error: float, batch: int) -> None:
+        """Stop when the training error stays far above chance (a finite blow-up)."""
+        limit = self.diverged_at * self.chance
+        self._diverged = self._diverged + 1 if error > limit else 0
+        if self.diverged_after and self._diverged >= self.diverged_after:
+            raise DivergenceError(
+                f"training error {error:.4g} has been above diverged_at={self.diverged_at} x "
+                f"chance ({limit:.4g}) for {self._diverged} batches in a row at batch {batch}: "
+                f"lower the learning rate or the gradient clip; the last checkpoints before "
+                f"the blow-up are kept"
+            )
+
+    @staticmethod
+    def nonfinite_gradients(module: nn.Module) -> list[str]:
+        """Names of the parameters whose gradient holds NaN or inf."""
+        return [
+            n
+            for n, p in module.named_parameters()
+            if p.grad is not None and not p.grad.isfinite().all()
+        ]
