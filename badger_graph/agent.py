@@ -13,7 +13,7 @@ from badger_graph.execution import Execution, adjacency
 from badger_graph.growth import GrowthEvent, grow
 from badger_graph.policies import RolePolicies
 from badger_graph.policy import ExpertPolicy
-from badger_graph.ports import AddressedPorts, random_addresses
+from badger_graph.ports import AddressedPorts, PortLinks, random_addresses
 from badger_graph.records import Lifetime, StepRecord
 from badger_graph.sparse import CSRAdjacency
 from badger_graph.state import FEATURES, ExpertGraph, Role
@@ -94,12 +94,13 @@ class Agent(nn.Module):
                 f"{topology!r} produces attention weights; use the policy with "
                 f"aggr='weighted' (got aggr={policy.aggregation!r}) or the weights are ignored"
             )
-        hidden = getattr(topology, "hidden_channels", policy.hidden_channels)
-        if hidden != policy.hidden_channels:
-            raise ValueError(
-                f"topology hidden_channels={hidden} must equal the policy's "
-                f"hidden_channels={policy.hidden_channels}"
-            )
+        for name, part in (("topology", topology), ("ports", ports)):
+            hidden = getattr(part, "hidden_channels", policy.hidden_channels)
+            if hidden != policy.hidden_channels:
+                raise ValueError(
+                    f"{name} hidden_channels={hidden} must equal the policy's "
+                    f"hidden_channels={policy.hidden_channels}"
+                )
         self.policy = policy
         self.topology = topology
         self.rounds = rounds
@@ -107,11 +108,6 @@ class Agent(nn.Module):
         self.identity = identity
         self.execution = execution if execution is not None else Execution()
         if ports is not None:
-            if ports.hidden_channels != policy.hidden_channels:
-                raise ValueError(
-                    f"ports hidden_channels={ports.hidden_channels} must equal the policy's "
-                    f"hidden_channels={policy.hidden_channels}"
-                )
             self.output_ports = True
         self.ports = ports
         self.readout = nn.Linear(policy.hidden_channels, 1)
@@ -172,13 +168,13 @@ class Agent(nn.Module):
         result: StepResult,
         static: dict[str, Tensor],
         time: float,
-        pairs: Tensor | None = None,
+        links: PortLinks | None = None,
     ) -> Tensor:
         """Node inputs ``[N, F]`` for this step: the columns of :data:`FEATURES` by name.
 
         The task's feedback goes into the nodes that receive it and each output's signal
         into the node that owns the output (plus, with addressed ports, the port values
-        the expert reads over ``pairs``, see :meth:`AddressedPorts.pairs`); the node
+        the expert reads over ``links``, see :meth:`AddressedPorts.links`); the node
         identities follow.
 
         Raises:
@@ -203,8 +199,8 @@ class Agent(nn.Module):
             )
         if self.ports is not None:
             # experts read the current port values back into their signal input
-            pairs = self.ports.pairs(state) if pairs is None else pairs
-            signal = signal + self.ports.read(state, pairs)
+            links = self.ports.links(state) if links is None else links
+            signal = signal + self.ports.read(state, links)
         cols["signal"] = signal
         cols["time"] = state.h.new_full((N,), time)
         x = torch.stack([cols[name] for name in FEATURES], dim=1)
@@ -343,7 +339,7 @@ class Agent(nn.Module):
                 f"growth at step(s) {late} but this lifetime ends before step {state.step + steps}"
             )
         static = self.static_features(state, task)
-        pairs = self.ports.pairs(state) if self.ports is not None else None
+        links = self.ports.links(state) if self.ports is not None else None
         owners = self.owners(state)
         if result is None:
             result = _check_result(episode.first(), episode, state)
@@ -354,14 +350,14 @@ class Agent(nn.Module):
                 state = grow(state, event.count, event.mode, None, generator, self.identity)
             if events:
                 static = self.static_features(state, task)
-                pairs = self.ports.pairs(state) if self.ports is not None else None
+                links = self.ports.links(state) if self.ports is not None else None
                 owners = self.owners(state)
             if detach_feedback:
                 result = result.detach()
-            x = self.write(state, result, static, state.step / total, pairs)
+            x = self.write(state, result, static, state.step / total, links)
             state, rec = self.step(state, x, record)
             if self.ports is not None:
-                state = state.replace(value=self.ports.write(state, pairs))
+                state = state.replace(value=self.ports.write(state, links))
                 if self.execution.check_finite:
                     _check_finite("port values", state.value, state.step - 1)
             action = self.read(state, owners)

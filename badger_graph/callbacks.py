@@ -10,11 +10,25 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, OnExceptionCh
 from lightning.pytorch.utilities import rank_zero_warn
 
 
-def _checkpoint_dir(root: str) -> str:
-    return os.path.realpath(os.path.join(os.path.expanduser(str(root)), "checkpoints"))
+class _InRunDir:
+    """A checkpoint callback whose folder defaults to ``<default_root_dir>/checkpoints``."""
+
+    dirpath: str | None
+
+    def use_run_dir(self, root: str) -> None:
+        """Write into ``root/checkpoints`` unless a ``dirpath`` was given."""
+        if self.dirpath is None:
+            self.dirpath = os.path.realpath(
+                os.path.join(os.path.expanduser(str(root)), "checkpoints")
+            )
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        """Resolve the folder from the trainer's run directory."""
+        self.use_run_dir(trainer.default_root_dir)
+        super().setup(trainer, pl_module, stage)
 
 
-class RunCheckpoint(ModelCheckpoint):
+class RunCheckpoint(_InRunDir, ModelCheckpoint):
     """A :class:`~lightning.pytorch.callbacks.ModelCheckpoint` that lives in the run directory.
 
     Without ``dirpath`` it writes into ``<trainer.default_root_dir>/checkpoints`` (not into
@@ -27,16 +41,6 @@ class RunCheckpoint(ModelCheckpoint):
     def __init__(self, dirpath: str | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("enable_version_counter", False)
         super().__init__(dirpath=dirpath, **kwargs)
-
-    def use_run_dir(self, root: str) -> None:
-        """Write into ``root/checkpoints`` unless a ``dirpath`` was given."""
-        if self.dirpath is None:
-            self.dirpath = _checkpoint_dir(root)
-
-    def setup(self, trainer, pl_module, stage: str) -> None:
-        """Resolve the folder from the trainer's run directory."""
-        self.use_run_dir(trainer.default_root_dir)
-        super().setup(trainer, pl_module, stage)
 
 
 class ThreadTuner(Callback):
@@ -140,7 +144,7 @@ def _lock_owner(path: str) -> int | None:
     return pid
 
 
-class SaveOnInterrupt(OnExceptionCheckpoint):
+class SaveOnInterrupt(_InRunDir, OnExceptionCheckpoint):
     """Save a resumable checkpoint when training stops early, never one with bad weights.
 
     Lightning's :class:`~lightning.pytorch.callbacks.OnExceptionCheckpoint` fires on
@@ -160,7 +164,7 @@ class SaveOnInterrupt(OnExceptionCheckpoint):
 
     def __init__(self, dirpath: str | None = None, filename: str = "interrupted") -> None:
         super().__init__(dirpath or ".", filename)
-        self._given = dirpath is not None
+        self.dirpath = dirpath  # None: resolved from the run directory at setup
         #: the exception that stopped the run (the CLI turns signals into exit codes)
         self.exception: BaseException | None = None
         self._validated_after: int | None = None  # training batches done at the last validation
@@ -170,20 +174,11 @@ class SaveOnInterrupt(OnExceptionCheckpoint):
         if not trainer.sanity_checking:
             self._validated_after = trainer.fit_loop.epoch_loop.batch_progress.total.completed
 
-    def use_run_dir(self, root: str) -> None:
-        """Write into ``root/checkpoints`` unless a ``dirpath`` was given."""
-        if not self._given:
-            self.dirpath = _checkpoint_dir(root)
-            self._given = True
-
-    def setup(self, trainer, pl_module, stage: str) -> None:
-        """Resolve the folder from the trainer's run directory."""
-        self.use_run_dir(trainer.default_root_dir)
-        super().setup(trainer, pl_module, stage)
-
     def on_exception(self, trainer, pl_module, exception: BaseException, *_: Any) -> None:
         """Write the checkpoint unless the weights are non-finite."""
         self.exception = exception
+        if self.dirpath is None:
+            return  # stopped before the run directory was set up: nothing trained yet
         from badger_graph.errors import DivergenceError
 
         if isinstance(exception, DivergenceError):

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from badger_graph.sparse import Adjacency, CSRAdjacency, DenseAdjacency
 from badger_graph.state import ExpertGraph
+from badger_graph.topologies.base import check_topology_output, equal_sizes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,19 +83,17 @@ CSR_EDGE_COST = 8.0
 DEFAULT_DENSE_NODES = 256
 
 
-def dense_pays(topology, num_agents: int, n: int, execution: Execution) -> bool:
-    """Whether one dense ``[B, n, n]`` block beats the topology's edges for agents of ``n``.
+def dense_pays(num_agents: int, n: int, edges: float | None, execution: Execution) -> bool:
+    """Whether one dense ``[B, n, n]`` block beats ``edges`` edges per agent of ``n`` nodes.
 
-    With a fixed ``dense_max_nodes``: ``n`` at most that. Otherwise by cost: the dense
-    block costs ``n²`` per agent, the sparse path ``CSR_EDGE_COST`` × the edges the
-    topology declares per agent (``expected_edges(n)``; agents up to 256 nodes when it
-    declares none), and the block must fit in ``dense_max_bytes``.
+    The block must fit in ``dense_max_bytes``. With a fixed ``dense_max_nodes``: ``n`` at
+    most that. Otherwise by cost: the dense block costs ``n²`` per agent, the sparse path
+    ``CSR_EDGE_COST`` × the edges (agents up to 256 nodes when the edges are unknown).
     """
     if num_agents * n * n * 4 > execution.dense_max_bytes:
         return False
     if execution.dense_max_nodes is not None:
         return n <= execution.dense_max_nodes
-    edges = topology.expected_edges(n)
     if edges is None:
         return n <= DEFAULT_DENSE_NODES
     return n * n <= CSR_EDGE_COST * edges
@@ -110,13 +109,8 @@ def _block_from_edges(
     count as often as they occur (as on the edge path).
     """
     B = state.num_agents
-    if B == 0 or state.num_nodes % B or execution.dense_max_nodes is not None:
-        return None
-    n = state.num_nodes // B
-    E = edge_index.size(1)
-    if B * n * n * 4 > execution.dense_max_bytes or n * n * B > CSR_EDGE_COST * max(E, 1):
-        return None
-    if not bool((state.sizes == n).all()):
+    n = equal_sizes(state)
+    if n is None or not dense_pays(B, n, edge_index.size(1) / B, execution):
         return None
     src, dst = edge_index
     agent = state.batch[dst]
@@ -146,19 +140,16 @@ def adjacency(
     ``edge_index`` is ``None`` when the topology's own dense form was used (no edge list drawn).
     User-written topologies are validated here every step.
     """
-    from badger_graph.topologies.base import check_topology_output
-
     fused = bool(getattr(policy, "fused", False))
     user = not type(topology).__module__.startswith("badger_graph.")
+    n_max = -(-state.num_nodes // max(state.num_agents, 1))  # the agent size if all are equal
     if (
         not record
         and fused
         and execution.dense == "auto"
         and topology.supports_dense
         and state.num_agents > 0
-        and dense_pays(
-            topology, state.num_agents, -(-state.num_nodes // state.num_agents), execution
-        )
+        and dense_pays(state.num_agents, n_max, topology.expected_edges(n_max), execution)
     ):
         block = topology.dense(state)
         if block is not None:
@@ -168,8 +159,7 @@ def adjacency(
                     f"{type(topology).__name__}.dense must return [B, n, n] = "
                     f"[{state.num_agents}, {n}, {n}], got {list(block.shape)}"
                 )
-            complete = getattr(topology, "complete", None)
-            return DenseAdjacency(block, complete), None, None
+            return DenseAdjacency(block, topology.complete), None, None
     out = topology(state)
     if user:
         out = check_topology_output(out, state, topology)

@@ -2,6 +2,7 @@ r"""Addressed output ports: experts write to and read from outputs by attention 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -44,6 +45,21 @@ def _equal_blocks(state: ExpertGraph, num_pairs: int):
     if not bool((counts == torch.tensor([[n_e], [d]], device=counts.device)).all()):
         return None
     return experts, ports, B, n_e, d
+
+
+@dataclasses.dataclass(frozen=True)
+class PortLinks:
+    """Expert-port pairs of a batch of agents, from :meth:`AddressedPorts.links`.
+
+    Attributes:
+        pairs (torch.Tensor): ``[2, E]`` (expert, port), sorted by port, then expert.
+        blocks (tuple, optional): ``(experts, ports, B, experts per agent, ports per agent)``
+            when all agents have the same numbers of experts and ports (the attention then
+            runs as one batched product), else ``None``.
+    """
+
+    pairs: Tensor
+    blocks: tuple | None
 
 
 class AddressedPorts(nn.Module):
@@ -127,11 +143,19 @@ class AddressedPorts(nn.Module):
         expert = experts[torch.repeat_interleave(first[batch[ports]], count) + within]
         return torch.stack([expert, port])
 
-    def _attention(self, q: Tensor, state: ExpertGraph, pairs: Tensor) -> Tensor:
+    def links(self, state: ExpertGraph) -> PortLinks:
+        """The expert-port pairs of ``state`` and their block layout.
+
+        Computed once per lifetime: they change only when agents grow.
+        """
+        pairs = self.pairs(state)
+        return PortLinks(pairs, _equal_blocks(state, pairs.size(1)))
+
+    def _attention(self, q: Tensor, state: ExpertGraph, links: PortLinks) -> Tensor:
         """Attention weight of every (expert, port) pair, softmax over each expert's ports."""
-        e, p = pairs
+        e, p = links.pairs
         scale = self.temperature / math.sqrt(self.address_channels)
-        blocks = _equal_blocks(state, e.numel())
+        blocks = links.blocks
         if blocks is not None:
             # equal agents: [B, experts, ports] scores by one batched product, no [E, A]
             # gathers; pairs are ordered by agent, port, expert
@@ -143,10 +167,10 @@ class AddressedPorts(nn.Module):
         score = (q[e] * state.address[p]).sum(-1) * scale
         return softmax(score, e, num_nodes=state.num_nodes)  # over the ports of each expert
 
-    def write(self, state: ExpertGraph, pairs: Tensor) -> Tensor:
+    def write(self, state: ExpertGraph, links: PortLinks) -> Tensor:
         """New port values ``[N]`` after every expert's push."""
-        e, p = pairs
-        w = self._attention(self.lin_write(state.h), state, pairs)
+        e, p = links.pairs
+        w = self._attention(self.lin_write(state.h), state, links)
         v = torch.tanh(self.lin_value(state.h)).squeeze(-1)
         push = scatter(w * v[e], p, 0, dim_size=state.num_nodes, reduce="sum")
         mass = scatter(w, p, 0, dim_size=state.num_nodes, reduce="sum")
@@ -157,10 +181,10 @@ class AddressedPorts(nn.Module):
         value = state.value + push / (mass + damping)
         return value.clamp(-self.max_value, self.max_value)
 
-    def read(self, state: ExpertGraph, pairs: Tensor) -> Tensor:
+    def read(self, state: ExpertGraph, links: PortLinks) -> Tensor:
         """What each expert reads back from the ports, ``[N]`` (0 for non-experts)."""
-        e, p = pairs
-        w = self._attention(self.lin_read(state.h), state, pairs)
+        e, p = links.pairs
+        w = self._attention(self.lin_read(state.h), state, links)
         return scatter(w * state.value[p], e, 0, dim_size=state.num_nodes, reduce="sum")
 
     def __repr__(self) -> str:

@@ -384,7 +384,7 @@ def topology_rows(quick: bool) -> list[dict]:
             opt.step()
 
         t = _timeit(step, min_time=0.5 if quick else 3.0)
-        rows.append({"topology (8 experts, 2 rounds, B=256, T=20)": name, "s_per_batch": t})
+        rows.append({f"topology (8 experts, 2 rounds, B={B}, T=20)": name, "s_per_batch": t})
     for r in rows:
         r["vs_fully_connected"] = r["s_per_batch"] / rows[0]["s_per_batch"]
     return rows
@@ -494,26 +494,18 @@ def main() -> None:
             r["bytes_per_expert_and_edge"] = r["peak_mem_mb"] * 2**20 / (r["N"] + r["E"])
         _print("policy round", rows)
         _write(out / "policy.csv", rows)
-    if "train" in sections:
-        rows = train_rows(a.quick)
-        _print("training batch (forward + backward + Adam)", rows)
-        _write(out / "train.csv", rows)
-    if "lifetime" in sections:
-        rows = lifetime_rows(a.quick)
-        _print("lifetime length T (out-degree 8)", rows)
-        _write(out / "lifetime.csv", rows)
-    if "load" in sections:
-        rows = load_rows(a.quick)
-        _print("Fig. 6 training batch under load (threads)", rows)
-        _write(out / "load.csv", rows)
-    if "topologies" in sections:
-        rows = topology_rows(a.quick)
-        _print("training batch per topology", rows)
-        _write(out / "topologies.csv", rows)
-    if "eval" in sections:
-        rows = eval_rows(a.quick)
-        _print("evaluation of large fully connected agents", rows)
-        _write(out / "eval.csv", rows)
+    tables = (  # (section = CSV name, title, function giving the rows)
+        ("train", "training batch (forward + backward + Adam)", train_rows),
+        ("lifetime", "lifetime length T (out-degree 8)", lifetime_rows),
+        ("load", "Fig. 6 training batch under load (threads)", load_rows),
+        ("topologies", "training batch per topology", topology_rows),
+        ("eval", "evaluation of large fully connected agents", eval_rows),
+    )
+    for section, title, make_rows in tables:
+        if section in sections:
+            rows = make_rows(a.quick)
+            _print(title, rows)
+            _write(out / f"{section}.csv", rows)
 
 
 if __name__ == "__main__":

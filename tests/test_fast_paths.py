@@ -8,7 +8,13 @@ from badger_graph.execution import Execution, adjacency
 from badger_graph.sparse import CSRAdjacency, DenseAdjacency
 from badger_graph.tasks import GuessingGame
 from badger_graph.tasks.guessing_game import GuessingEpisode
-from badger_graph.topologies import Attention, FullyConnected, RandomInDegree, RandomOutDegree
+from badger_graph.topologies import (
+    Attention,
+    ErdosRenyi,
+    FullyConnected,
+    RandomInDegree,
+    RandomOutDegree,
+)
 
 
 def _lifetime_and_grads(agent, sizes, d=3, steps=5):
@@ -20,6 +26,16 @@ def _lifetime_and_grads(agent, sizes, d=3, steps=5):
     life.errors.mean().backward()
     grads = {n: p.grad.clone() for n, p in agent.named_parameters() if p.grad is not None}
     return life, grads
+
+
+def _assert_same_lifetimes(x, y, sizes, tol, grad_tol):
+    """Agents ``x`` and ``y`` give the same actions and gradients (rtol, atol pairs)."""
+    a, ga = _lifetime_and_grads(x, sizes)
+    b, gb = _lifetime_and_grads(y, sizes)
+    torch.testing.assert_close(a.actions, b.actions, rtol=tol[0], atol=tol[1])
+    assert ga.keys() == gb.keys()
+    for k in ga:
+        torch.testing.assert_close(ga[k], gb[k], rtol=grad_tol[0], atol=grad_tol[1])
 
 
 CASES = [
@@ -318,11 +334,7 @@ def test_random_in_degree_dense_path_equals_sparse_path(output_ports):
     probe = dense.init_state([6, 6], 3)
     assert isinstance(adjacency(policy, dense.topology, probe, dense.execution)[0], DenseAdjacency)
     dense.topology.reseed(2)  # the check above drew once
-    a, ga = _lifetime_and_grads(dense, [6, 6, 6])
-    b, gb = _lifetime_and_grads(sparse, [6, 6, 6])
-    torch.testing.assert_close(a.actions, b.actions, rtol=1e-4, atol=1e-5)
-    for k in ga:
-        torch.testing.assert_close(ga[k], gb[k], rtol=1e-3, atol=1e-5)
+    _assert_same_lifetimes(dense, sparse, [6, 6, 6], (1e-4, 1e-5), (1e-3, 1e-5))
 
 
 @pytest.mark.parametrize(
@@ -330,12 +342,7 @@ def test_random_in_degree_dense_path_equals_sparse_path(output_ports):
     [
         (lambda: RandomOutDegree(3, seed=4), "mean"),
         (lambda: RandomOutDegree(2, seed=4), "sum"),
-        (
-            lambda: __import__("badger_graph.topologies", fromlist=["ErdosRenyi"]).ErdosRenyi(
-                0.4, seed=4
-            ),
-            "mean",
-        ),
+        (lambda: ErdosRenyi(0.4, seed=4), "mean"),
     ],
 )
 def test_random_edges_as_a_dense_block_equal_the_edge_path(make_topology, aggr):
@@ -349,8 +356,4 @@ def test_random_edges_as_a_dense_block_equal_the_edge_path(make_topology, aggr):
     edges.load_state_dict(dense.state_dict())
     assert _path(dense, dense.init_state([8, 8], 3)) is DenseAdjacency
     dense.topology.reseed(4)  # the probe above drew once
-    a, ga = _lifetime_and_grads(dense, [8, 8, 8])
-    b, gb = _lifetime_and_grads(edges, [8, 8, 8])
-    torch.testing.assert_close(a.actions, b.actions, rtol=1e-5, atol=1e-6)
-    for k in ga:
-        torch.testing.assert_close(ga[k], gb[k], rtol=1e-4, atol=1e-6)
+    _assert_same_lifetimes(dense, edges, [8, 8, 8], (1e-5, 1e-6), (1e-4, 1e-6))

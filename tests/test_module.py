@@ -1,20 +1,10 @@
 import pytest
 import torch
 
-from badger_graph import BadgerModule, EpisodeData, ExpertPolicy, objective_loss
+from badger_graph import EpisodeData, ExpertPolicy, objective_loss
 from badger_graph.data import train_seed
 from badger_graph.tasks import GuessingGame
-from badger_graph.topologies import Attention, FullyConnected, RandomOutDegree, Star
-
-
-def _module(**kw):
-    args = {
-        "policy": ExpertPolicy(16, 8, 8, 4),
-        "topology": FullyConnected(),
-        "task": GuessingGame(3),
-    }
-    args.update(kw)
-    return BadgerModule(**args)
+from badger_graph.topologies import Attention, RandomOutDegree, Star
 
 
 def test_objectives():
@@ -43,9 +33,9 @@ def test_objectives():
         ),
     ],
 )
-def test_bad_input(kw, match):
+def test_bad_input(make_module, kw, match):
     with pytest.raises(ValueError, match=match):
-        _module(**kw)
+        make_module(**kw)
 
 
 def test_seed_lists():
@@ -62,8 +52,8 @@ def test_seed_lists():
         EpisodeData(batch_size=0)
 
 
-def test_same_seed_same_lifetime():
-    m = _module(topology=RandomOutDegree(1, seed=0))
+def test_same_seed_same_lifetime(make_module):
+    m = make_module(topology=RandomOutDegree(1, seed=0))
     a = m.lifetime(123, 5)
     b = m.lifetime(123, 5)
     torch.testing.assert_close(a.actions, b.actions)

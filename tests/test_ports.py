@@ -127,16 +127,17 @@ def test_reference_experts_scales_the_port_damping():
     # per port, the damping is its own agent's expert count / n_ref
     state = agent.init_state([4, 8], 2, addresses=addresses[:2])
     state = state.replace(h=torch.randn(state.h.shape, generator=torch.Generator().manual_seed(4)))
-    pairs = agent.ports.pairs(state)
+    links = agent.ports.links(state)
+    pairs = links.pairs
     e, port = pairs
-    w = agent.ports._attention(agent.ports.lin_write(state.h), state, pairs)
+    w = agent.ports._attention(agent.ports.lin_write(state.h), state, links)
     v = torch.tanh(agent.ports.lin_value(state.h)).squeeze(-1)
     push = torch.zeros(state.num_nodes).index_add_(0, port, w * v[e])
     mass = torch.zeros(state.num_nodes).index_add_(0, port, w)
     damping = torch.tensor([4.0, 8.0])[state.batch] / 5
     want = (state.value + push / (mass + damping)).clamp(-1.5, 1.5)
     is_port = state.output_index >= 0
-    torch.testing.assert_close(agent.ports.write(state, pairs)[is_port], want[is_port])
+    torch.testing.assert_close(agent.ports.write(state, links)[is_port], want[is_port])
 
 
 def test_bad_addresses():
@@ -209,9 +210,10 @@ def test_batched_port_attention_equals_per_pair_attention():
     ports = agent.ports
     state = agent.init_state(5, 3, num_agents=4)
     state = state.replace(h=torch.randn_like(state.h))
-    pairs = ports.pairs(state)
+    links = ports.links(state)
+    assert links.blocks is not None  # equal agents: the batched product is what is tested
     q = ports.lin_write(state.h)
-    e, p = pairs
+    e, p = links.pairs
     score = (q[e] * state.address[p]).sum(-1) * (ports.temperature / math.sqrt(4))
     expected = softmax(score, e, num_nodes=state.num_nodes)
-    torch.testing.assert_close(ports._attention(q, state, pairs), expected)
+    torch.testing.assert_close(ports._attention(q, state, links), expected)

@@ -24,6 +24,9 @@ class Topology(nn.Module):
     #: whether :meth:`dense` can return a ``[B, n, n]`` block (the agent then may take the
     #: dense path for small agents of equal size)
     supports_dense: bool = False
+    #: ``"others"`` / ``"all"``: every node hears every other node of its agent (and
+    #: itself); the dense path then aggregates by a sum over the agent, not an n² product
+    complete: str | None = None
     #: the private random generator of a random topology (saved in live-agent snapshots)
     generator: torch.Generator | None = None
 

@@ -42,10 +42,7 @@ class FullyConnected(Topology):
 
     @property
     def complete(self) -> str:
-        """Every node hears all others (and itself with ``self_loops``).
-
-        The dense path then aggregates by a sum over the agent: O(n), not O(n²), per node.
-        """
+        """Every node hears all others (and itself with ``self_loops``)."""
         return "all" if self.self_loops else "others"
 
     def forward(self, state: ExpertGraph) -> EdgeSet:
