@@ -94,6 +94,11 @@ class Agent(nn.Module):
                 f"{topology!r} produces attention weights; use the policy with "
                 f"aggr='weighted' (got aggr={policy.aggregation!r}) or the weights are ignored"
             )
+        if topology.aggregation is not None and policy.aggregation != topology.aggregation:
+            raise ValueError(
+                f"{topology!r} is defined with the policy's aggr={topology.aggregation!r}, "
+                f"got aggr={policy.aggregation!r}"
+            )
         for name, part in (("topology", topology), ("ports", ports)):
             hidden = getattr(part, "hidden_channels", policy.hidden_channels)
             if hidden != policy.hidden_channels:

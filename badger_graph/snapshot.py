@@ -71,7 +71,8 @@ class Snapshot:
                     f"the snapshot holds a random topology's generator state but "
                     f"{agent.topology!r} has no generator"
                 )
-            gen.set_state(self.topology_rng)
+            setter = getattr(agent.topology, "set_generator_state", gen.set_state)
+            setter(self.topology_rng)
         hidden = agent.policy.hidden_channels
         if self.state.h.size(1) != hidden:
             raise ValueError(

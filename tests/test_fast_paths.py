@@ -10,10 +10,12 @@ from badger_graph.tasks import GuessingGame
 from badger_graph.tasks.guessing_game import GuessingEpisode
 from badger_graph.topologies import (
     Attention,
+    CommNet,
     ErdosRenyi,
     FullyConnected,
     RandomInDegree,
     RandomOutDegree,
+    TarMAC,
 )
 
 
@@ -44,6 +46,10 @@ CASES = [
     ("mean", lambda: FullyConnected(self_loops=True)),
     ("weighted", lambda: Attention(16, 4)),
     ("weighted", lambda: Attention(16, 4, top_k=2)),
+    ("weighted", lambda: Attention(16, 4, uniform_start=False, log_scale=True)),
+    ("weighted", lambda: Attention(16, 4, top_k=2, log_scale=True)),
+    ("weighted", lambda: TarMAC(16, 4)),
+    ("mean", lambda: CommNet()),
 ]
 
 

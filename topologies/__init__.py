@@ -4,10 +4,11 @@ Installed as ``badger_graph.topologies``; the source lives in the repository's t
 ``topologies/`` folder (next to ``badger_graph/``), one module per family.
 """
 
-from badger_graph.topologies.attention import Attention
+from badger_graph.topologies.attention import Attention, TarMAC
 from badger_graph.topologies.base import Topology, all_pairs
 from badger_graph.topologies.hardwired import (
     Chain,
+    CommNet,
     EdgeList,
     FromNetworkx,
     FullyConnected,
@@ -20,6 +21,7 @@ from badger_graph.topologies.random import ErdosRenyi, RandomInDegree, RandomOut
 __all__ = [
     "Attention",
     "Chain",
+    "CommNet",
     "EdgeList",
     "ErdosRenyi",
     "FromNetworkx",
@@ -29,6 +31,7 @@ __all__ = [
     "RandomOutDegree",
     "Ring",
     "Star",
+    "TarMAC",
     "Topology",
     "all_pairs",
 ]

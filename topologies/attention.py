@@ -29,6 +29,15 @@ class Attention(Topology):
         top_k (int, optional): keep the ``top_k`` best senders per receiver; ``None`` keeps
             all. (default: ``None``)
         self_loops (bool, optional): a node may attend to itself. (default: ``False``)
+        uniform_start (bool, optional): start from uniform attention (the query projection
+            starts at zero, so every sender gets the same weight: the mean over senders,
+            CommNet's aggregation) and learn to depart from it; gradients then reach every
+            pair from the first batch. ``None``: on for dense softmax (``top_k=None``), off
+            for top-k, where equal scores would pick the same senders for every receiver.
+            (default: ``None``)
+        log_scale (bool, optional): multiply the scores by :math:`\log n` (``n`` the agent's
+            size), so that a softmax over more senders is not flatter than the one seen in
+            training (as in length-generalizing transformers). (default: ``False``)
     """
 
     supports_dense = True
@@ -41,6 +50,8 @@ class Attention(Topology):
         key_channels: int = 16,
         top_k: int | None = None,
         self_loops: bool = False,
+        uniform_start: bool | None = None,
+        log_scale: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(hidden_channels, int) or hidden_channels < 1:
@@ -55,13 +66,27 @@ class Attention(Topology):
         self.self_loops = self_loops
         self.lin_query = nn.Linear(hidden_channels, key_channels)
         self.lin_key = nn.Linear(hidden_channels, key_channels, bias=False)
+        self.uniform_start = top_k is None if uniform_start is None else bool(uniform_start)
+        self.log_scale = bool(log_scale)
+        if self.uniform_start:
+            nn.init.zeros_(self.lin_query.weight)
+            nn.init.zeros_(self.lin_query.bias)
 
     def scores(self, state: ExpertGraph, edge_index: Tensor) -> Tensor:
         """Scaled dot-product score of every edge (query of the receiver, key of the sender)."""
         q = self.lin_query(state.h)
         k = self.lin_key(state.h)
         src, dst = edge_index
-        return (q[dst] * k[src]).sum(-1) / math.sqrt(self.key_channels)
+        return (q[dst] * k[src]).sum(-1) * self._scale(state.sizes[state.batch[dst]])
+
+    def _scale(self, size: Tensor | int) -> Tensor | float:
+        """Score scale for agents of ``size`` nodes: one over the root of K, times log n."""
+        base = 1.0 / math.sqrt(self.key_channels)
+        if not self.log_scale:
+            return base
+        if isinstance(size, Tensor):
+            return base * torch.log(size.to(torch.get_default_dtype()).clamp(min=1))
+        return base * math.log(max(size, 1))
 
     def forward(self, state: ExpertGraph) -> EdgeSet:
         """Edges and attention weights for this step."""
@@ -90,7 +115,7 @@ class Attention(Topology):
         B = state.num_agents
         q = self.lin_query(state.h).view(B, n, -1)
         k = self.lin_key(state.h).view(B, n, -1)
-        s = torch.bmm(q, k.transpose(1, 2)) / math.sqrt(self.key_channels)
+        s = torch.bmm(q, k.transpose(1, 2)) * self._scale(n)
         mask = torch.ones(n, n, dtype=torch.bool, device=s.device)
         if not self.self_loops:
             mask.fill_diagonal_(False)
@@ -125,7 +150,8 @@ class Attention(Topology):
         qd, _ = to_dense_batch(q, state.batch, max_num_nodes=n_max, batch_size=state.num_agents)
         kd, _ = to_dense_batch(k, state.batch, max_num_nodes=n_max, batch_size=state.num_agents)
         s = torch.bmm(qd, kd.transpose(1, 2))[state.batch, state.local_index]
-        s = s / math.sqrt(self.key_channels)
+        scale = self._scale(size)
+        s = s * (scale.unsqueeze(1) if isinstance(scale, Tensor) else scale)
         s = s.masked_fill(~valid, float("-inf"))
         kk = min(self.top_k, n_max)
         top, idx = s.topk(kk, dim=1)
@@ -137,5 +163,35 @@ class Attention(Topology):
     def __repr__(self) -> str:
         return (
             f"{self.__class__.__name__}(hidden={self.hidden_channels}, "
-            f"key={self.key_channels}, top_k={self.top_k})"
+            f"key={self.key_channels}, top_k={self.top_k}, log_scale={self.log_scale})"
+        )
+
+
+class TarMAC(Attention):
+    r"""TarMAC's targeted communication (Das et al., 2019) as a topology.
+
+    Every receiver attends over all experts of its agent, itself included, with a softmax of
+    its query against the senders' learned signatures (keys), both computed from the
+    current states; the policy's messages are the values (``aggr="weighted"``). This is
+    :class:`Attention` with ``top_k=None`` and ``self_loops=True``, started from the usual
+    random initialization as in the paper (``uniform_start=False``).
+
+    Args:
+        hidden_channels (int): width of the states it reads (the policy's ``hidden_channels``).
+        key_channels (int, optional): width of signatures and queries. (default: :obj:`16`)
+        uniform_start (bool, optional): start from uniform attention instead.
+            (default: ``False``)
+    """
+
+    aggregation = "weighted"
+
+    def __init__(
+        self, hidden_channels: int, key_channels: int = 16, uniform_start: bool = False
+    ) -> None:
+        super().__init__(
+            hidden_channels,
+            key_channels,
+            top_k=None,
+            self_loops=True,
+            uniform_start=uniform_start,
         )

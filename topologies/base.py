@@ -27,6 +27,9 @@ class Topology(nn.Module):
     #: ``"others"`` / ``"all"``: every node hears every other node of its agent (and
     #: itself); the dense path then aggregates by a sum over the agent, not an n² product
     complete: str | None = None
+    #: the policy aggregation of the published method a generator is named after (CommNet:
+    #: ``"mean"``); :class:`~badger_graph.Agent` refuses a policy with another. ``None``: any
+    aggregation: str | None = None
     #: the private random generator of a random topology (saved in live-agent snapshots)
     generator: torch.Generator | None = None
 

@@ -68,6 +68,23 @@ class FullyConnected(Topology):
         return f"{self.__class__.__name__}(self_loops={self.self_loops})"
 
 
+class CommNet(FullyConnected):
+    """CommNet's channel (Sukhbaatar et al., 2016): every expert hears the mean of all others.
+
+    The fully connected topology without self loops, pinned to the policy's ``aggr="mean"``
+    (an :class:`~badger_graph.Agent` with another aggregation is refused), so a
+    configuration that names CommNet gets CommNet's communication step.
+    """
+
+    aggregation = "mean"
+
+    def __init__(self) -> None:
+        super().__init__(self_loops=False)
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}()"
+
+
 class Ring(Topology):
     """Node ``i`` sends to ``i + 1`` (mod agent size); both ways if ``bidirectional``."""
 

@@ -19,8 +19,9 @@ def _random_offsets(
     Returns the offsets ``[N, k]`` and which of them are valid (all of them when every node
     has ``k`` valid offsets).
     """
-    scores = torch.rand(size.numel(), max(n_max - 1, 1), generator=generator)
-    invalid = torch.arange(1, scores.size(1) + 1).unsqueeze(0) >= size.unsqueeze(1)
+    device = generator.device
+    scores = torch.rand(size.numel(), max(n_max - 1, 1), generator=generator, device=device)
+    invalid = torch.arange(1, scores.size(1) + 1, device=device).unsqueeze(0) >= size.unsqueeze(1)
     if exclude is not None:
         invalid |= exclude
     scores[invalid] = -1.0
@@ -29,6 +30,14 @@ def _random_offsets(
 
 
 class _Seeded(Topology):
+    """A topology with a private seeded CPU generator, and one per accelerator it meets.
+
+    Draws are made on the state's device. On the CPU they come from :attr:`generator`; on
+    another device from a generator of that device seeded from the CPU one at its first use
+    after a (re)seed, so a batch's edges stay a function of its seed on every device (the
+    numbers differ between devices, as their random streams do).
+    """
+
     def __init__(self, seed: int | None, generator: torch.Generator | None) -> None:
         super().__init__()
         if generator is None:
@@ -36,11 +45,31 @@ class _Seeded(Topology):
             generator.manual_seed(0 if seed is None else seed)
         elif seed is not None:
             generator.manual_seed(seed)
+        if generator.device.type != "cpu":
+            raise ValueError(f"generator must be a CPU generator, got one on {generator.device}")
         self.generator = generator
+        self._on_device: dict[str, torch.Generator] = {}
 
     def reseed(self, seed: int) -> None:
         """Restart the edge sequence from ``seed``."""
         self.generator.manual_seed(seed)
+        self._on_device.clear()
+
+    def set_generator_state(self, state: Tensor) -> None:
+        """Continue the CPU stream from ``state`` (a snapshot); device streams follow it."""
+        self.generator.set_state(state)
+        self._on_device.clear()
+
+    def generator_on(self, device: torch.device) -> torch.Generator:
+        """The generator that draws on ``device`` (the CPU one on the CPU)."""
+        device = torch.device(device)
+        if device.type == "cpu":
+            return self.generator
+        key = str(device)
+        if key not in self._on_device:
+            seed = int(torch.randint(2**62, (1,), generator=self.generator))
+            self._on_device[key] = torch.Generator(device=device).manual_seed(seed)
+        return self._on_device[key]
 
 
 class ErdosRenyi(_Seeded):
@@ -63,8 +92,9 @@ class ErdosRenyi(_Seeded):
     def forward(self, state: ExpertGraph) -> EdgeSet:
         """Draw this step's edges (a Bernoulli mask over all pairs within each agent)."""
         pairs = all_pairs(state)
-        keep = torch.rand(pairs.size(1), generator=self.generator) < self.p
-        return pairs[:, keep.to(pairs.device)], None
+        device = pairs.device
+        keep = torch.rand(pairs.size(1), generator=self.generator_on(device), device=device)
+        return pairs[:, keep < self.p], None
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(p={self.p})"
@@ -102,25 +132,29 @@ class RandomOutDegree(_Seeded):
             return torch.empty(2, 0, dtype=torch.long, device=device), None
         sizes = state.sizes
         self.check(int(sizes.min()))
-        local = state.local_index.cpu()
-        size = sizes[state.batch].cpu()
+        local = state.local_index
+        size = sizes[state.batch]
         n_max = int(sizes.max())
+        generator = self.generator_on(device)
         if n_max - 1 <= max(64, 4 * self.k):
-            off, _ = _random_offsets(self.generator, size, n_max, self.k)  # all valid: k < n
+            off, _ = _random_offsets(generator, size, n_max, self.k)  # all valid: k < n
         else:
-            off = self._offsets_rejection(N, size)
+            off = self._offsets_rejection(generator, N, size)
         # offsets in [1, size - 1] from the sender, wrapped: never the sender itself
         dst_local = (local.unsqueeze(1) + off) % size.unsqueeze(1)
-        base = (torch.arange(N) - local).unsqueeze(1)
-        src = torch.arange(N).unsqueeze(1).expand(-1, self.k)
+        nodes = torch.arange(N, device=device)
+        base = (nodes - local).unsqueeze(1)
+        src = nodes.unsqueeze(1).expand(-1, self.k)
         ei = torch.stack([src.reshape(-1), (base + dst_local).reshape(-1)])
-        return ei.to(device), None
+        return ei, None
 
-    def _offsets_rejection(self, N: int, size: Tensor) -> Tensor:
+    def _offsets_rejection(self, generator: torch.Generator, N: int, size: Tensor) -> Tensor:
         # large agents (k << n): draw k offsets, redraw duplicates until none are left;
         # O(N k) memory instead of O(N n)
+        device = size.device
         span = (size - 1).unsqueeze(1).double()
-        off = torch.rand(N, self.k, generator=self.generator, dtype=torch.double) * span
+        off = torch.rand(N, self.k, generator=generator, dtype=torch.double, device=device)
+        off = off * span
         off = off.long() + 1
         while True:
             srt, order = off.sort(dim=1)
@@ -129,7 +163,9 @@ class RandomOutDegree(_Seeded):
             if not bool(dup.any()):
                 return off
             rows, cols = dup.nonzero(as_tuple=True)
-            redraw = torch.rand(rows.numel(), generator=self.generator, dtype=torch.double)
+            redraw = torch.rand(
+                rows.numel(), generator=generator, dtype=torch.double, device=device
+            )
             srt[rows, cols] = (redraw * span[rows, 0]).long() + 1
             off = srt
 
@@ -173,19 +209,20 @@ class RandomInDegree(_Seeded):
 
     def _senders(self, state: ExpertGraph) -> tuple[Tensor, Tensor]:
         """Local sender indices ``[N, k']`` of every receiver and which of them are real."""
-        size = state.sizes[state.batch].cpu()
+        device = state.batch.device
+        size = state.sizes[state.batch]
         n_max = int(state.sizes.max())
-        local = state.local_index.cpu().unsqueeze(1)
+        local = state.local_index.unsqueeze(1)
         wrap = size.unsqueeze(1).clamp(min=1)
         exclude = None
         if self.experts_only:  # neither a non-expert receiver nor a non-expert sender
-            expert = state.is_expert.cpu()
-            base = torch.arange(state.num_nodes).unsqueeze(1) - local
-            every = (local + torch.arange(1, max(n_max, 2)).unsqueeze(0)) % wrap
+            expert = state.is_expert
+            base = torch.arange(state.num_nodes, device=device).unsqueeze(1) - local
+            every = (local + torch.arange(1, max(n_max, 2), device=device).unsqueeze(0)) % wrap
             exclude = ~expert[base + every] | ~expert.unsqueeze(1)
         k = min(self.k, max(n_max - 1, 1))
         # the senders are the receiver's offsets, wrapped within its agent: never itself
-        off, real = _random_offsets(self.generator, size, n_max, k, exclude)
+        off, real = _random_offsets(self.generator_on(device), size, n_max, k, exclude)
         return (local + off) % wrap, real
 
     def forward(self, state: ExpertGraph) -> EdgeSet:
@@ -194,10 +231,10 @@ class RandomInDegree(_Seeded):
         if state.num_nodes == 0:
             return torch.empty(2, 0, dtype=torch.long, device=device), None
         senders, real = self._senders(state)
-        base = (torch.arange(state.num_nodes) - state.local_index.cpu()).unsqueeze(1)
-        dst = torch.arange(state.num_nodes).unsqueeze(1).expand_as(senders)
-        ei = torch.stack([(base + senders)[real], dst[real]])
-        return ei.to(device), None
+        nodes = torch.arange(state.num_nodes, device=device)
+        base = (nodes - state.local_index).unsqueeze(1)
+        dst = nodes.unsqueeze(1).expand_as(senders)
+        return torch.stack([(base + senders)[real], dst[real]]), None
 
     def expected_edges(self, num_nodes: int) -> float:
         """``k`` senders per node."""
@@ -210,11 +247,11 @@ class RandomInDegree(_Seeded):
             return None
         senders, real = self._senders(state)
         B, device = state.num_agents, state.h.device
-        adj = torch.zeros(B * n, n, dtype=state.h.dtype)
+        adj = torch.zeros(B * n, n, dtype=state.h.dtype, device=device)
         # padding picks point at the receiver itself (its diagonal entry stays 0)
-        own = state.local_index.cpu().unsqueeze(1).expand_as(senders)
+        own = state.local_index.unsqueeze(1).expand_as(senders)
         adj.scatter_(1, torch.where(real, senders, own), real.to(adj.dtype))
-        return adj.view(B, n, n).to(device)
+        return adj.view(B, n, n)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(k={self.k}, experts_only={self.experts_only})"

@@ -1,3 +1,5 @@
+import math
+
 import networkx as nx
 import pytest
 import torch
@@ -6,6 +8,7 @@ from badger_graph import ExpertGraph
 from badger_graph.topologies import (
     Attention,
     Chain,
+    CommNet,
     EdgeList,
     ErdosRenyi,
     FromNetworkx,
@@ -15,6 +18,7 @@ from badger_graph.topologies import (
     RandomOutDegree,
     Ring,
     Star,
+    TarMAC,
 )
 
 SIZES = [1, 4, 6, 2, 5]
@@ -132,7 +136,7 @@ def test_erdos_renyi_probability():
 
 def test_attention_follows_states_and_has_gradients():
     torch.manual_seed(0)
-    att = Attention(8, 4)
+    att = Attention(8, 4, uniform_start=False)
     s = _state([5, 3])
     ei, w = att(s)
     # weights sum to one per receiver
@@ -144,6 +148,31 @@ def test_attention_follows_states_and_has_gradients():
     (w * torch.randn_like(w)).sum().backward()
     assert att.lin_query.weight.grad.abs().sum() > 0
     assert att.lin_key.weight.grad.abs().sum() > 0
+
+
+def test_attention_uniform_start_is_the_mean_and_learns():
+    torch.manual_seed(0)
+    att = Attention(8, 4)  # dense softmax: starts uniform (CommNet's mean over senders)
+    assert att.uniform_start
+    assert not Attention(8, 4, top_k=2).uniform_start
+    s = _state([5, 3])
+    ei, w = att(s)
+    torch.testing.assert_close(w, 1.0 / (s.sizes[s.batch[ei[1]]] - 1).float())
+    (w * torch.randn_like(w)).sum().backward()
+    assert att.lin_query.weight.grad.abs().sum() > 0  # the query leaves zero at once
+
+
+def test_attention_log_scale_sharpens_with_agent_size():
+    torch.manual_seed(0)
+    plain = Attention(8, 4, uniform_start=False)
+    scaled = Attention(8, 4, uniform_start=False, log_scale=True)
+    scaled.load_state_dict(plain.state_dict())
+    s = _state([6])
+    ei, _ = plain(s)
+    torch.testing.assert_close(scaled.scores(s, ei), plain.scores(s, ei) * math.log(6))
+    dense = scaled.dense(s)[0]
+    _, w = scaled(s)
+    torch.testing.assert_close(dense[ei[1], ei[0]], w)
 
 
 def test_attention_top_k_picks_best():
@@ -249,3 +278,21 @@ def test_random_in_degree_experts_only_leaves_ports_out():
     n = 8
     dense_edges = {(int(x), int(y)) for x, y in zip(b * n + send, b * n + recv, strict=True)}
     assert dense_edges == {tuple(e) for e in ei.t().tolist()}
+
+
+def test_named_baselines_pin_their_aggregation():
+    from badger_graph import Agent, ExpertPolicy
+
+    with pytest.raises(ValueError, match="aggr='mean'"):
+        Agent(ExpertPolicy(8, 8, 8, 4, aggr="sum"), CommNet())
+    with pytest.raises(ValueError, match="aggr='weighted'"):
+        Agent(ExpertPolicy(8, 8, 8, 4, aggr="mean"), TarMAC(8))
+    s = _state([4, 3])
+    ei, w = CommNet()(s)
+    assert w is None
+    assert torch.equal(ei, FullyConnected()(s)[0])
+    ei, w = TarMAC(8)(s)  # every expert of the agent, itself included, softmax weights
+    assert ei.size(1) == 4 * 4 + 3 * 3
+    sums = torch.zeros(s.num_nodes).index_add_(0, ei[1], w)
+    torch.testing.assert_close(sums, torch.ones(s.num_nodes))
+    assert not torch.allclose(w, 1.0 / s.sizes[s.batch[ei[1]]].float())  # not uniform
