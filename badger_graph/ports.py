@@ -91,6 +91,10 @@ class AddressedPorts(nn.Module):
             :math:`\sum_e w_{ep} / (\sum_e w_{ep} + n / n_{\mathrm{ref}})`, no longer grows
             with the number of experts (it equals the default's at
             :math:`n = n_{\mathrm{ref}}`). (default: :obj:`None`: damping :math:`1`)
+        push (str, optional): ``"damped"``: the update above; ``"mean"``: a port moves by the
+            attention-weighted mean of the pushes, :math:`\sum_e w_{ep} v_e / \sum_e w_{ep}`
+            (mean-field: the same for any number of experts, and unchanged when every
+            expert is cloned). (default: ``"damped"``)
     """
 
     def __init__(
@@ -100,6 +104,7 @@ class AddressedPorts(nn.Module):
         temperature: float = 2.5,
         max_value: float = 1.5,
         reference_experts: int | None = None,
+        push: str = "damped",
     ) -> None:
         super().__init__()
         if not isinstance(address_channels, int) or address_channels < 1:
@@ -114,6 +119,14 @@ class AddressedPorts(nn.Module):
             raise ValueError(
                 f"reference_experts must be None or an int >= 1, got {reference_experts!r}"
             )
+        if push not in ("damped", "mean"):
+            raise ValueError(f"push must be 'damped' or 'mean', got {push!r}")
+        if push == "mean" and reference_experts is not None:
+            raise ValueError(
+                f"reference_experts={reference_experts} sets the damping of push='damped'; "
+                f"push='mean' has none"
+            )
+        self.push = push
         self.reference_experts = reference_experts
         self.hidden_channels = hidden_channels
         self.address_channels = address_channels
@@ -174,6 +187,10 @@ class AddressedPorts(nn.Module):
         v = torch.tanh(self.lin_value(state.h)).squeeze(-1)
         push = scatter(w * v[e], p, 0, dim_size=state.num_nodes, reduce="sum")
         mass = scatter(w, p, 0, dim_size=state.num_nodes, reduce="sum")
+        if self.push == "mean":  # weighted mean of the pushes; no expert pushing: no move
+            return (state.value + push / mass.clamp(min=1e-6)).clamp(
+                -self.max_value, self.max_value
+            )
         if self.reference_experts is None:
             damping = 1.0
         else:  # n / n_ref of each port's agent
@@ -191,5 +208,5 @@ class AddressedPorts(nn.Module):
         return (
             f"{self.__class__.__name__}(address={self.address_channels}, "
             f"temperature={self.temperature}, max_value={self.max_value}, "
-            f"reference_experts={self.reference_experts})"
+            f"reference_experts={self.reference_experts}, push={self.push!r})"
         )

@@ -15,7 +15,7 @@ Sections (each timed in this one run, so ratios compare like with like):
   load     Fig. 6 training batch with 1, 2 and auto threads, on an idle machine and with a
            second process keeping one core busy.
   topologies  training batch of 8-expert agents: fully connected, random out-degree 3,
-           learned attention top-3 (each rebuilt every step).
+           learned attention top-3 and softmax over all (each rebuilt every step).
   eval     evaluation of fully connected agents of 500 experts (the shipped Fig. 7
            checkpoint, d = 3, 20 steps): episodes per second on the dense and the sparse
            path, and a held-out sweep (d 21, 25, 30 x 20, 300, 500 experts, 500 episodes).
@@ -368,6 +368,7 @@ def topology_rows(quick: bool) -> list[dict]:
         ("fully connected", ExpertPolicy(), FullyConnected()),
         ("random out-degree 3, redrawn every step", ExpertPolicy(), RandomOutDegree(3, seed=0)),
         ("learned attention, top-3", ExpertPolicy(aggr="weighted"), Attention(HIDDEN, 16, top_k=3)),
+        ("learned attention, softmax over all", ExpertPolicy(aggr="weighted"), Attention(HIDDEN)),
     ]
     B = 32 if quick else 256
     rows = []

@@ -108,6 +108,8 @@ def test_curriculum_sets_ranges_and_fixed_addresses():
         (lambda: AddressedPorts(16, 0), "address_channels"),
         (lambda: AddressedPorts(16, 4, temperature=0), "temperature"),
         (lambda: AddressedPorts(16, 4, reference_experts=0), "reference_experts"),
+        (lambda: AddressedPorts(16, 4, push="sum"), "push must be"),
+        (lambda: AddressedPorts(16, 4, reference_experts=5, push="mean"), "reference_experts=5"),
     ],
 )
 def test_bad_input(build, match):
@@ -138,6 +140,28 @@ def test_reference_experts_scales_the_port_damping():
     want = (state.value + push / (mass + damping)).clamp(-1.5, 1.5)
     is_port = state.output_index >= 0
     torch.testing.assert_close(agent.ports.write(state, links)[is_port], want[is_port])
+
+
+def test_mean_push_is_the_same_when_every_expert_is_cloned():
+    """push='mean': a port moves by the weighted mean of the pushes, for any expert count."""
+    agent = _agent()
+    agent.ports.push = "mean"
+    addresses = random_addresses(1, 2, 4, torch.Generator().manual_seed(3))
+    small = agent.init_state([4], 2, addresses=addresses)
+    big = agent.init_state([8], 2, addresses=addresses)
+    h = torch.randn(4, 16, generator=torch.Generator().manual_seed(4))
+    small_h, big_h = small.h.clone(), big.h.clone()
+    small_h[small.is_expert] = h
+    big_h[big.is_expert] = h.repeat(2, 1)  # every expert twice
+    small, big = small.replace(h=small_h), big.replace(h=big_h)
+    one = agent.ports.write(small, agent.ports.links(small))[small.output_index >= 0]
+    two = agent.ports.write(big, agent.ports.links(big))[big.output_index >= 0]
+    torch.testing.assert_close(one, two)
+    agent.ports.push = "damped"  # the default's damping 1 does not have this property
+    three = agent.ports.write(big, agent.ports.links(big))[big.output_index >= 0]
+    assert not torch.allclose(
+        three, agent.ports.write(small, agent.ports.links(small))[small.output_index >= 0]
+    )
 
 
 def test_bad_addresses():
