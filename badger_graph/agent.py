@@ -37,7 +37,14 @@ def _check_result(result, episode: Episode, state: ExpertGraph) -> StepResult:
     if not isinstance(result, StepResult):
         raise ValueError(f"{name}.step must return a StepResult, got {type(result).__name__}")
     B, d = state.num_agents, state.num_outputs
-    for field, want in (("error", (B,)), ("feedback", (B,)), ("signal", (B, d))):
+    m = episode.num_inputs
+    if result.observation is not None and not bool(state.is_input.any()):
+        raise ValueError(
+            f"{name} returned an observation but the agent has no input nodes: the episode "
+            f"must declare num_inputs >= 1 (got {m!r}) and the state be built with them"
+        )
+    wants = (("error", (B,)), ("feedback", (B,)), ("signal", (B, d)), ("observation", (B, m)))
+    for field, want in wants:
         value = getattr(result, field)
         if value is None:
             if field == "error":
@@ -126,11 +133,13 @@ class Agent(nn.Module):
         generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
         addresses: Tensor | None = None,
+        num_inputs: int | Sequence[int] = 0,
     ) -> ExpertGraph:
         """Fresh state of a batch of agents (zero internal states).
 
         With addressed ports, ``addresses`` ``[B, d, A]`` fixes the port addresses; by
-        default fresh random ones are drawn from ``generator``.
+        default fresh random ones are drawn from ``generator``. ``num_inputs`` adds that
+        many input port nodes per agent (see :meth:`ExpertGraph.create`).
         """
         if self.ports is not None and addresses is None:
             B = num_agents if isinstance(num_experts, int) else len(num_experts)
@@ -147,6 +156,7 @@ class Agent(nn.Module):
             generator=generator,
             device=device if device is not None else self.readout.weight.device,
             addresses=addresses,
+            num_inputs=num_inputs,
         )
 
     def static_features(self, state: ExpertGraph, task: Task) -> dict[str, Tensor]:
@@ -206,6 +216,12 @@ class Agent(nn.Module):
             # experts read the current port values back into their signal input
             links = self.ports.links(state) if links is None else links
             signal = signal + self.ports.read(state, links)
+        if result.observation is not None:
+            if check:
+                _check_finite("task observation", result.observation, state.step)
+            inputs = state.is_input
+            index = state.input_index[inputs]
+            signal = signal.masked_scatter(inputs, result.observation[state.batch[inputs], index])
         cols["signal"] = signal
         cols["time"] = state.h.new_full((N,), time)
         x = torch.stack([cols[name] for name in FEATURES], dim=1)
@@ -347,6 +363,7 @@ class Agent(nn.Module):
         links = self.ports.links(state) if self.ports is not None else None
         owners = self.owners(state)
         if result is None:
+            episode.step_index = state.step
             result = _check_result(episode.first(), episode, state)
         actions, errors, records = [], [], []
         for _ in range(steps):
@@ -368,6 +385,7 @@ class Agent(nn.Module):
             action = self.read(state, owners)
             if rec is not None:
                 rec.action = action.detach()
+            episode.step_index = state.step - 1  # the step whose action is scored
             result = _check_result(episode.step(action), episode, state)
             actions.append(action)
             errors.append(result.error)

@@ -113,6 +113,7 @@ class EpisodeRunner:
             generator=g,
             device=device,
             addresses=addresses,
+            num_inputs=_inputs(episode),
         )
         return episode, state
 
@@ -166,3 +167,12 @@ class EpisodeRunner:
             growth=growth,
             generator=generator(seed, "identities"),
         )
+
+
+def _inputs(episode: Episode) -> int | list[int]:
+    """Input port nodes per agent that ``episode`` declares (``m``, or one per agent)."""
+    m = getattr(episode, "num_inputs", 0)
+    if not isinstance(m, int) or m < 0:
+        raise ValueError(f"{type(episode).__name__}.num_inputs must be an int >= 0, got {m!r}")
+    dims = getattr(episode, "input_dims", None)
+    return m if dims is None else [int(x) for x in dims.tolist()]

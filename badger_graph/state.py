@@ -123,6 +123,7 @@ class ExpertGraph:
         generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
         addresses: Tensor | None = None,
+        num_inputs: int | Sequence[int] = 0,
     ) -> ExpertGraph:
         """Build the initial state of a batch of agents.
 
@@ -143,6 +144,13 @@ class ExpertGraph:
             device (torch.device, optional): where the tensors live.
             addresses (torch.Tensor, optional): port addresses ``[B, d, A]`` (needs
                 ``output_ports``); the state then carries ``address`` and zero port values.
+            num_inputs (int or list of int, optional): input port nodes per agent (``m``,
+                the width of the task's observation; a list gives each agent its own ``m``).
+                They come after an agent's experts and output ports, have the role
+                :attr:`Role.INPUT`, show the observation in their ``signal`` input, and are
+                known by a random code in their identity columns (their address), never by
+                their index, so nothing depends on ``m`` or on the order of the inputs.
+                (default: :obj:`0`)
         """
         if isinstance(num_experts, int):
             if num_agents is None:
@@ -179,10 +187,21 @@ class ExpertGraph:
                 f"d experts; got an agent with {short[0][0]} experts and d={short[0][1]} "
                 f"(use output_ports)"
             )
+        if isinstance(num_inputs, int):
+            inputs = [num_inputs] * len(counts)
+        else:
+            inputs = [int(m) for m in num_inputs]
+            if len(inputs) != len(counts):
+                raise ValueError(
+                    f"num_inputs has {len(inputs)} entries but there are {len(counts)} agents"
+                )
+        if any(m < 0 for m in inputs):
+            raise ValueError(f"num_inputs (m) must be >= 0 for every agent, got {inputs}")
         device = torch.device(device) if device is not None else torch.device("cpu")
         n_exp = torch.tensor(counts, dtype=torch.long, device=device)
         n_out = torch.tensor(dims, dtype=torch.long, device=device)
-        sizes = n_exp + n_out if output_ports else n_exp
+        n_in = torch.tensor(inputs, dtype=torch.long, device=device)
+        sizes = (n_exp + n_out if output_ports else n_exp) + n_in
         B = len(counts)
         ptr = torch.zeros(B + 1, dtype=torch.long, device=device)
         ptr[1:] = torch.cumsum(sizes, 0)
@@ -190,14 +209,16 @@ class ExpertGraph:
         batch = torch.repeat_interleave(torch.arange(B, device=device), sizes)
         local = torch.arange(N, device=device) - ptr[batch]
         n_exp_node = n_exp[batch]
-        is_port = local >= n_exp_node
+        is_input = local >= sizes[batch] - n_in[batch]
+        is_port = (local >= n_exp_node) & ~is_input
         role = torch.where(
             is_port, torch.full_like(local, int(Role.OUTPUT)), torch.full_like(local, 0)
         )
+        role = role.masked_fill(is_input, int(Role.INPUT))
         if output_ports:
             output_index = torch.where(is_port, local - n_exp_node, torch.full_like(local, -1))
         else:
-            owns = local < n_out[batch]
+            owns = (local < n_out[batch]) & ~is_input
             output_index = torch.where(owns, local, torch.full_like(local, -1))
         ident = _make_identity(local, identity_channels, identity, generator, device)
         h = torch.zeros(N, hidden_channels, device=device)
@@ -216,6 +237,9 @@ class ExpertGraph:
             value = h.new_zeros(N)
             # a port is known by its address only: no index code that would tie it to d's order
             ident = ident.masked_fill(is_port.unsqueeze(1), 0.0)
+        if bool(is_input.any()):  # an input is known by a random code (its address)
+            code = torch.randn(int(is_input.sum()), identity_channels, generator=generator)
+            ident = ident.masked_scatter(is_input.unsqueeze(1), code.to(ident))
         return cls(
             h=h,
             batch=batch,
@@ -244,6 +268,24 @@ class ExpertGraph:
     def sizes(self) -> Tensor:
         """Number of nodes of each agent, ``[B]``."""
         return self.ptr[1:] - self.ptr[:-1]
+
+    @property
+    def is_input(self) -> Tensor:
+        """Boolean mask of input port nodes, ``[N]``."""
+        return self.role == int(Role.INPUT)
+
+    @property
+    def input_index(self) -> Tensor:
+        """Which observation column each input node shows (``-1`` for other nodes), ``[N]``.
+
+        The inputs of an agent are numbered in node order; growth and removal of experts
+        keep that order.
+        """
+        is_input = self.is_input.long()
+        before = torch.cumsum(is_input, 0) - is_input  # inputs before each node
+        first = before[self.ptr[:-1].clamp(max=max(self.num_nodes - 1, 0))]
+        index = before - first[self.batch]
+        return torch.where(is_input.bool(), index, torch.full_like(index, -1))
 
     @property
     def is_expert(self) -> Tensor:

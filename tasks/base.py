@@ -20,16 +20,23 @@ class StepResult:
             the nodes the task names in ``feedback_to``.
         signal (torch.Tensor, optional): per-output-dimension feedback, ``[B, d]``, written
             into the node that owns each output.
+        observation (torch.Tensor, optional): what the agents observe before their next
+            action, ``[B, m]``, one column per input port node (``m`` is the episode's
+            ``num_inputs``; columns beyond an agent's own ``m`` are padding and ignored).
     """
 
     error: Tensor
     feedback: Tensor | None = None
     signal: Tensor | None = None
+    observation: Tensor | None = None
 
     def detach(self) -> StepResult:
         """The same result with every tensor cut from the autograd graph."""
         return StepResult(
-            *(None if v is None else v.detach() for v in (self.error, self.feedback, self.signal))
+            *(
+                None if v is None else v.detach()
+                for v in (self.error, self.feedback, self.signal, self.observation)
+            )
         )
 
 
@@ -42,11 +49,20 @@ class Episode(ABC):
         dims (torch.Tensor, optional): ``[B]`` d of each agent when agents of one batch
             have different numbers of outputs (actions are padded to ``num_outputs``);
             ``None`` when all have ``num_outputs``.
+        num_inputs (int): m, the width of the observation (the largest m when it varies);
+            the agent gets one input port node per column. (default: :obj:`0`)
+        input_dims (torch.Tensor, optional): ``[B]`` m of each agent when it varies.
+        step_index (int): set by the agent before every call: ``0`` for :meth:`first`,
+            ``t`` when :meth:`step` scores the action of inner step ``t`` (0-based), so an
+            episode can change with time (e.g. a target that moves at a given step).
     """
 
     num_agents: int
     num_outputs: int
     dims: Tensor | None = None
+    num_inputs: int = 0
+    input_dims: Tensor | None = None
+    step_index: int = 0
 
     @abstractmethod
     def first(self) -> StepResult:
