@@ -231,7 +231,7 @@ class BadgerModule(pl.LightningModule):
         loss = objective_loss(life.errors, self.hparams.objective)
         if not loss.isfinite():
             raise NonFiniteError("loss", loss, step=self.global_step, where=f"{stage} batch")
-        self.log_errors(life.errors, loss, stage, B)
+        self.log_errors(life.errors, loss, stage, B, life)
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
@@ -242,8 +242,10 @@ class BadgerModule(pl.LightningModule):
         """Errors on fixed test episodes."""
         self.evaluate(batch, "test")
 
-    def log_errors(self, errors: Tensor, loss: Tensor, stage: str, B: int) -> None:
-        """Log loss, final and mean error (+ chance and the task's metrics in evaluation)."""
+    def log_errors(
+        self, errors: Tensor, loss: Tensor, stage: str, B: int, life: Lifetime | None = None
+    ) -> None:
+        """Log loss, final and mean error (+ chance and the task's metrics of ``life``)."""
         on_step = stage == "train"
         if on_step:
             self.check_divergence(float(errors[-1].detach().mean()))
@@ -254,8 +256,9 @@ class BadgerModule(pl.LightningModule):
         }
         if stage != "train":
             log[f"{stage}/chance"] = torch.tensor(self.task.chance_level(), device=self.device)
+        if stage != "train" and life is not None:
             for name, metric in self.task.metrics().items():
-                log[f"{stage}/{name}"] = metric(errors)
+                log[f"{stage}/{name}"] = torch.as_tensor(metric(life), device=self.device)
         sync = self._trainer is not None and self.trainer.world_size > 1  # mean over processes
         self.log_dict(log, on_step=on_step, on_epoch=not on_step, batch_size=B, sync_dist=sync)
         self.log(

@@ -4,7 +4,27 @@ Installed as ``badger_graph.tasks``; the source lives in the repository's top-le
 ``tasks/`` folder (next to ``badger_graph/``), one module per family.
 """
 
-from badger_graph.tasks.base import Episode, StepResult, Task
+from badger_graph.tasks.bandits import BernoulliBandits
+from badger_graph.tasks.base import Episode, StepResult, Task, play
+from badger_graph.tasks.classification import OnlineClassification
 from badger_graph.tasks.guessing_game import GuessingEpisode, GuessingGame, guessing_error
+from badger_graph.tasks.mixture import TaskMixture
+from badger_graph.tasks.moving_target import MovingTarget
+from badger_graph.tasks.optimization import HotColdOptimization
+from badger_graph.tasks.regression import OnlineRegression
 
-__all__ = ["Episode", "GuessingEpisode", "GuessingGame", "StepResult", "Task", "guessing_error"]
+__all__ = [
+    "BernoulliBandits",
+    "Episode",
+    "GuessingEpisode",
+    "GuessingGame",
+    "HotColdOptimization",
+    "MovingTarget",
+    "OnlineClassification",
+    "OnlineRegression",
+    "StepResult",
+    "Task",
+    "TaskMixture",
+    "guessing_error",
+    "play",
+]

@@ -5,9 +5,13 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from badger_graph.records import Lifetime
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,10 +139,40 @@ class Task(ABC):
         """
         return float("nan")
 
-    def metrics(self) -> dict[str, Callable[[Tensor], Tensor]]:
-        """Task-specific evaluation metrics: name → function of the ``[T, B]`` errors.
+    def metrics(self) -> dict[str, Callable[[Lifetime], Tensor]]:
+        """Task-specific evaluation metrics: name → function of a lifetime.
 
-        Validation and test log each as ``{stage}/{name}`` beside the generic
+        Each function gets the :class:`~badger_graph.Lifetime` (``errors`` ``[T, B]``,
+        ``actions`` ``[T, B, d]`` and the ``episode`` with its hidden parameters) and returns
+        a scalar. Validation and test log each as ``{stage}/{name}`` beside the generic
         ``final_error``, ``mean_error`` and ``chance``. (default: none)
         """
         return {}
+
+    def baselines(self) -> dict[str, Callable[[Episode, int], Tensor]]:
+        """Hand-written strategies to compare with: name → ``play(episode, steps)``.
+
+        Each plays ``steps`` steps of ``episode`` through the same :meth:`Episode.first` /
+        :meth:`Episode.step` protocol as an agent (see :func:`play`) and returns its errors
+        ``[T, B]``; given a fresh episode drawn from the same seed as the agent's, it faces
+        the same hidden parameters and random outcomes. (default: none)
+        """
+        return {}
+
+
+def play(episode: Episode, steps: int, act: Callable[[StepResult, int], Tensor]) -> Tensor:
+    """Run a hand-written strategy for ``steps`` steps; its errors ``[T, B]``.
+
+    ``act(result, t)`` gets the last :class:`StepResult` (the episode's ``first()`` at
+    ``t = 0``) and returns the action ``[B, d]`` of step ``t``.
+    """
+    episode.step_index = 0
+    result = episode.first()
+    errors = []
+    with torch.no_grad():
+        for t in range(steps):
+            action = act(result, t)
+            episode.step_index = t
+            result = episode.step(action)
+            errors.append(result.error)
+    return torch.stack(errors)

@@ -19,7 +19,8 @@ def guessing_error(action: Tensor, target: Tensor) -> Tensor:
 def _step_error(step: int):
     """Mean error of guess ``step`` (1-based; the last one for shorter lifetimes)."""
 
-    def metric(errors: Tensor) -> Tensor:
+    def metric(life) -> Tensor:
+        errors = life.errors
         return errors[min(step, errors.size(0)) - 1].mean()
 
     return metric

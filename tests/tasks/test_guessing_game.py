@@ -1,5 +1,7 @@
 """The guessing game (paper Fig. 6, 7, 9): errors, baselines, metrics, bad input."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -36,8 +38,11 @@ def test_task_declares_its_metrics():
     errors = torch.arange(20.0).unsqueeze(1).expand(20, 4)  # error t at step t (0-based)
     metrics = GuessingGame(3).metrics()
     assert set(metrics) == {"step5_error", "step6_error"}
-    assert float(metrics["step5_error"](errors)) == 4.0
-    assert float(metrics["step6_error"](errors[:3])) == 2.0  # short lifetime: the last step
+    life = SimpleNamespace(errors=errors)
+    assert float(metrics["step5_error"](life)) == 4.0
+    assert (
+        float(metrics["step6_error"](SimpleNamespace(errors=errors[:3]))) == 2.0
+    )  # short lifetime: the last step
 
 
 def test_base_task_defaults():

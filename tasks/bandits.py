@@ -1,0 +1,185 @@
+"""Bernoulli bandits: k arms (one output each), reward feedback, regret as the error."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from badger_graph.tasks.base import Episode, StepResult, Task, play
+from badger_graph.tasks.regression import input_range
+
+
+class BanditEpisode(Episode):
+    """B bandits with hidden success probabilities ``p`` ``[B, k]``."""
+
+    def __init__(self, p: Tensor, sharpness: float, seed: int, dims: Tensor | None) -> None:
+        self.p = p  # 0 for padded arms beyond an agent's k
+        self.sharpness = sharpness
+        self.num_agents, self.num_outputs = p.shape
+        self.dims = dims
+        cols = torch.arange(self.num_outputs, device=p.device)
+        k = dims if dims is not None else torch.full((self.num_agents,), self.num_outputs)
+        self.valid = cols < k.to(p.device).unsqueeze(1)
+        self.best = p.max(1).values
+        self._gen = torch.Generator().manual_seed(seed)
+
+    def policy(self, action: Tensor) -> Tensor:
+        """Arm probabilities ``softmax(sharpness · action)`` over each agent's arms."""
+        logits = (self.sharpness * action).masked_fill(~self.valid, float("-inf"))
+        return torch.softmax(logits, dim=1)
+
+    def first(self) -> StepResult:
+        """No arm pulled yet."""
+        zeros = self.p.new_zeros(self.num_agents)
+        return StepResult(error=zeros, feedback=zeros, signal=torch.zeros_like(self.p))
+
+    def step(self, action: Tensor) -> StepResult:
+        """Pull an arm drawn from the action's policy; the error is the expected regret."""
+        if action.shape != self.p.shape:
+            raise ValueError(
+                f"action must have shape {list(self.p.shape)} (agents × arms), "
+                f"got {list(action.shape)}"
+            )
+        pi = self.policy(action)
+        regret = self.best - (pi * self.p).sum(1)  # differentiable expected regret
+        # the same random numbers for every strategy: one uniform for the pick, one per arm
+        u = torch.rand(self.num_agents, generator=self._gen).to(pi.device)
+        v = torch.rand(self.num_agents, self.num_outputs, generator=self._gen).to(pi.device)
+        cdf = pi.detach().cumsum(1)
+        arm = (cdf < u.unsqueeze(1)).sum(1).clamp(max=self.num_outputs - 1)
+        arm = torch.minimum(arm, self.valid.sum(1) - 1)
+        reward = (
+            v.gather(1, arm.unsqueeze(1)).squeeze(1) < self.p.gather(1, arm.unsqueeze(1)).squeeze(1)
+        ).to(pi.dtype)
+        # the pulled arm's output node sees +1 (reward) or -1 (none); the others 0
+        signal = torch.zeros_like(self.p).scatter(
+            1, arm.unsqueeze(1), (2 * reward - 1).unsqueeze(1)
+        )
+        self.arm, self.reward = arm, reward
+        return StepResult(error=regret, feedback=reward, signal=signal)
+
+
+def cumulative_regret(life) -> Tensor:
+    """Sum of the expected per-step regrets over the lifetime, mean over agents."""
+    return life.errors.sum(0).mean()
+
+
+class BernoulliBandits(Task):
+    r"""k-armed Bernoulli bandits: every arm is one output of the agent.
+
+    Each episode draws arm success probabilities uniform in :math:`[0, 1]`. An action
+    :math:`a \in \mathbb R^k` is played as the policy :math:`\pi = \mathrm{softmax}(\beta a)`:
+    an arm is drawn from it and pays 1 with its probability. The scalar feedback is the
+    reward; the pulled arm's output node sees +1 / -1 (paid / not), the others 0. The error
+    of a step is the expected regret :math:`\max_i p_i - \pi^\top p` (differentiable);
+    its sum over the lifetime is the cumulative regret (metric ``cumulative_regret``).
+
+    Args:
+        num_arms (int or list of two ints, optional): ``k``, or ``[low, high]`` drawn per
+            agent (outputs beyond an agent's ``k`` are ignored). (default: :obj:`3`)
+        sharpness (float, optional): :math:`\beta`. (default: :obj:`5.0`)
+        feedback_to (list of int or "all", optional): experts that get the reward.
+            (default: ``"all"``)
+    """
+
+    def __init__(
+        self,
+        num_arms: int | Sequence[int] = 3,
+        sharpness: float = 5.0,
+        feedback_to: Sequence[int] | str = "all",
+    ) -> None:
+        super().__init__(feedback_to)
+        self.num_arms = input_range("num_arms (k)", num_arms, low=2)
+        self.num_outputs = self.num_arms[1]
+        if sharpness <= 0:
+            raise ValueError(f"sharpness must be > 0, got {sharpness}")
+        self.sharpness = float(sharpness)
+
+    def reset(
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        num_outputs: int | None = None,
+        device: torch.device | str | None = None,
+    ) -> BanditEpisode:
+        """Draw arm probabilities (and ``k`` per agent when it is a range)."""
+        if batch_size < 0:
+            raise ValueError(f"batch_size must be >= 0, got {batch_size}")
+        lo, hi = self.num_arms if num_outputs is None else (num_outputs, num_outputs)
+        if lo < 2:
+            raise ValueError(f"a bandit needs k >= 2 arms, got {lo}")
+        dims = torch.randint(lo, hi + 1, (batch_size,), generator=generator) if lo != hi else None
+        p = torch.rand(batch_size, hi, generator=generator)
+        if dims is not None:
+            p = p * (torch.arange(hi) < dims.unsqueeze(1))
+        seed = int(torch.randint(2**62, (1,), generator=generator))
+        return BanditEpisode(
+            p.to(device), self.sharpness, seed, None if dims is None else dims.to(device)
+        )
+
+    def chance_level(self, num_outputs: int | None = None) -> float:
+        """Expected regret of pulling uniformly at random: E[max p] - 1/2 = k/(k+1) - 1/2."""
+        k = self.num_arms[1] if num_outputs is None else num_outputs
+        return k / (k + 1) - 0.5
+
+    def metrics(self) -> dict:
+        """Cumulative regret over the lifetime."""
+        return {"cumulative_regret": cumulative_regret}
+
+    def baselines(self) -> dict:
+        """UCB1 and Thompson sampling (Beta(1, 1) prior) on the same episodes."""
+        return {"ucb1": ucb1, "thompson": thompson}
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(k={list(self.num_arms)}, sharpness={self.sharpness})"
+
+
+def _counting(choose):
+    """A strategy that counts pulls and rewards per arm and picks one arm per step."""
+    state: dict = {}
+
+    def act(result: StepResult, t: int) -> Tensor:
+        B, k = result.signal.shape
+        if t == 0:
+            state["n"] = result.signal.new_zeros(B, k)
+            state["s"] = result.signal.new_zeros(B, k)
+        else:
+            pulled = result.signal != 0
+            state["n"] += pulled.to(state["n"].dtype)
+            state["s"] += (result.signal > 0).to(state["s"].dtype)
+        arm = choose(state["n"], state["s"], t)
+        # a one-hot action this large makes the softmax policy pull that arm surely
+        return torch.nn.functional.one_hot(arm, k).to(result.signal.dtype) * 100.0
+
+    return act
+
+
+def _ucb_choice(valid):
+    def choose(n: Tensor, s: Tensor, t: int) -> Tensor:
+        bonus = torch.sqrt(2 * math.log(max(t, 1)) / n.clamp(min=1))
+        score = torch.where(n > 0, s / n.clamp(min=1) + bonus, torch.full_like(n, float("inf")))
+        score = score.masked_fill(~valid, float("-inf"))
+        return score.argmax(1)
+
+    return choose
+
+
+def ucb1(episode: BanditEpisode, steps: int) -> Tensor:
+    """UCB1 (Auer et al., 2002): every arm once, then the highest upper confidence bound."""
+    return play(episode, steps, _counting(_ucb_choice(episode.valid)))
+
+
+def thompson(episode: BanditEpisode, steps: int, seed: int = 2**31 - 1) -> Tensor:
+    """Thompson sampling with Beta(1, 1) priors (its own seeded sampler)."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def choose(n: Tensor, s: Tensor, t: int) -> Tensor:
+        a = torch._standard_gamma((s + 1).cpu(), generator=gen)
+        b = torch._standard_gamma((n - s + 1).cpu(), generator=gen)
+        draw = (a / (a + b)).to(n.device).masked_fill(~episode.valid, float("-inf"))
+        return draw.argmax(1)
+
+    return play(episode, steps, _counting(choose))

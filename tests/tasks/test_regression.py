@@ -1,0 +1,60 @@
+import pytest
+import torch
+
+from badger_graph import Agent, ExpertPolicy
+from badger_graph.tasks import OnlineRegression
+from badger_graph.tasks.regression import lms, rls
+from badger_graph.topologies import FullyConnected
+
+
+def _episode(B=4000, seed=0, m=3):
+    return OnlineRegression(m).reset(B, torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"num_inputs": 0}, "num_inputs"),
+        ({"num_inputs": [3, 2]}, "num_inputs"),
+        ({"noise": -1.0}, "noise"),
+    ],
+)
+def test_bad_input(kw, match):
+    with pytest.raises(ValueError, match=match):
+        OnlineRegression(**kw)
+
+
+def test_chance_level_and_observations():
+    ep = _episode()
+    x = ep.first().observation
+    assert x.shape == (4000, 3)
+    r = ep.step(torch.zeros(4000, 1))
+    assert abs(float(r.error.mean()) - 1.0) < 0.06
+    assert not torch.equal(r.observation, x)  # a fresh input every step
+    with pytest.raises(ValueError, match=r"action must have shape \[4000, 1\]"):
+        ep.step(torch.zeros(4000, 2))
+
+
+def test_same_seed_same_inputs_for_agent_and_baselines():
+    a, b = _episode(B=5), _episode(B=5)
+    assert torch.equal(a.first().observation, b.first().observation)
+    assert torch.equal(a.step(torch.ones(5, 1)).observation, b.step(torch.zeros(5, 1)).observation)
+
+
+def test_rls_reaches_the_noise_floor_and_beats_lms():
+    e_rls, e_lms = rls(_episode(), 20).mean(1), lms(_episode(), 20).mean(1)
+    floor = 0.01 / 1.01
+    assert e_rls[10] < 2 * floor
+    assert e_lms[10] > e_rls[10]
+
+
+def test_input_width_varies_per_agent_and_the_agent_runs():
+    task = OnlineRegression([1, 10])
+    ep = task.reset(64, torch.Generator().manual_seed(2))
+    assert ep.num_inputs == 10
+    assert ep.input_dims.min() >= 1
+    assert (ep.first().observation[ep.mask == 0] == 0).all()
+    agent = Agent(ExpertPolicy(16, 8, 8, 4), FullyConnected())
+    state = agent.init_state(4, 1, num_agents=64, num_inputs=ep.input_dims.tolist())
+    life = agent(task, ep, state, 3)
+    assert torch.isfinite(life.errors).all()
