@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 #: purposes of episode seeds: training, evaluation and the commands' default episodes
-PURPOSES = ("train", "val", "test", "rollout", "analyze", "sweep")
+PURPOSES = ("train", "val", "test", "rollout", "analyze", "sweep", "compare")
 #: the random draws made from one episode seed, each from its own stream
 STREAMS = ("episodes", "identities", "growth", "topology", "addresses", "es")
 

@@ -1,0 +1,149 @@
+"""Trained agents against their task's baselines on the same fresh episodes.
+
+For every task family (one config each) the agent trained by that config and each of the
+task's baselines play the same episodes (drawn from seeds training never used: purpose
+"compare"); prints one table row per family and strategy. Needs the checkpoints
+``runs/<config>/checkpoints/best.ckpt`` (``--runs`` to look elsewhere).
+
+    python benchmarks/tasks.py [--episodes 2000] [--families regression,bandits]
+    python benchmarks/tasks.py --families regression --inputs 1,2,3,4,6,8,10
+
+``--inputs`` also evaluates the regression agent with m = each value (trained with 2..4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import torch
+
+from badger_graph.cli import build_from_config
+from badger_graph.seeds import episode_seed
+
+ROOT = Path(__file__).parents[1]
+FAMILIES = {
+    "moving_target": "task_moving_target",
+    "optimization": "task_optimization",
+    "bandits": "task_bandits",
+    "regression": "task_regression",
+    "classification": "task_classification",
+}
+#: the number each family is judged by (name, function of the errors [T, B])
+SCORES = {
+    "moving_target": ("error in the 5 steps after the jump", None),
+    "optimization": ("final error f(x_T)", lambda e: e[-1].mean()),
+    "bandits": ("cumulative regret over T", lambda e: e.sum(0).mean()),
+    "regression": ("error after 10 observations", lambda e: e[10].mean()),
+    "classification": ("mean cross-entropy / log c", lambda e: e.mean()),
+}
+
+
+def _after_jump(errors: torch.Tensor, jump: torch.Tensor) -> torch.Tensor:
+    steps = torch.arange(errors.size(0)).unsqueeze(1)
+    window = (steps >= jump) & (steps < jump + 5)
+    return (errors * window).sum() / window.sum()
+
+
+def compare(family: str, runs: Path, episodes: int, batch: int = 500) -> list[dict]:
+    """Rows (strategy, score, final error, mean error) of one family."""
+    config = ROOT / "configs" / f"{FAMILIES[family]}.yaml"
+    ckpt = runs / FAMILIES[family] / "checkpoints" / "best.ckpt"
+    model = build_from_config(str(config), str(ckpt))
+    runner = model.runner
+    errors: dict[str, list] = {"agent": []}
+    jumps = []
+    with torch.no_grad():
+        for i in range(math.ceil(episodes / batch)):
+            seed = episode_seed("compare", i)
+            life = runner.run(seed, batch)
+            errors["agent"].append(life.errors.cpu())
+            if family == "moving_target":
+                jumps.append(life.episode.jump.cpu())
+            for name, e in runner.baselines(seed, batch).items():
+                errors.setdefault(name, []).append(e)
+    rows = []
+    label, score = SCORES[family]
+    for name, parts in errors.items():
+        e = torch.cat(parts, 1)
+        value = _after_jump(e, torch.cat(jumps)) if family == "moving_target" else score(e)
+        rows.append(
+            {
+                "family": family,
+                "strategy": name,
+                "score": label,
+                "value": float(value),
+                "final_error": float(e[-1].mean()),
+                "mean_error": float(e.mean()),
+            }
+        )
+    return rows
+
+
+def regression_inputs(runs: Path, inputs: list[int], episodes: int) -> list[dict]:
+    """The regression agent (trained with m = 2..4) and RLS at each m."""
+    from badger_graph.tasks import OnlineRegression
+
+    config = ROOT / "configs" / f"{FAMILIES['regression']}.yaml"
+    model = build_from_config(
+        str(config), str(runs / FAMILIES["regression"] / "checkpoints" / "best.ckpt")
+    )
+    runner = model.runner
+    rows = []
+    for m in inputs:
+        runner.task = OnlineRegression(m, noise=runner.task.noise)
+        with torch.no_grad():
+            seed = episode_seed("compare", 10_000 + m)
+            agent = runner.run(seed, episodes).errors
+            base = runner.baselines(seed, episodes)
+        rows.append(
+            {
+                "m": m,
+                "agent_step10": float(agent[10].mean()),
+                "rls_step10": float(base["rls"][10].mean()),
+                "lms_step10": float(base["lms"][10].mean()),
+                "agent_final": float(agent[-1].mean()),
+                "rls_final": float(base["rls"][-1].mean()),
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--episodes", type=int, default=2000)
+    p.add_argument("--families", default=",".join(FAMILIES))
+    p.add_argument("--runs", default=str(ROOT / "runs"))
+    p.add_argument("--inputs", default=None, help="m values for the regression agent")
+    a = p.parse_args()
+    families = [f for f in a.families.split(",") if f]
+    bad = [f for f in families if f not in FAMILIES]
+    if bad:
+        p.error(f"unknown families {bad}; choose from {sorted(FAMILIES)}")
+    if a.episodes < 1:
+        p.error(f"--episodes must be >= 1, got {a.episodes}")
+    print(f"{a.episodes} fresh episodes per family (seeds 'compare'), T from each config")
+    print("| family | strategy | score | value | final error | mean error |")
+    print("|---|---|---|---|---|---|")
+    for family in families:
+        for r in compare(family, Path(a.runs), a.episodes):
+            print(
+                f"| {r['family']} | {r['strategy']} | {r['score']} | {r['value']:.4f} | "
+                f"{r['final_error']:.4f} | {r['mean_error']:.4f} |"
+            )
+    if a.inputs:
+        ms = [int(x) for x in a.inputs.split(",")]
+        print(
+            "\n| m | agent, step 10 | RLS, step 10 | LMS, step 10 | agent, step 20 | RLS, step 20 |"
+        )
+        print("|---|---|---|---|---|---|")
+        for r in regression_inputs(Path(a.runs), ms, a.episodes):
+            print(
+                f"| {r['m']} | {r['agent_step10']:.4f} | {r['rls_step10']:.4f} | "
+                f"{r['lms_step10']:.4f} | {r['agent_final']:.4f} | {r['rls_final']:.4f} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
