@@ -387,6 +387,48 @@ def analyze_main(argv: list[str]) -> None:
         print(f"final error, {r['label']}: {r['final_error']:.5f}")
 
 
+def matrix_main(argv: list[str]) -> None:
+    """``badger matrix``: trained models × task families, errors relative to baselines."""
+    from badger_graph.matrix import default_families, evaluate, write_csv
+    from badger_graph.plots import plot_matrix
+
+    families = default_families()
+    p = argparse.ArgumentParser(prog="badger matrix", description=matrix_main.__doc__)
+    p.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="NAME=CONFIG:CKPT",
+        help="a trained model (repeat the flag for more rows)",
+    )
+    p.add_argument("--families", default=",".join(families), help="test families")
+    p.add_argument("--episodes", type=int, default=1000)
+    p.add_argument("--out", default="matrix", help="folder for matrix.csv and matrix.png")
+    a = p.parse_args(argv)
+    _at_least(p, a, episodes=1)
+    chosen = [f for f in a.families.split(",") if f]
+    bad = [f for f in chosen if f not in families]
+    if bad or not chosen:
+        p.error(f"--families: unknown {bad or chosen}; choose from {','.join(families)}")
+    rows = []
+    for spec in a.model:
+        name, sep, rest = spec.partition("=")
+        config, sep2, ckpt = rest.rpartition(":")
+        if not (sep and sep2 and name and config and ckpt):
+            p.error(f"--model must look like NAME=CONFIG:CKPT, got {spec!r}")
+        runner = build_from_config(config, ckpt).runner
+        for r in evaluate(runner, {f: families[f] for f in chosen}, a.episodes):
+            rows.append({"trained_on": name, **r})
+            print(
+                f"{name:>20} -> {r['family']:<15} agent {r['agent']:.4f}  "
+                f"{r['best_baseline']} {r['baseline']:.4f}  ratio {r['relative']:.2f}"
+            )
+    out = Path(a.out)
+    write_csv(rows, out / "matrix.csv")
+    plot_matrix(rows, out / "matrix.png")
+    print(f"wrote {out}/matrix.csv and {out}/matrix.png")
+
+
 def cli_main(args: ArgsType = None) -> None:
     """Entry point of the ``badger`` console script (``args=None`` reads ``sys.argv``)."""
     argv = list(sys.argv[1:] if args is None else args) if not isinstance(args, dict) else None
@@ -395,6 +437,9 @@ def cli_main(args: ArgsType = None) -> None:
         return
     if argv and argv[0] == "sweep":
         sweep_main(argv[1:])
+        return
+    if argv and argv[0] == "matrix":
+        matrix_main(argv[1:])
         return
     if argv and argv[0] == "analyze":
         analyze_main(argv[1:])

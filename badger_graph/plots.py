@@ -160,3 +160,25 @@ def plot_growth(rows: list[dict], out: str | Path) -> Path:
     ax.set_ylabel("mean error")
     ax.legend(fontsize=8)
     return _save(fig, out)
+
+
+def plot_matrix(rows: list[dict], out: str | Path) -> Path:
+    """Heat map trained-on × tested-on of the error relative to the best baseline (log)."""
+    import numpy as np
+
+    models = list(dict.fromkeys(r["trained_on"] for r in rows))
+    families = list(dict.fromkeys(r["family"] for r in rows))
+    data = np.full((len(models), len(families)), np.nan)
+    for r in rows:
+        data[models.index(r["trained_on"]), families.index(r["family"])] = r["relative"]
+    fig, ax = plt.subplots(figsize=(1.4 * len(families) + 2.5, 0.6 * len(models) + 1.8))
+    im = ax.imshow(np.log2(data), cmap="RdYlGn_r", vmin=-3, vmax=3, aspect="auto")
+    for i in range(len(models)):
+        for j in range(len(families)):
+            ax.text(j, i, f"{data[i, j]:.2f}", ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(len(families)), families, rotation=30, ha="right")
+    ax.set_yticks(range(len(models)), models)
+    ax.set_xlabel("tested on")
+    ax.set_ylabel("trained on")
+    fig.colorbar(im, ax=ax, label="log2(agent error / best baseline error)")
+    return _save(fig, out)

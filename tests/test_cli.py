@@ -285,3 +285,27 @@ def test_best_checkpoint_follows_the_objective(tmp_path, monkeypatch):
     rows = [r for r in csv.DictReader(log.open()) if r.get("val/loss")]
     assert rows
     assert all(float(r["val/loss"]) == float(r["val/mean_error"]) for r in rows)
+
+
+def test_matrix_from_the_command_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    ckpt = _tiny_fit(tmp_path, "task_mixture.yaml", 2)
+    model = f"mix={_cfg('task_mixture.yaml')}:{ckpt}"
+    families = "guessing,bandits,regression"
+    cli_main(["matrix", "--model", model, "--families", families, "--episodes", "8", "--out", "m"])
+    lines = (tmp_path / "m/matrix.csv").read_text().splitlines()
+    assert lines[0] == "trained_on,family,agent,best_baseline,baseline,relative,chance"
+    assert [row.split(",")[:2] for row in lines[1:]] == [
+        ["mix", "guessing"],
+        ["mix", "bandits"],
+        ["mix", "regression"],
+    ]
+    assert (tmp_path / "m/matrix.png").stat().st_size > 5000
+    for argv, match in (
+        (["--model", "no-separator"], "NAME=CONFIG:CKPT"),
+        (["--model", model, "--families", "chess"], "chess"),
+        (["--model", model, "--episodes", "0"], "--episodes must be >= 1"),
+    ):
+        with pytest.raises(SystemExit):
+            cli_main(["matrix", *argv])
+        assert match in capsys.readouterr().err
