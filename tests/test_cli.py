@@ -309,3 +309,23 @@ def test_matrix_from_the_command_line(tmp_path, monkeypatch, capsys):
         with pytest.raises(SystemExit):
             cli_main(["matrix", *argv])
         assert match in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("config", "metric"),
+    [
+        ("task_bandits.yaml", "val/cumulative_regret"),
+        ("task_moving_target.yaml", "val/after_jump_error"),
+        ("task_classification.yaml", "val/late_accuracy"),
+    ],
+)
+def test_task_metrics_are_logged(config, metric, tmp_path, monkeypatch):
+    import csv
+
+    monkeypatch.chdir(tmp_path)
+    _tiny_fit(tmp_path, config, 2)
+    name = config.removesuffix(".yaml")
+    log = tmp_path / f"runs/{name}/logs/version_0/metrics.csv"
+    rows = [r for r in csv.DictReader(log.open()) if r.get(metric)]
+    assert rows
+    assert all(float(r[metric]) >= 0 for r in rows)
