@@ -5,8 +5,8 @@ task's baselines play the same episodes (drawn from seeds training never used: p
 "compare"); prints one table row per family and strategy. Needs the checkpoints
 ``runs/<config>/checkpoints/best.ckpt`` (``--runs`` to look elsewhere).
 
-    python benchmarks/tasks.py [--episodes 2000] [--families regression,bandits]
-    python benchmarks/tasks.py --families regression --inputs 1,2,3,4,6,8,10
+    python benchmarks/task_baselines.py [--episodes 2000] [--families regression,bandits]
+    python benchmarks/task_baselines.py --families regression --inputs 1,2,3,4,6,8,10
 
 ``--inputs`` also evaluates the regression agent with m = each value (trained with 2..4).
 """
