@@ -18,18 +18,12 @@ from badger_graph.tasks import (
     OnlineRegression,
     Task,
 )
-from badger_graph.tasks.moving_target import probe_and_solve
 
 
 def default_families() -> dict[str, Task]:
     """The six test families (error to every expert, d and k at most 3)."""
-
-    class _Guessing(GuessingGame):
-        def baselines(self) -> dict:
-            return {"probe_and_solve": probe_and_solve}
-
     return {
-        "guessing": _Guessing(3, feedback_to="all"),
+        "guessing": GuessingGame(3, feedback_to="all"),
         "moving_target": MovingTarget(3),
         "optimization": HotColdOptimization(3),
         "bandits": BernoulliBandits(3),

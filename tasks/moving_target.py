@@ -111,58 +111,10 @@ class MovingTarget(GuessingGame):
 
     def baselines(self) -> dict:
         """Probe-and-solve (re-probes when its solved guess stops scoring 0) and stale."""
-        return {"probe_and_solve": probe_and_solve, "stale": stale}
+        return {**super().baselines(), "stale": stale}
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(d={self.num_outputs}, jump={list(self.jump)})"
-
-
-def _solver(d: int, tol: float = 1e-6):
-    r"""Probe-and-solve from the scalar error alone, re-probing when the error reappears.
-
-    The error of a guess :math:`a` is :math:`f(a) = \frac3d \sum_i (a_i - t_i)^2`: guess
-    0, then each unit vector :math:`e_i`; :math:`t_i = (1 - \frac d3 (f(e_i) - f(0)))/2`
-    gives the target exactly after :math:`d + 1` guesses. When the solved guess scores
-    above ``tol`` again the target has moved, and it probes anew.
-    """
-    state = {"probe": 0, "f0": None, "solved": None, "target": None}
-
-    def act(result: StepResult, t: int) -> Tensor:
-        B = result.error.size(0)
-        f = result.feedback
-        if state["target"] is None:
-            state["target"] = f.new_zeros(B, d)
-            state["solved"] = torch.zeros(B, dtype=torch.bool, device=f.device)
-            state["probe"] = torch.zeros(B, dtype=torch.long, device=f.device)
-            state["f0"] = f.new_zeros(B)
-            return f.new_zeros(B, d)
-        probe, target = state["probe"], state["target"]
-        # agents that were probing: record what the last probe said
-        moved = state["solved"] & (f > tol)
-        state["solved"] &= ~moved
-        probe[moved] = 0
-        rows = (~state["solved"]) & ~moved
-        first = rows & (probe == 0)
-        state["f0"] = torch.where(first, f, state["f0"])
-        later = rows & (probe > 0)
-        i = (probe - 1).clamp(min=0)
-        value = (1 - (f - state["f0"]) * d / 3) / 2
-        target[later, i[later]] = value[later]
-        probe[rows] += 1
-        done = rows & (probe > d)
-        state["solved"] |= done
-        action = f.new_zeros(B, d)
-        probing = ~state["solved"] & ~moved & (probe >= 1) & (probe <= d)
-        action[probing, probe[probing] - 1] = 1.0
-        action[state["solved"]] = target[state["solved"]]
-        return action
-
-    return act
-
-
-def probe_and_solve(episode: Episode, steps: int) -> Tensor:
-    """Errors ``[T, B]`` of the probe-and-solve strategy on ``episode``."""
-    return play(episode, steps, _solver(episode.num_outputs))
 
 
 def stale(episode: MovingTargetEpisode, steps: int) -> Tensor:

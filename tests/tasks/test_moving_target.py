@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from badger_graph.tasks import MovingTarget
-from badger_graph.tasks.moving_target import after_jump_error, probe_and_solve, stale
+from badger_graph.tasks.guessing_game import probe_and_solve
+from badger_graph.tasks.moving_target import after_jump_error, stale
 
 
 def _episode(B=4000, seed=0, **kw):
