@@ -16,11 +16,13 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
 from badger_graph.cli import build_from_config
 from badger_graph.seeds import episode_seed
+from badger_graph.tasks.moving_target import after_jump_error
 
 ROOT = Path(__file__).parents[1]
 FAMILIES = {
@@ -30,20 +32,20 @@ FAMILIES = {
     "regression": "task_regression",
     "classification": "task_classification",
 }
-#: the number each family is judged by (name, function of the errors [T, B])
+#: the number each family is judged by: (name, function of the errors [T, B] and, for the
+#: moving target, the jump steps [B])
 SCORES = {
-    "moving_target": ("error in the 5 steps after the jump", None),
-    "optimization": ("final error f(x_T)", lambda e: e[-1].mean()),
-    "bandits": ("cumulative regret over T", lambda e: e.sum(0).mean()),
-    "regression": ("error after 10 observations", lambda e: e[10].mean()),
-    "classification": ("mean cross-entropy / log c", lambda e: e.mean()),
+    "moving_target": (
+        "error in the 5 steps after the jump",
+        lambda e, jump: after_jump_error(
+            SimpleNamespace(errors=e, episode=SimpleNamespace(jump=jump))
+        ),
+    ),
+    "optimization": ("final error f(x_T)", lambda e, jump: e[-1].mean()),
+    "bandits": ("cumulative regret over T", lambda e, jump: e.sum(0).mean()),
+    "regression": ("error after 10 observations", lambda e, jump: e[10].mean()),
+    "classification": ("mean cross-entropy / log c", lambda e, jump: e.mean()),
 }
-
-
-def _after_jump(errors: torch.Tensor, jump: torch.Tensor) -> torch.Tensor:
-    steps = torch.arange(errors.size(0)).unsqueeze(1)
-    window = (steps >= jump) & (steps < jump + 5)
-    return (errors * window).sum() / window.sum()
 
 
 def compare(family: str, runs: Path, episodes: int, batch: int = 500) -> list[dict]:
@@ -67,7 +69,7 @@ def compare(family: str, runs: Path, episodes: int, batch: int = 500) -> list[di
     label, score = SCORES[family]
     for name, parts in errors.items():
         e = torch.cat(parts, 1)
-        value = _after_jump(e, torch.cat(jumps)) if family == "moving_target" else score(e)
+        value = score(e, torch.cat(jumps) if jumps else None)
         rows.append(
             {
                 "family": family,
