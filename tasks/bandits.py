@@ -8,14 +8,23 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from badger_graph.tasks.base import Episode, StepResult, Task, play
+from badger_graph.tasks.base import (
+    Episode,
+    StepResult,
+    Task,
+    check_batch_size,
+    outcome_generator,
+    play,
+)
 from badger_graph.tasks.regression import input_range
 
 
 class BanditEpisode(Episode):
     """B bandits with hidden success probabilities ``p`` ``[B, k]``."""
 
-    def __init__(self, p: Tensor, sharpness: float, seed: int, dims: Tensor | None) -> None:
+    def __init__(
+        self, p: Tensor, sharpness: float, outcomes: torch.Generator, dims: Tensor | None
+    ) -> None:
         self.p = p  # 0 for padded arms beyond an agent's k
         self.sharpness = sharpness
         self.num_agents, self.num_outputs = p.shape
@@ -24,7 +33,7 @@ class BanditEpisode(Episode):
         k = dims if dims is not None else torch.full((self.num_agents,), self.num_outputs)
         self.valid = cols < k.to(p.device).unsqueeze(1)
         self.best = p.max(1).values
-        self._gen = torch.Generator().manual_seed(seed)
+        self._gen = outcomes
 
     def policy(self, action: Tensor) -> Tensor:
         """Arm probabilities ``softmax(sharpness · action)`` over each agent's arms."""
@@ -106,8 +115,7 @@ class BernoulliBandits(Task):
         device: torch.device | str | None = None,
     ) -> BanditEpisode:
         """Draw arm probabilities (and ``k`` per agent when it is a range)."""
-        if batch_size < 0:
-            raise ValueError(f"batch_size must be >= 0, got {batch_size}")
+        check_batch_size(batch_size)
         lo, hi = self.num_arms if num_outputs is None else (num_outputs, num_outputs)
         if lo < 2:
             raise ValueError(f"a bandit needs k >= 2 arms, got {lo}")
@@ -115,9 +123,9 @@ class BernoulliBandits(Task):
         p = torch.rand(batch_size, hi, generator=generator)
         if dims is not None:
             p = p * (torch.arange(hi) < dims.unsqueeze(1))
-        seed = int(torch.randint(2**62, (1,), generator=generator))
+        outcomes = outcome_generator(generator)
         return BanditEpisode(
-            p.to(device), self.sharpness, seed, None if dims is None else dims.to(device)
+            p.to(device), self.sharpness, outcomes, None if dims is None else dims.to(device)
         )
 
     def chance_level(self, num_outputs: int | None = None) -> float:

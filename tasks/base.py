@@ -176,3 +176,19 @@ def play(episode: Episode, steps: int, act: Callable[[StepResult, int], Tensor])
             result = episode.step(action)
             errors.append(result.error)
     return torch.stack(errors)
+
+
+def outcome_generator(generator: torch.Generator | None) -> torch.Generator:
+    """A private CPU generator for an episode's step-by-step random draws.
+
+    Seeded from the batch's ``generator``, so the agent and every baseline that replays the
+    same seed see the same outcomes (inputs, rewards, labels) whatever they do.
+    """
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    return torch.Generator().manual_seed(seed)
+
+
+def check_batch_size(batch_size: int) -> None:
+    """Refuse a negative number of episodes, naming it."""
+    if batch_size < 0:
+        raise ValueError(f"batch_size must be >= 0, got {batch_size}")

@@ -8,18 +8,25 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from badger_graph.tasks.base import Episode, StepResult, Task, play
+from badger_graph.tasks.base import (
+    Episode,
+    StepResult,
+    Task,
+    check_batch_size,
+    outcome_generator,
+    play,
+)
 from badger_graph.tasks.regression import input_range
 
 
 class ClassificationEpisode(Episode):
     """B problems: ``c`` class means ``[B, c, m]``; every step one labelled point."""
 
-    def __init__(self, means: Tensor, spread: float, seed: int) -> None:
+    def __init__(self, means: Tensor, spread: float, outcomes: torch.Generator) -> None:
         self.means = means
         self.spread = spread
         self.num_agents, self.num_outputs, self.num_inputs = means.shape
-        self._gen = torch.Generator().manual_seed(seed)
+        self._gen = outcomes
         self.x, self.y = self._draw()
         #: the label of every scored step, in order
         self.labels: list[Tensor] = []
@@ -100,11 +107,10 @@ class OnlineClassification(Task):
         c = self.num_outputs if num_outputs is None else num_outputs
         if not isinstance(c, int) or c < 2:
             raise ValueError(f"num_outputs (classes) must be an int >= 2, got {c!r}")
-        if batch_size < 0:
-            raise ValueError(f"batch_size must be >= 0, got {batch_size}")
+        check_batch_size(batch_size)
         means = torch.randn(batch_size, c, self.num_inputs, generator=generator)
-        seed = int(torch.randint(2**62, (1,), generator=generator))
-        return ClassificationEpisode(means.to(device), self.spread, seed)
+        outcomes = outcome_generator(generator)
+        return ClassificationEpisode(means.to(device), self.spread, outcomes)
 
     def chance_level(self, num_outputs: int | None = None) -> float:
         """Uniform scores: 1."""

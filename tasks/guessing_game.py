@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from badger_graph.tasks.base import Episode, StepResult, Task, play
+from badger_graph.tasks.base import Episode, StepResult, Task, check_batch_size, play
 
 
 def guessing_error(action: Tensor, target: Tensor) -> Tensor:
@@ -125,8 +125,7 @@ class GuessingGame(Task):
                 raise ValueError(f"num_outputs (d) must be >= 1, got {dims.tolist()}")
         if d < 1:
             raise ValueError(f"num_outputs (d) must be >= 1, got {d}")
-        if batch_size < 0:
-            raise ValueError(f"batch_size must be >= 0, got {batch_size}")
+        check_batch_size(batch_size)
         target = torch.rand(batch_size, d, generator=generator) * 2 - 1
         if dims is not None:
             target = target * (torch.arange(d).unsqueeze(0) < dims.unsqueeze(1))

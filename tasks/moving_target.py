@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from badger_graph.tasks.base import Episode, StepResult, play
+from badger_graph.tasks.base import Episode, StepResult, check_batch_size, play
 from badger_graph.tasks.guessing_game import GuessingGame, guessing_error
 
 #: steps after the jump that the ``after_jump_error`` metric averages
@@ -96,8 +96,7 @@ class MovingTarget(GuessingGame):
         d = self.num_outputs if num_outputs is None else num_outputs
         if not isinstance(d, int) or d < 1:
             raise ValueError(f"num_outputs (d) must be an int >= 1, got {d!r}")
-        if batch_size < 0:
-            raise ValueError(f"batch_size must be >= 0, got {batch_size}")
+        check_batch_size(batch_size)
         first = torch.rand(batch_size, d, generator=generator) * 2 - 1
         second = torch.rand(batch_size, d, generator=generator) * 2 - 1
         jump = torch.randint(self.jump[0], self.jump[1] + 1, (batch_size,), generator=generator)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from badger_graph.tasks.base import Episode, StepResult, Task, play
+from badger_graph.tasks.base import Episode, StepResult, Task, check_batch_size, play
 
 
 class QuadraticEpisode(Episode):
@@ -79,8 +79,7 @@ class HotColdOptimization(Task):
         d = self.num_outputs if num_outputs is None else num_outputs
         if not isinstance(d, int) or d < 1:
             raise ValueError(f"num_outputs (d) must be an int >= 1, got {d!r}")
-        if batch_size < 0:
-            raise ValueError(f"batch_size must be >= 0, got {batch_size}")
+        check_batch_size(batch_size)
         c = torch.rand(batch_size, d, generator=generator) * 2 - 1
         Q, _ = torch.linalg.qr(torch.randn(batch_size, d, d, generator=generator))
         u = torch.rand(batch_size, d, generator=generator)

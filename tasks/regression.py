@@ -7,7 +7,14 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from badger_graph.tasks.base import Episode, StepResult, Task, play
+from badger_graph.tasks.base import (
+    Episode,
+    StepResult,
+    Task,
+    check_batch_size,
+    outcome_generator,
+    play,
+)
 
 
 def input_range(name: str, value: int | Sequence[int], low: int = 1) -> tuple[int, int]:
@@ -21,7 +28,9 @@ def input_range(name: str, value: int | Sequence[int], low: int = 1) -> tuple[in
 class RegressionEpisode(Episode):
     """B hidden linear teachers; every step a fresh input ``x_t`` is shown."""
 
-    def __init__(self, w: Tensor, noise: float, seed: int, dims: Tensor | None) -> None:
+    def __init__(
+        self, w: Tensor, noise: float, outcomes: torch.Generator, dims: Tensor | None
+    ) -> None:
         self.w = w  # [B, m] (zero beyond an agent's m)
         self.noise = noise
         self.num_agents, self.num_inputs = w.shape
@@ -32,7 +41,7 @@ class RegressionEpisode(Episode):
         else:
             cols = torch.arange(self.num_inputs, device=w.device)
             self.mask = (cols < dims.unsqueeze(1)).to(w.dtype)
-        self._gen = torch.Generator().manual_seed(seed)
+        self._gen = outcomes
         self.x = self._draw_x()
 
     def _draw_x(self) -> Tensor:
@@ -103,8 +112,7 @@ class OnlineRegression(Task):
         """Draw ``batch_size`` teachers (and input widths when ``m`` is a range)."""
         if num_outputs not in (None, 1):
             raise ValueError(f"OnlineRegression has one output, got num_outputs={num_outputs}")
-        if batch_size < 0:
-            raise ValueError(f"batch_size must be >= 0, got {batch_size}")
+        check_batch_size(batch_size)
         lo, hi = self.num_inputs
         dims = None
         if lo != hi:
@@ -115,9 +123,9 @@ class OnlineRegression(Task):
         if dims is not None:
             w = w * (torch.arange(m) < dims.unsqueeze(1))
         w = w / scale.sqrt().unsqueeze(1)
-        seed = int(torch.randint(2**62, (1,), generator=generator))
+        outcomes = outcome_generator(generator)
         return RegressionEpisode(
-            w.to(device), self.noise, seed, None if dims is None else dims.to(device)
+            w.to(device), self.noise, outcomes, None if dims is None else dims.to(device)
         )
 
     def chance_level(self, num_outputs: int | None = None) -> float:
