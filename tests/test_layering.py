@@ -61,3 +61,23 @@ def test_evaluation_without_lightning():
             for i, n in enumerate([3, 3, 3, 1])
         ]
     assert got == pytest.approx(float(sum(parts)) / 10, rel=1e-5)
+
+
+def test_every_package_folder_is_installed():
+    # a plain (non-editable) ``pip install .`` installs only the packages pyproject names
+    tomllib = pytest.importorskip("tomllib")
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    folders = {
+        "badger_graph": root / "badger_graph",
+        **{name: root / path for name, path in config["package-dir"].items()},
+    }
+    found = set()
+    for name, folder in folders.items():
+        for init in folder.rglob("__init__.py"):
+            rel = init.parent.relative_to(folder).parts
+            found.add(".".join((name, *rel)))
+    assert found - listed == set(), f"package folders not installed: {sorted(found - listed)}"
