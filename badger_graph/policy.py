@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
+from badger_graph.execution import blocked_rows
 from badger_graph.sparse import Adjacency, CSRAdjacency, DenseAdjacency
 from badger_graph.state import NUM_FEATURES
 
@@ -159,8 +160,8 @@ class ExpertPolicy(MessagePassing):
         - an edge index ``[2, E]`` (sender → receiver): PyG's gather / scatter
           ``propagate``; the only form that can return the per-edge messages;
         - a :class:`~badger_graph.sparse.CSRAdjacency`: one sparse-matrix product over the
-          ``[N, M]`` sender messages (large graphs; without autograd and for more than
-          :attr:`update_chunk` nodes, aggregation and GRU run in cache-sized row blocks);
+          ``[N, M]`` sender messages (large graphs; on a CPU without autograd and for more
+          than :attr:`update_chunk` nodes, aggregation and GRU run in cache-sized row blocks);
         - a :class:`~badger_graph.sparse.DenseAdjacency` ``[B, n, n]``: one batched matrix
           product (small agents of equal size).
 
@@ -239,12 +240,8 @@ class ExpertPolicy(MessagePassing):
         return self.gru_update(self.encode(x), agg, h)
 
     def _blocked(self, h: Tensor) -> bool:
-        """Inference on more than :attr:`update_chunk` nodes outside ``vmap``."""
-        return (
-            not torch.is_grad_enabled()
-            and h.size(0) > self.update_chunk
-            and not _is_vmapped(self.rnn.weight_ih)
-        )
+        """Row blocks for this round (:func:`~badger_graph.execution.blocked_rows`), not in vmap."""
+        return not _is_vmapped(self.rnn.weight_ih) and blocked_rows(h, self.update_chunk)
 
     def _blocked_update(self, u: Tensor, h: Tensor, fill_aggregate) -> Tensor:
         """The GRU update in cache-sized blocks of rows with buffers reused across blocks.
@@ -280,10 +277,10 @@ class ExpertPolicy(MessagePassing):
     def gru_update(self, u: Tensor, agg: Tensor, h: Tensor) -> Tensor:
         """GRU update ``h' = GRU([u, a], h)``.
 
-        Without autograd (inference) and for more than :attr:`update_chunk` nodes, the
-        update runs in blocks of rows that stay in the CPU cache: 2.3x faster at 1M nodes
-        on this project's CPU, same results. With autograd one call (blocks would slow
-        the backward down).
+        On a CPU without autograd (inference) and for more than :attr:`update_chunk` nodes,
+        the update runs in blocks of rows that stay in the CPU cache: 2.3x faster at 1M
+        nodes on this project's CPU, same results. With autograd or on a GPU one call
+        (:func:`~badger_graph.execution.blocked_rows`).
         """
         if _is_vmapped(self.rnn.weight_ih):
             # under torch.func.vmap (ES populations): the same GRU from batched matmuls,

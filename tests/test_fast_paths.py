@@ -232,6 +232,18 @@ def test_blocked_inference_csr_round_equals_per_edge_round(aggr):
     torch.testing.assert_close(blocked, ref, rtol=1e-5, atol=1e-6)
 
 
+def test_row_blocks_only_on_cpu_inference():
+    """Row blocks are a CPU-cache trick: never with autograd, never on another device."""
+    from badger_graph.execution import blocked_rows
+
+    big, small = torch.empty(5000, 4), torch.empty(100, 4)
+    with torch.no_grad():
+        assert blocked_rows(big, 4096)
+        assert not blocked_rows(small, 4096)
+        assert not blocked_rows(torch.empty(5000, 4, device="meta"), 4096)
+    assert not blocked_rows(big, 4096)  # autograd on
+
+
 @pytest.mark.parametrize("dense", ["auto", "never"])
 def test_compiled_equals_eager(dense):
     """torch.compile(dynamic=True) of the policy's rounds: same lifetime and gradients."""
