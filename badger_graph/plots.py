@@ -88,9 +88,24 @@ def _plot_messages(ax, life: Lifetime, max_edges: int = 12) -> None:
 
 def plot_sweep(rows: list[dict], x: str, out: str | Path, label: str) -> Path:
     """Error vs ``x`` (``"d"`` or ``"experts"``) with chance and all = mean drawn (Fig. 7)."""
-    xs = [r[x] for r in rows]
+    return plot_sweeps({f"agent ({label})": rows}, x, out)
+
+
+def plot_sweeps(curves: dict[str, list[dict]], x: str, out: str | Path) -> Path:
+    """Several agents' error vs ``x`` in one plot (the paper's Fig. 7 shows three).
+
+    ``curves`` maps a label to sweep rows (``d``, ``experts``, ``error``, ``chance``,
+    ``mean_baseline``, as :func:`badger_graph.evaluation.sweep` writes them); chance and
+    all = mean are drawn from the first curve's rows.
+    """
+    if not curves:
+        raise ValueError("plot_sweeps needs at least one curve")
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    ax.plot(xs, [r["error"] for r in rows], "o-", color="C0", label=f"agent ({label})")
+    for i, (label, rows) in enumerate(curves.items()):
+        xs = [r[x] for r in rows]
+        ax.plot(xs, [r["error"] for r in rows], "o-", color=f"C{i}", ms=4, label=label)
+    rows = next(iter(curves.values()))
+    xs = [r[x] for r in rows]
     ax.plot(xs, [r["chance"] for r in rows], ":", color="r", label="chance (guess 0)")
     ax.plot(xs, [r["mean_baseline"] for r in rows], "--", color="0.4", label="all = mean")
     ax.set_xlabel("number of outputs d" if x == "d" else "number of experts")

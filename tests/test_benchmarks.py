@@ -51,3 +51,26 @@ def test_task_comparison_plays_agent_and_baselines_on_the_same_episodes(tmp_path
     assert [r["m"] for r in rows] == [1, 5]
     assert rows[0]["rls_step10"] < 0.05  # RLS has found a 1-D teacher after 10 points
     assert all(r["agent_step10"] == r["agent_step10"] for r in rows)
+
+
+def test_sweep_curves_side_by_side(tmp_path, capsys, monkeypatch):
+    import fig7_curves
+
+    for name, errors in (("a", (0.1, 0.2)), ("b", (0.3, 0.4))):
+        folder = tmp_path / name
+        folder.mkdir()
+        for axis, key, xs in (("dims", "d", (1, 3)), ("experts", "experts", (20, 80))):
+            lines = ["d,experts,error,chance,mean_baseline"]
+            for x, e in zip(xs, errors, strict=True):
+                d, n = (x, 20) if key == "d" else (3, x)
+                lines.append(f"{d},{n},{e},1.0,0.5")
+            (folder / f"{axis}.csv").write_text("\n".join(lines) + "\n")
+    argv = ["fig7_curves.py", "--curve", f"A=B={tmp_path / 'a'}", "--curve", f"C={tmp_path / 'b'}"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--out", str(tmp_path / "out")])
+    fig7_curves.main()
+    out = capsys.readouterr().out
+    assert "| d | A=B | C |" in out  # the label may hold '='; the folder is after the last one
+    assert "| 3 | 0.2000 | 0.4000 |" in out
+    assert "| 80 | 0.2000 | 0.4000 |" in out
+    assert (tmp_path / "out" / "dims.png").stat().st_size > 0
+    assert (tmp_path / "out" / "experts.png").stat().st_size > 0
