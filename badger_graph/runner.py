@@ -13,6 +13,7 @@ task directly::
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -105,6 +106,14 @@ class EpisodeRunner:
             addresses = random_addresses(
                 1, episode.num_outputs, ports.address_channels, fixed
             ).expand(batch_size, -1, -1)
+        if self.agent.rounds < 2 and getattr(episode, "num_inputs", 0):
+            warnings.warn(
+                f"{type(self.task).__name__} shows observations on input nodes but the agent "
+                f"runs rounds={self.agent.rounds}: an input node reads the observation in the "
+                "step's first round, after its message has left, so the outputs of a step "
+                "cannot depend on that step's observation; use rounds >= 2",
+                stacklevel=2,
+            )
         dims = episode.dims
         state = self.agent.init_state(
             num_experts,

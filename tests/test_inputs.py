@@ -1,5 +1,7 @@
 """Input port nodes: observations shown to the agent, for any number of inputs m."""
 
+import warnings
+
 import pytest
 import torch
 
@@ -86,3 +88,34 @@ def test_bad_observations_are_named():
         agent(
             GuessingGame(1), _Echo(obs, m=4), agent.init_state(2, 1, num_agents=2, num_inputs=4), 2
         )
+
+
+@pytest.mark.parametrize("rounds", [1, 2])
+def test_a_steps_output_depends_on_its_observation_from_two_rounds_on(rounds):
+    """Round 1 sends the messages of the states before the observation was read."""
+    torch.manual_seed(0)
+    agent = Agent(ExpertPolicy(16, 8, 8, 4), FullyConnected(), rounds=rounds)
+    state = agent.init_state(3, 1, num_agents=1, num_inputs=2)
+    state = state.replace(h=torch.randn_like(state.h))
+    obs = torch.tensor([[0.5, -1.0]], requires_grad=True)
+    result = StepResult(error=torch.zeros(1), observation=obs)
+    x = agent.write(state, result, agent.static_features(state, GuessingGame(1)), 0.0)
+    new, _ = agent.step(state, x)
+    (grad,) = torch.autograd.grad(agent.read(new).sum(), obs, allow_unused=True)
+    reaches = grad is not None and bool(grad.abs().sum() > 0)
+    assert reaches == (rounds >= 2)
+
+
+def test_one_round_with_observations_warns():
+    from badger_graph import BadgerModule
+    from badger_graph.tasks import OnlineRegression
+
+    for rounds, expect in ((1, True), (2, False)):
+        model = BadgerModule(
+            ExpertPolicy(16, 8, 8, 4), FullyConnected(), OnlineRegression(2), rounds=rounds
+        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.lifetime(0, 2)
+        hits = [w for w in caught if "rounds >= 2" in str(w.message)]
+        assert bool(hits) == expect, [str(w.message) for w in caught]
