@@ -166,6 +166,8 @@ class Agent(nn.Module):
         is_expert = role == int(Role.EXPERT)
         if task.feedback_to == "all":
             receives = is_expert
+        elif task.feedback_to == "nodes":
+            receives = torch.ones_like(is_expert)
         else:
             targets = torch.tensor(task.feedback_to, device=role.device, dtype=torch.long)
             receives = is_expert & torch.isin(state.local_index, targets)

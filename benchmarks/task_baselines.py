@@ -94,7 +94,10 @@ def regression_inputs(runs: Path, inputs: list[int], episodes: int) -> list[dict
     runner = model.runner
     rows = []
     for m in inputs:
-        runner.task = OnlineRegression(m, noise=runner.task.noise)
+        task = runner.task
+        runner.task = OnlineRegression(
+            m, noise=task.noise, feedback=task.feedback, feedback_to=task.feedback_to
+        )
         with torch.no_grad():
             seed = episode_seed("compare", 10_000 + m)
             agent = runner.run(seed, episodes).errors

@@ -90,17 +90,18 @@ class Task(ABC):
     """A family of episodes. Subclasses add chance level and simple analytic baselines.
 
     Args:
-        feedback_to (list of int or "all", optional): local indices of the experts that
-            receive the scalar feedback. (default: ``[0]``)
+        feedback_to (list of int, "all" or "nodes", optional): local indices of the experts
+            that receive the scalar feedback; ``"all"`` for every expert, ``"nodes"`` for
+            every node (experts, input and output ports). (default: ``[0]``)
     """
 
     num_outputs: int
 
     def __init__(self, feedback_to: Sequence[int] | str = (0,)) -> None:
         if isinstance(feedback_to, str):
-            if feedback_to != "all":
+            if feedback_to not in ("all", "nodes"):
                 raise ValueError(
-                    f"feedback_to must be a list of ints or 'all', got {feedback_to!r}"
+                    f"feedback_to must be a list of ints, 'all' or 'nodes', got {feedback_to!r}"
                 )
         else:
             feedback_to = tuple(int(i) for i in feedback_to)
@@ -110,7 +111,7 @@ class Task(ABC):
 
     def check_experts(self, num_experts: int) -> None:
         """Raise if feedback goes to an expert index that does not exist."""
-        if self.feedback_to != "all":
+        if not isinstance(self.feedback_to, str):
             bad = [i for i in self.feedback_to if i >= num_experts]
             if bad:
                 raise ValueError(

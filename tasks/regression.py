@@ -29,10 +29,16 @@ class RegressionEpisode(Episode):
     """B hidden linear teachers; every step a fresh input ``x_t`` is shown."""
 
     def __init__(
-        self, w: Tensor, noise: float, outcomes: torch.Generator, dims: Tensor | None
+        self,
+        w: Tensor,
+        noise: float,
+        outcomes: torch.Generator,
+        dims: Tensor | None,
+        feedback: str = "error",
     ) -> None:
         self.w = w  # [B, m] (zero beyond an agent's m)
         self.noise = noise
+        self.feedback = feedback
         self.num_agents, self.num_inputs = w.shape
         self.num_outputs = 1
         self.input_dims = dims
@@ -65,9 +71,12 @@ class RegressionEpisode(Episode):
         error = (action[:, 0] - y).pow(2) / (1.0 + self.noise**2)
         self.y = y
         self.x = self._draw_x()
-        # the scalar feedback is the error; the output's own node sees the signed miss y - a
+        # the output's own node sees the signed miss y - a; the scalar feedback is the error
+        # or (feedback="miss") the signed miss too
+        miss = y - action[:, 0]
+        feedback = miss if self.feedback == "miss" else error
         return StepResult(
-            error=error, feedback=error, signal=(y - action[:, 0]).unsqueeze(1), observation=self.x
+            error=error, feedback=feedback, signal=miss.unsqueeze(1), observation=self.x
         )
 
 
@@ -84,8 +93,11 @@ class OnlineRegression(Task):
         num_inputs (int or list of two ints, optional): ``m``, or ``[low, high]`` drawn per
             agent. (default: :obj:`2`)
         noise (float, optional): :math:`\sigma`. (default: :obj:`0.1`)
-        feedback_to (list of int or "all", optional): experts that get the error.
-            (default: ``"all"``)
+        feedback (str, optional): the scalar feedback: ``"error"`` (the squared error) or
+            ``"miss"`` (the signed miss :math:`y_t - \hat y_t`). (default: ``"error"``)
+        feedback_to (list of int, "all" or "nodes", optional): who gets the scalar feedback:
+            those experts, every expert, or every node (input ports included, so an input
+            node can learn its own weight from the miss). (default: ``"all"``)
     """
 
     num_outputs = 1
@@ -94,9 +106,13 @@ class OnlineRegression(Task):
         self,
         num_inputs: int | Sequence[int] = 2,
         noise: float = 0.1,
+        feedback: str = "error",
         feedback_to: Sequence[int] | str = "all",
     ) -> None:
         super().__init__(feedback_to)
+        if feedback not in ("error", "miss"):
+            raise ValueError(f"feedback must be 'error' or 'miss', got {feedback!r}")
+        self.feedback = feedback
         self.num_inputs = input_range("num_inputs (m)", num_inputs)
         if noise < 0:
             raise ValueError(f"noise must be >= 0, got {noise}")
@@ -125,7 +141,11 @@ class OnlineRegression(Task):
         w = w / scale.sqrt().unsqueeze(1)
         outcomes = outcome_generator(generator)
         return RegressionEpisode(
-            w.to(device), self.noise, outcomes, None if dims is None else dims.to(device)
+            w.to(device),
+            self.noise,
+            outcomes,
+            None if dims is None else dims.to(device),
+            self.feedback,
         )
 
     def chance_level(self, num_outputs: int | None = None) -> float:
@@ -137,7 +157,10 @@ class OnlineRegression(Task):
         return {"rls": rls, "lms": lms}
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}(m={list(self.num_inputs)}, noise={self.noise})"
+        return (
+            f"{self.__class__.__name__}(m={list(self.num_inputs)}, noise={self.noise}, "
+            f"feedback={self.feedback!r})"
+        )
 
 
 def _learner(update):

@@ -17,6 +17,8 @@ def _episode(B=4000, seed=0, m=3):
         ({"num_inputs": 0}, "num_inputs"),
         ({"num_inputs": [3, 2]}, "num_inputs"),
         ({"noise": -1.0}, "noise"),
+        ({"feedback": "sign"}, "feedback must be 'error' or 'miss', got 'sign'"),
+        ({"feedback_to": "inputs"}, "feedback_to must be .* got 'inputs'"),
     ],
 )
 def test_bad_input(kw, match):
@@ -58,3 +60,26 @@ def test_input_width_varies_per_agent_and_the_agent_runs():
     state = agent.init_state(4, 1, num_agents=64, num_inputs=ep.input_dims.tolist())
     life = agent(task, ep, state, 3)
     assert torch.isfinite(life.errors).all()
+
+
+def test_miss_feedback_reaches_every_node_with_feedback_to_nodes():
+    task = OnlineRegression(3, feedback="miss", feedback_to="nodes")
+    ep = task.reset(5, torch.Generator().manual_seed(1))
+    ep.first()
+    action = torch.randn(5, 1)
+    y = (ep.w * ep.x).sum(1)
+    r = ep.step(action)
+    miss = y - action[:, 0]
+    assert torch.allclose(r.feedback, miss, atol=0.5)  # noise 0.1 on top
+    assert torch.equal(r.feedback, r.signal[:, 0])
+    assert torch.allclose(r.error, r.feedback.pow(2) / 1.01)
+
+    agent = Agent(ExpertPolicy(16, 8, 8, 4), FullyConnected())
+    state = agent.init_state(4, 1, num_agents=5, num_inputs=3)
+    static = agent.static_features(state, task)
+    assert static["receives_feedback"].tolist() == [1.0] * state.num_nodes
+    x = agent.write(state, r, static, 0.0)
+    col = x[:, 0].view(5, -1)  # the feedback column, one row of nodes per agent
+    assert torch.equal(col, r.feedback.unsqueeze(1).expand_as(col))
+    experts_only = agent.static_features(state, OnlineRegression(3, feedback_to="all"))
+    assert experts_only["receives_feedback"].sum() == 5 * 4
