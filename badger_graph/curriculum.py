@@ -30,6 +30,9 @@ class EpisodeSpec:
         num_outputs (tuple of two ints, optional): inclusive range of ``d``.
         per_agent (bool): draw ``d`` for every agent separately.
         num_experts (tuple of two ints, optional): inclusive range of experts per agent.
+        experts_scale (str): how the number of experts is drawn from its range:
+            ``"uniform"`` or ``"log"`` (log-uniform: as many batches with 5..10 experts as
+            with 20..40).
         address_seed (int, optional): one set of port addresses for the whole batch, drawn
             from this seed (``None``: fresh addresses per episode).
         growth (GrowthCurriculum, optional): draws mid-lifetime growth events.
@@ -38,6 +41,7 @@ class EpisodeSpec:
     num_outputs: tuple[int, int] | None = None
     per_agent: bool = False
     num_experts: tuple[int, int] | None = None
+    experts_scale: str = "uniform"
     address_seed: int | None = None
     growth: GrowthCurriculum | None = None
 
@@ -79,6 +83,9 @@ class RangeCurriculum(Curriculum):
         end_step (int, optional): first batch it no longer applies to. (default: never)
         per_agent (bool, optional): draw ``d`` for every agent of the batch separately
             (agents of one batch then have different numbers of ports). (default: ``False``)
+        experts_scale (str, optional): draw the number of experts ``"uniform"`` over its
+            range or ``"log"``-uniform (equal shares of batches per factor of two, so small
+            and large agents are trained alike). (default: ``"uniform"``)
     """
 
     def __init__(
@@ -88,7 +95,11 @@ class RangeCurriculum(Curriculum):
         start_step: int = 0,
         end_step: int | None = None,
         per_agent: bool = False,
+        experts_scale: str = "uniform",
     ) -> None:
+        if experts_scale not in ("uniform", "log"):
+            raise ValueError(f"experts_scale must be 'uniform' or 'log', got {experts_scale!r}")
+        self.experts_scale = experts_scale
         self.per_agent = per_agent
         self.num_outputs = _check_range("num_outputs", num_outputs)
         self.num_experts = _check_range("num_experts", num_experts)
@@ -112,6 +123,8 @@ class RangeCurriculum(Curriculum):
             value = getattr(self, key)
             if value is not None:
                 changes[key] = value
+        if self.num_experts is not None:
+            changes["experts_scale"] = self.experts_scale
         return dataclasses.replace(spec, **changes)
 
 

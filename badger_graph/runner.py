@@ -13,6 +13,8 @@ task directly::
 
 from __future__ import annotations
 
+import math
+
 import warnings
 from collections.abc import Sequence
 
@@ -92,7 +94,13 @@ class EpisodeRunner:
                 num_outputs = int(torch.randint(lo, hi + 1, (1,), generator=g))
         if num_experts is None and spec.num_experts is not None:
             lo, hi = spec.num_experts
-            num_experts = int(torch.randint(lo, hi + 1, (1,), generator=g))
+            if spec.experts_scale == "log":
+                # log-uniform over [lo, hi + 1): floor(exp(u)), u ~ U(log lo, log(hi + 1))
+                u = torch.rand(1, generator=g, dtype=torch.float64)
+                n = math.exp(math.log(lo) + float(u) * (math.log(hi + 1) - math.log(lo)))
+                num_experts = min(hi, int(n))
+            else:
+                num_experts = int(torch.randint(lo, hi + 1, (1,), generator=g))
         if num_experts is None:
             num_experts = self.num_experts
         elif not isinstance(num_experts, int) or num_experts < 1:

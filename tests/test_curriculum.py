@@ -65,3 +65,28 @@ def test_module_takes_the_spec_of_each_batch():
 def test_bad_ranges():
     with pytest.raises(ValueError, match="start_step"):
         RangeCurriculum(num_outputs=[1, 2], start_step=3, end_step=2)
+    with pytest.raises(ValueError, match="experts_scale must be 'uniform' or 'log', got 'exp'"):
+        RangeCurriculum(num_experts=[2, 8], experts_scale="exp")
+
+
+def test_log_uniform_expert_counts_cover_the_range_by_factors():
+    from collections import Counter
+
+    from badger_graph import Agent, EpisodeRunner, ExpertPolicy
+    from badger_graph.tasks import GuessingGame
+    from badger_graph.topologies import FullyConnected
+
+    spec = episode_spec([RangeCurriculum(num_experts=[4, 63], experts_scale="log")], 0)
+    assert spec.experts_scale == "log"
+    assert episode_spec([RangeCurriculum(num_experts=[4, 63])], 0).experts_scale == "uniform"
+    runner = EpisodeRunner(
+        Agent(ExpertPolicy(8, 4, 4, 2), FullyConnected()), GuessingGame(1), 4, 1
+    )
+    counts = Counter(runner.begin(seed, 1, spec=spec)[1].num_nodes for seed in range(800))
+    assert min(counts) >= 4 and max(counts) <= 63
+    # log-uniform: about a quarter of the draws per factor of two (4-7, 8-15, 16-31, 32-63)
+    shares = [sum(v for k, v in counts.items() if lo <= k < 2 * lo) / 800 for lo in (4, 8, 16, 32)]
+    assert all(0.18 < s < 0.32 for s in shares), shares
+    uniform = episode_spec([RangeCurriculum(num_experts=[4, 63])], 0)
+    small = sum(runner.begin(s, 1, spec=uniform)[1].num_nodes < 8 for s in range(800)) / 800
+    assert small < 0.12  # uniform: 4 of 60 counts
