@@ -21,7 +21,7 @@ from badger_graph.tasks import (
 
 
 def default_families() -> dict[str, Task]:
-    """The six test families (error to every expert, d and k at most 3)."""
+    """The six test families (d and k at most 3; regression: the signed miss to every node)."""
     return {
         "guessing": GuessingGame(3, feedback_to="all"),
         "moving_target": MovingTarget(3),

@@ -20,7 +20,9 @@ class TaskMixture(Task):
     Args:
         tasks (list of Task): the families.
         weights (list of float, optional): how often each is drawn. (default: equal)
-        feedback_to (list of int or "all", optional): (default: ``"all"``)
+        feedback_to (list of int, "all" or "nodes", optional): who gets the scalar
+            feedback, for every family (see :class:`~badger_graph.tasks.Task`).
+            (default: ``"all"``)
     """
 
     def __init__(

@@ -93,11 +93,12 @@ class OnlineRegression(Task):
         num_inputs (int or list of two ints, optional): ``m``, or ``[low, high]`` drawn per
             agent. (default: :obj:`2`)
         noise (float, optional): :math:`\sigma`. (default: :obj:`0.1`)
-        feedback (str, optional): the scalar feedback: ``"error"`` (the squared error) or
-            ``"miss"`` (the signed miss :math:`y_t - \hat y_t`). (default: ``"error"``)
+        feedback (str, optional): the scalar feedback: ``"miss"`` (the signed miss
+            :math:`y_t - \hat y_t`) or ``"error"`` (the squared error). (default: ``"miss"``)
         feedback_to (list of int, "all" or "nodes", optional): who gets the scalar feedback:
             those experts, every expert, or every node (input ports included, so an input
-            node can learn its own weight from the miss). (default: ``"all"``)
+            node can learn its own weight from its previous value and the miss, as in
+            least mean squares). (default: ``"nodes"``)
     """
 
     num_outputs = 1
@@ -106,8 +107,8 @@ class OnlineRegression(Task):
         self,
         num_inputs: int | Sequence[int] = 2,
         noise: float = 0.1,
-        feedback: str = "error",
-        feedback_to: Sequence[int] | str = "all",
+        feedback: str = "miss",
+        feedback_to: Sequence[int] | str = "nodes",
     ) -> None:
         super().__init__(feedback_to)
         if feedback not in ("error", "miss"):
