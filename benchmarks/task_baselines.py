@@ -108,6 +108,7 @@ def regression_inputs(runs: Path, inputs: list[int], episodes: int) -> list[dict
                 "agent_step10": float(agent[10].mean()),
                 "rls_step10": float(base["rls"][10].mean()),
                 "lms_step10": float(base["lms"][10].mean()),
+                "nlms_step10": float(base["nlms"][10].mean()),
                 "agent_final": float(agent[-1].mean()),
                 "rls_final": float(base["rls"][-1].mean()),
             }
@@ -140,13 +141,14 @@ def main() -> None:
     if a.inputs:
         ms = [int(x) for x in a.inputs.split(",")]
         print(
-            "\n| m | agent, step 10 | RLS, step 10 | LMS, step 10 | agent, step 20 | RLS, step 20 |"
+            "\n| m | agent, step 10 | RLS, step 10 | NLMS, step 10 | LMS, step 10 | agent, step 20 "
+            "| RLS, step 20 |"
         )
-        print("|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|")
         for r in regression_inputs(Path(a.runs), ms, a.episodes):
             print(
                 f"| {r['m']} | {r['agent_step10']:.4f} | {r['rls_step10']:.4f} | "
-                f"{r['lms_step10']:.4f} | {r['agent_final']:.4f} | {r['rls_final']:.4f} |"
+                f"{r['nlms_step10']:.4f} | {r['lms_step10']:.4f} | {r['agent_final']:.4f} | {r['rls_final']:.4f} |"
             )
 
 

@@ -3,7 +3,7 @@ import torch
 
 from badger_graph import Agent, ExpertPolicy
 from badger_graph.tasks import OnlineRegression
-from badger_graph.tasks.regression import lms, rls
+from badger_graph.tasks.regression import lms, nlms, rls
 from badger_graph.topologies import FullyConnected
 
 
@@ -45,9 +45,11 @@ def test_same_seed_same_inputs_for_agent_and_baselines():
 
 def test_rls_reaches_the_noise_floor_and_beats_lms():
     e_rls, e_lms = rls(_episode(), 20).mean(1), lms(_episode(), 20).mean(1)
+    e_nlms = nlms(_episode(), 20).mean(1)
     floor = 0.01 / 1.01
     assert e_rls[10] < 2 * floor
-    assert e_lms[10] > e_rls[10]
+    assert e_rls[10] < e_nlms[10] < e_lms[10]
+    assert set(OnlineRegression().baselines()) == {"rls", "lms", "nlms"}
 
 
 def test_input_width_varies_per_agent_and_the_agent_runs():
