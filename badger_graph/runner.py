@@ -14,7 +14,6 @@ task directly::
 from __future__ import annotations
 
 import math
-
 import warnings
 from collections.abc import Sequence
 

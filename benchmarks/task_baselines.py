@@ -148,7 +148,8 @@ def main() -> None:
         for r in regression_inputs(Path(a.runs), ms, a.episodes):
             print(
                 f"| {r['m']} | {r['agent_step10']:.4f} | {r['rls_step10']:.4f} | "
-                f"{r['nlms_step10']:.4f} | {r['lms_step10']:.4f} | {r['agent_final']:.4f} | {r['rls_final']:.4f} |"
+                f"{r['nlms_step10']:.4f} | {r['lms_step10']:.4f} | {r['agent_final']:.4f} | "
+                f"{r['rls_final']:.4f} |"
             )
 
 
