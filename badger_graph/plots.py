@@ -165,16 +165,23 @@ def plot_messages(life: Lifetime, out: str | Path) -> Path:
     return _save(fig, out)
 
 
-def plot_growth(rows: list[dict], out: str | Path) -> Path:
-    """Error per step of an agent grown mid-lifetime vs the un-grown agent."""
+def plot_curves(rows: list[dict], out: str | Path, title: str = "") -> Path:
+    """Mean error per inner step, one line per row (``{"label", "errors"}``), log scale."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in rows:
         ax.plot(range(1, len(r["errors"]) + 1), r["errors"], label=r["label"])
     ax.set_yscale("log")
     ax.set_xlabel("inner step")
     ax.set_ylabel("mean error")
+    if title:
+        ax.set_title(title)
     ax.legend(fontsize=8)
     return _save(fig, out)
+
+
+def plot_growth(rows: list[dict], out: str | Path) -> Path:
+    """Error per step of an agent grown mid-lifetime vs the un-grown agent."""
+    return plot_curves(rows, out)
 
 
 def plot_matrix(rows: list[dict], out: str | Path) -> Path:

@@ -7,6 +7,7 @@ task's baselines play the same episodes (drawn from seeds training never used: p
 
     python benchmarks/task_baselines.py [--episodes 2000] [--families regression,bandits]
     python benchmarks/task_baselines.py --families regression --inputs 1,2,3,4,6,8,10
+    python benchmarks/task_baselines.py --plot docs/task_curves   # error per step, per family
 
 ``--inputs`` also evaluates the regression agent with m = each value (trained with 2..4).
 """
@@ -78,6 +79,7 @@ def compare(family: str, runs: Path, episodes: int, batch: int = 500) -> list[di
                 "value": float(value),
                 "final_error": float(e[-1].mean()),
                 "mean_error": float(e.mean()),
+                "curve": e.mean(1).tolist(),  # mean error per inner step
             }
         )
     return rows
@@ -122,6 +124,7 @@ def main() -> None:
     p.add_argument("--families", default=",".join(FAMILIES))
     p.add_argument("--runs", default=str(ROOT / "runs"))
     p.add_argument("--inputs", default=None, help="m values for the regression agent")
+    p.add_argument("--plot", default=None, help="folder for one error-per-step plot per family")
     a = p.parse_args()
     families = [f for f in a.families.split(",") if f]
     bad = [f for f in families if f not in FAMILIES]
@@ -133,7 +136,13 @@ def main() -> None:
     print("| family | strategy | score | value | final error | mean error |")
     print("|---|---|---|---|---|---|")
     for family in families:
-        for r in compare(family, Path(a.runs), a.episodes):
+        rows = compare(family, Path(a.runs), a.episodes)
+        if a.plot:
+            from badger_graph.plots import plot_curves
+
+            curves = [{"label": r["strategy"], "errors": r["curve"]} for r in rows]
+            plot_curves(curves, Path(a.plot) / f"{family}.png", title=family)
+        for r in rows:
             print(
                 f"| {r['family']} | {r['strategy']} | {r['score']} | {r['value']:.4f} | "
                 f"{r['final_error']:.4f} | {r['mean_error']:.4f} |"

@@ -47,6 +47,8 @@ def test_task_comparison_plays_agent_and_baselines_on_the_same_episodes(tmp_path
         assert names[1:] == list(model.runner.task.baselines())
         for r in rows:
             assert r["value"] == r["value"]  # not nan
+            assert len(r["curve"]) == model.runner.inner_steps
+            assert abs(sum(r["curve"]) / len(r["curve"]) - r["mean_error"]) < 1e-4
     rows = task_table.regression_inputs(tmp_path, [1, 5], episodes=16)
     assert [r["m"] for r in rows] == [1, 5]
     assert rows[0]["rls_step10"] < 0.05  # RLS has found a 1-D teacher after 10 points
@@ -74,3 +76,16 @@ def test_sweep_curves_side_by_side(tmp_path, capsys, monkeypatch):
     assert "| 80 | 0.2000 | 0.4000 |" in out
     assert (tmp_path / "out" / "dims.png").stat().st_size > 0
     assert (tmp_path / "out" / "experts.png").stat().st_size > 0
+
+
+def test_error_curves_plot_one_line_per_strategy(tmp_path):
+    import matplotlib.image
+
+    from badger_graph.plots import plot_curves
+
+    rows = [{"label": "agent", "errors": [1.0, 0.1, 0.01]}, {"label": "rls", "errors": [1, 1, 1]}]
+    out = plot_curves(rows, tmp_path / "curves" / "regression", title="regression")
+    assert out == tmp_path / "curves" / "regression.png"
+    image = matplotlib.image.imread(out)
+    assert image.shape[0] > 100
+    assert image.shape[1] > 100
