@@ -31,8 +31,8 @@ class EpisodeSpec:
         per_agent (bool): draw ``d`` for every agent separately.
         num_experts (tuple of two ints, optional): inclusive range of experts per agent.
         experts_scale (str): how the number of experts is drawn from its range:
-            ``"uniform"`` or ``"log"`` (log-uniform: as many batches with 5..10 experts as
-            with 20..40).
+            ``"uniform"`` or ``"log"`` (log-uniform: as many batches with 5..9 experts as
+            with 20..39).
         address_seed (int, optional): one set of port addresses for the whole batch, drawn
             from this seed (``None``: fresh addresses per episode).
         growth (GrowthCurriculum, optional): draws mid-lifetime growth events.

@@ -34,7 +34,7 @@ class RegressionEpisode(Episode):
         noise: float,
         outcomes: torch.Generator,
         dims: Tensor | None,
-        feedback: str = "error",
+        feedback: str,
     ) -> None:
         self.w = w  # [B, m] (zero beyond an agent's m)
         self.noise = noise
