@@ -421,7 +421,8 @@ def matrix_main(argv: list[str]) -> None:
             rows.append({"trained_on": name, **r})
             print(
                 f"{name:>20} -> {r['family']:<15} agent {r['agent']:.4f}  "
-                f"{r['best_baseline']} {r['baseline']:.4f}  ratio {r['relative']:.2f}"
+                f"{r['best_baseline']} {r['baseline']:.4f}  ratio {r['relative']:.2f}  "
+                f"({r['experts']} experts)"
             )
     out = Path(a.out)
     write_csv(rows, out / "matrix.csv")

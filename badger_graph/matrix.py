@@ -41,20 +41,28 @@ def evaluate(
     """Mean error over the lifetime of the agent and of each family's best baseline.
 
     The agent's task is swapped for each family in turn (its weights never change); both
-    play the same episodes, drawn from the ``"compare"`` seed stream.
+    play the same episodes, drawn from the ``"compare"`` seed stream. Without output ports
+    expert i owns output i, so a model trained with fewer experts than a family has outputs
+    (a one-expert regression model on three arms) plays that family with one expert per
+    output (the shared policy runs on any number of experts); the row's ``experts`` says
+    how many.
     """
     trained = runner.task
     rows = []
     try:
         for f, (name, task) in enumerate(families.items()):
             runner.task = task
+            experts = runner.num_experts
+            if not runner.agent.output_ports:
+                experts = max(experts, task.num_outputs)
             agent, base = [], {}
             with torch.no_grad():
                 for i in range(-(-episodes // batch)):
                     seed = episode_seed("compare", 100 * f, i)
                     size = min(batch, episodes - i * batch)
-                    agent.append(runner.run(seed, size).errors.mean(0).cpu())
-                    for b, e in runner.baselines(seed, size).items():
+                    life = runner.run(seed, size, num_experts=experts)
+                    agent.append(life.errors.mean(0).cpu())
+                    for b, e in runner.baselines(seed, size, num_experts=experts).items():
                         base.setdefault(b, []).append(e.mean(0))
             agent_error = float(torch.cat(agent).mean())
             scores = {b: float(torch.cat(v).mean()) for b, v in base.items()}
@@ -67,6 +75,7 @@ def evaluate(
                     "baseline": scores.get(best, float("nan")),
                     "relative": agent_error / scores[best] if best else float("nan"),
                     "chance": task.chance_level(),
+                    "experts": experts,
                 }
             )
     finally:

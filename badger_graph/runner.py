@@ -134,16 +134,21 @@ class EpisodeRunner:
         return episode, state
 
     def baselines(
-        self, seed: int, batch_size: int, num_outputs: int | None = None
+        self,
+        seed: int,
+        batch_size: int,
+        num_outputs: int | None = None,
+        num_experts: int | None = None,
     ) -> dict[str, torch.Tensor]:
         """Errors ``[T, B]`` of each of the task's baselines on the episodes of ``seed``.
 
-        The episodes are drawn exactly as :meth:`run` draws them for the agent, so the
-        agent and every baseline face the same hidden parameters and random outcomes.
+        The episodes are drawn exactly as :meth:`run` draws them for the agent (before the
+        agent's state, so ``num_experts`` does not change them), so the agent and every
+        baseline face the same hidden parameters and random outcomes.
         """
         out = {}
         for name, play in self.task.baselines().items():
-            episode, _ = self.begin(seed, batch_size, num_outputs=num_outputs, device="cpu")
+            episode, _ = self.begin(seed, batch_size, num_experts, num_outputs, device="cpu")
             out[name] = play(episode, self.inner_steps)
         return out
 

@@ -1,3 +1,5 @@
+import csv
+import math
 from pathlib import Path
 
 import pytest
@@ -294,7 +296,7 @@ def test_matrix_from_the_command_line(tmp_path, monkeypatch, capsys):
     families = "guessing,bandits,regression"
     cli_main(["matrix", "--model", model, "--families", families, "--episodes", "8", "--out", "m"])
     lines = (tmp_path / "m/matrix.csv").read_text().splitlines()
-    assert lines[0] == "trained_on,family,agent,best_baseline,baseline,relative,chance"
+    assert lines[0] == "trained_on,family,agent,best_baseline,baseline,relative,chance,experts"
     assert [row.split(",")[:2] for row in lines[1:]] == [
         ["mix", "guessing"],
         ["mix", "bandits"],
@@ -309,6 +311,33 @@ def test_matrix_from_the_command_line(tmp_path, monkeypatch, capsys):
         with pytest.raises(SystemExit):
             cli_main(["matrix", *argv])
         assert match in capsys.readouterr().err
+
+
+def test_matrix_gives_a_model_with_fewer_experts_than_outputs_one_per_output(tmp_path, monkeypatch):
+    # the shipped regression model has one expert; bandits and guessing have three outputs
+    monkeypatch.chdir(tmp_path)
+    ckpt = _tiny_fit(tmp_path, "task_regression.yaml", 2)
+    model = f"reg={_cfg('task_regression.yaml')}:{ckpt}"
+    cli_main(
+        [
+            "matrix",
+            "--model",
+            model,
+            "--families",
+            "regression,bandits,guessing",
+            "--episodes",
+            "4",
+            "--out",
+            "m",
+        ]
+    )
+    rows = list(csv.DictReader((tmp_path / "m/matrix.csv").open()))
+    assert {r["family"]: int(r["experts"]) for r in rows} == {
+        "regression": 1,
+        "bandits": 3,
+        "guessing": 3,
+    }
+    assert all(math.isfinite(float(r["agent"])) for r in rows)
 
 
 @pytest.mark.parametrize(
