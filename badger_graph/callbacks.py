@@ -42,6 +42,18 @@ class RunCheckpoint(_InRunDir, ModelCheckpoint):
         kwargs.setdefault("enable_version_counter", False)
         super().__init__(dirpath=dirpath, **kwargs)
 
+    def on_train_end(self, trainer, pl_module) -> None:
+        """Write ``last.ckpt`` with the final weights when training stops between saves.
+
+        Lightning's ``save_last`` only writes at a save point (every ``every_n_train_steps``
+        or validation); a run stopped by ``max_time`` or ``max_steps`` in between would
+        leave a ``last.ckpt`` up to ``every_n_train_steps`` batches old.
+        """
+        super().on_train_end(trainer, pl_module)
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            if self._last_global_step_saved != trainer.global_step:
+                self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
 
 class ThreadTuner(Callback):
     """Torch's intra-op thread count for training batches, measured or pinned.

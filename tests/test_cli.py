@@ -358,3 +358,25 @@ def test_task_metrics_are_logged(config, metric, tmp_path, monkeypatch):
     rows = [r for r in csv.DictReader(log.open()) if r.get(metric)]
     assert rows
     assert all(float(r[metric]) >= 0 for r in rows)
+
+
+def test_last_checkpoint_holds_the_final_weights(tmp_path, monkeypatch):
+    """A run that stops between save points still leaves its final weights in last.ckpt."""
+    monkeypatch.chdir(tmp_path)
+    cli_main(
+        [
+            "fit",
+            "--config",
+            _cfg("guessing_game.yaml"),
+            "--trainer.max_steps",
+            "7",
+            "--trainer.val_check_interval",
+            "5",
+            "--checkpoint_every",
+            "3",
+            *SMALL,
+        ]
+    )
+    last = tmp_path / "runs/guessing_game/checkpoints/last.ckpt"
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 7
