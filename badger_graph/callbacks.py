@@ -50,9 +50,12 @@ class RunCheckpoint(_InRunDir, ModelCheckpoint):
         leave a ``last.ckpt`` up to ``every_n_train_steps`` batches old.
         """
         super().on_train_end(trainer, pl_module)
-        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
-            if self._last_global_step_saved != trainer.global_step:
-                self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        if (
+            self.save_last
+            and not self._should_skip_saving_checkpoint(trainer)
+            and self._last_global_step_saved != trainer.global_step
+        ):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 class ThreadTuner(Callback):
