@@ -12,13 +12,24 @@ from badger_graph.outer import EvolutionStrategy, TruncatedBPTT
 SHIPPED = Path(__file__).parents[1] / "badger_graph" / "checkpoints"
 
 
-@pytest.mark.parametrize("name", ["fig7.ckpt", "fig7_stage1.ckpt"])
+@pytest.mark.parametrize("name", sorted(p.name for p in SHIPPED.glob("*.ckpt")))
 def test_shipped_checkpoints_load(name):
     model = BadgerModule.load_from_checkpoint(SHIPPED / name, map_location="cpu")
     assert read_checkpoint(SHIPPED / name)["badger_graph_format"] == FORMAT
     with torch.no_grad():
         err = model.runner.run(2**40, 64).final_error.mean()
     assert float(err) < 0.1  # a trained Fig. 7 agent at d = 3 (chance: 1.0)
+
+
+def test_shipped_fresh_growth_checkpoint_quadruples_with_fresh_experts():
+    """20 experts grown to 80 fresh ones mid-lifetime still solve d = 3 (chance: 1.0)."""
+    from badger_graph.growth import GrowthEvent
+
+    model = BadgerModule.load_from_checkpoint(SHIPPED / "fig7_fresh_growth80.ckpt")
+    with torch.no_grad():
+        life = model.runner.run(2**40, 64, growth=[GrowthEvent(10, 60, "fresh")])
+    assert life.state.num_experts().tolist() == [80] * 64
+    assert float(life.final_error.mean()) < 0.1
 
 
 def _old_format(tmp_path, **old) -> Path:
