@@ -41,8 +41,9 @@ TRAINER_DEFAULTS = {
 def default_callbacks(every: int = 250, threads: int | str = "auto") -> list:
     """Checkpoints every run has, all in ``<default_root_dir>/checkpoints``.
 
-    ``best.ckpt`` (lowest ``val/loss``: the objective), ``last.ckpt`` (the newest weights, every
-    ``every`` batches and at every validation, for resuming after a SIGKILL) and
+    ``best.ckpt`` (lowest ``val/loss``: the objective), ``last.ckpt`` (the newest weights: every
+    ``every`` batches, at every validation and at the end of training, for resuming after a
+    SIGKILL) and
     ``interrupted.ckpt`` (Ctrl-C, SIGTERM, errors). Resume with ``--ckpt_path last``.
     Plus the run lock and the thread count of training batches (:class:`ThreadTuner`).
     """
