@@ -25,7 +25,9 @@ def test_shipped_fresh_growth_checkpoint_quadruples_with_fresh_experts():
     """20 experts grown to 80 fresh ones mid-lifetime still solve d = 3 (chance: 1.0)."""
     from badger_graph.growth import GrowthEvent
 
-    model = BadgerModule.load_from_checkpoint(SHIPPED / "fig7_fresh_growth80.ckpt")
+    model = BadgerModule.load_from_checkpoint(
+        SHIPPED / "fig7_fresh_growth80.ckpt", map_location="cpu"
+    )
     with torch.no_grad():
         life = model.runner.run(2**40, 64, growth=[GrowthEvent(10, 60, "fresh")])
     assert life.state.num_experts().tolist() == [80] * 64
