@@ -2,6 +2,8 @@ r"""The agent: shared policy + topology + read-out, and the inner loop (a lifeti
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -9,7 +11,7 @@ import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from badger_graph.errors import NonFiniteError
-from badger_graph.execution import Execution, adjacency
+from badger_graph.execution import Execution, adjacency, capture_step, mark_step_begin
 from badger_graph.growth import GrowthEvent, grow
 from badger_graph.policies import RolePolicies
 from badger_graph.policy import ExpertPolicy
@@ -29,6 +31,30 @@ def _all_finite(value: Tensor) -> bool:
 def _check_finite(name: str, value: Tensor, step: int, round: int | None = None) -> None:
     if not _all_finite(value):
         raise NonFiniteError(name, value, step=step, round=round, where="inner step")
+
+
+def _needs_grad(value: Tensor) -> Tensor:
+    """``value`` itself if it requires grad, else a leaf copy of it that does."""
+    return value if value.requires_grad else value.detach().requires_grad_()
+
+
+def _uniform(result: StepResult, state: ExpertGraph, inputs: int, grad: bool) -> StepResult:
+    """The task's answer in one form for every step, so that one graph serves them all.
+
+    A missing feedback or signal (observation, with ``inputs`` columns) becomes zeros
+    (what :meth:`Agent.write` writes for it anyway); with ``grad`` each one requires grad.
+    """
+    B, d = state.num_agents, state.num_outputs
+    zeros = state.h.new_zeros
+    feedback = result.feedback if result.feedback is not None else zeros(B)
+    signal = result.signal if result.signal is not None else zeros(B, d)
+    observation = result.observation
+    if observation is None and inputs:
+        observation = zeros(B, inputs)
+    if grad:
+        feedback, signal = _needs_grad(feedback), _needs_grad(signal)
+        observation = None if observation is None else _needs_grad(observation)
+    return StepResult(result.error, feedback, signal, observation)
 
 
 def _check_result(result, episode: Episode, state: ExpertGraph) -> StepResult:
@@ -54,6 +80,17 @@ def _check_result(result, episode: Episode, state: ExpertGraph) -> StepResult:
             got = list(value.shape) if isinstance(value, Tensor) else type(value).__name__
             raise ValueError(f"{name}: StepResult.{field} must have shape {list(want)}, got {got}")
     return result
+
+
+@dataclasses.dataclass(frozen=True)
+class _StepPlan:
+    """What a captured inner step needs that depends only on the graph's structure."""
+
+    state: ExpertGraph  # the structure; its h / value are replaced every step
+    static: dict[str, Tensor]
+    links: PortLinks | None
+    owners: tuple[Tensor, Tensor, Tensor]
+    inputs: tuple[Tensor, Tensor, Tensor]
 
 
 class Agent(nn.Module):
@@ -184,21 +221,26 @@ class Agent(nn.Module):
         state: ExpertGraph,
         result: StepResult,
         static: dict[str, Tensor],
-        time: float,
+        time: float | Tensor,
         links: PortLinks | None = None,
+        owners: tuple[Tensor, Tensor, Tensor] | None = None,
+        inputs: tuple[Tensor, Tensor, Tensor] | None = None,
+        check: bool | None = None,
     ) -> Tensor:
         """Node inputs ``[N, F]`` for this step: the columns of :data:`FEATURES` by name.
 
         The task's feedback goes into the nodes that receive it and each output's signal
         into the node that owns the output (plus, with addressed ports, the port values
         the expert reads over ``links``, see :meth:`AddressedPorts.links`); the node
-        identities follow.
+        identities follow. ``time`` is the step's ``t / T`` (a float or a 0-d tensor);
+        ``owners`` and ``inputs`` (from :meth:`owners` and :meth:`inputs`) may be passed in
+        when the graph has not changed; ``check`` overrides ``execution.check_finite``.
 
         Raises:
             NonFiniteError: if the task's feedback or signal holds NaN or inf.
         """
         N = state.num_nodes
-        check = self.execution.check_finite
+        check = self.execution.check_finite if check is None else check
         cols = dict(static)
         if result.feedback is not None:
             if check:
@@ -210,10 +252,8 @@ class Agent(nn.Module):
         if result.signal is not None:
             if check:
                 _check_finite("task signal", result.signal, state.step)
-            owner = state.output_index >= 0
-            signal = signal.masked_scatter(
-                owner, result.signal[state.batch[owner], state.output_index[owner]]
-            )
+            owner, agent, column = owners if owners is not None else self.owners(state)
+            signal = signal.index_put((owner,), result.signal[agent, column])
         if self.ports is not None:
             # experts read the current port values back into their signal input
             links = self.ports.links(state) if links is None else links
@@ -221,11 +261,13 @@ class Agent(nn.Module):
         if result.observation is not None:
             if check:
                 _check_finite("task observation", result.observation, state.step)
-            inputs = state.is_input
-            index = state.input_index[inputs]
-            signal = signal.masked_scatter(inputs, result.observation[state.batch[inputs], index])
+            node, agent, column = inputs if inputs is not None else self.inputs(state)
+            signal = signal.index_put((node,), result.observation[agent, column])
         cols["signal"] = signal
-        cols["time"] = state.h.new_full((N,), time)
+        if isinstance(time, Tensor):
+            cols["time"] = time.to(state.h.dtype).expand(N)
+        else:
+            cols["time"] = state.h.new_full((N,), time)
         x = torch.stack([cols[name] for name in FEATURES], dim=1)
         return torch.cat([x, state.identity.to(x.dtype)], dim=1)
 
@@ -250,22 +292,31 @@ class Agent(nn.Module):
         owner = (state.output_index >= 0).nonzero().squeeze(1)
         return owner, state.batch[owner], state.output_index[owner]
 
+    @staticmethod
+    def inputs(state: ExpertGraph) -> tuple[Tensor, Tensor, Tensor]:
+        """Input nodes, their agents and observation columns (fixed between growths)."""
+        node = state.is_input.nonzero().squeeze(1)
+        return node, state.batch[node], state.input_index[node]
+
     # -- inner loop ----------------------------------------------------------------------
     def step(
-        self, state: ExpertGraph, x: Tensor, record: bool = False
+        self, state: ExpertGraph, x: Tensor, record: bool = False, check: bool | None = None
     ) -> tuple[ExpertGraph, StepRecord | None]:
         """One inner step: this step's edges, then ``rounds`` rounds of the shared policy.
+
+        ``check`` overrides ``execution.check_finite``.
 
         Raises:
             NonFiniteError: (``check_finite``) NaN or inf in the node inputs, the edge
                 weights, the messages or the new states, naming the step and round.
         """
         ex = self.execution
+        check = ex.check_finite if check is None else check
         u = self.policy.encode(x)
-        if ex.check_finite:
+        if check:
             _check_finite("node inputs", u, state.step)
         adj, edge_weight, edge_index = adjacency(self.policy, self.topology, state, ex, record)
-        if ex.check_finite and edge_weight is not None:
+        if check and edge_weight is not None:
             _check_finite("edge weights (attention)", edge_weight, state.step)
         round_fn = self._round_fn(adj)
         messages, states = [], []
@@ -279,7 +330,7 @@ class Agent(nn.Module):
                     states.append(h.detach())
                 else:
                     h = round_fn(h, u, adj, edge_weight)
-                if ex.check_finite and not _all_finite(h):
+                if check and not _all_finite(h):
                     # name the first non-finite tensor of the round: messages, else states
                     sent = self.policy.send(prev) if isinstance(self.policy, ExpertPolicy) else prev
                     _check_finite("messages", sent, state.step, r)
@@ -305,6 +356,100 @@ class Agent(nn.Module):
                 output_index=state.output_index,
             )
         return state.replace(h=h, step=state.step + 1), rec
+
+    def _captured_step(
+        self,
+        plan: _StepPlan,
+        h: Tensor,
+        value: Tensor | None,
+        result: StepResult,
+        time: Tensor,
+    ) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:
+        """One inner step as a function of tensors: the part a CUDA graph can replay.
+
+        Everything that depends only on the graph's structure comes in ``plan`` (built once
+        per lifetime), the step time ``t / T`` as a 0-d tensor, and no value is read back to
+        the host: finite checks come back as a flag instead of raising here. Returns the new
+        states, port values, the action and that flag.
+        """
+        state = plan.state.replace(h=h, value=value)
+        x = self.write(
+            state, result, plan.static, time, plan.links, plan.owners, plan.inputs, False
+        )
+        state, _ = self.step(state, x, check=False)
+        if self.ports is not None:
+            state = state.replace(value=self.ports.write(state, plan.links))
+        action = self.read(state, plan.owners)
+        finite = x.isfinite().all() & state.h.isfinite().all()
+        if state.value is not None:
+            finite = finite & state.value.isfinite().all()
+        return state.h, state.value, action, finite
+
+    def _capture(self, state: ExpertGraph, record: bool, growth: Sequence[GrowthEvent]):
+        """The compiled inner step of ``execution.capture``, or ``None`` to run eagerly."""
+        if not self.execution.capture or record or growth or state.num_agents == 0:
+            return None
+        if not self.topology.capturable:
+            if not self.__dict__.get("_capture_warned"):  # once per agent
+                self.__dict__["_capture_warned"] = True
+                warnings.warn(
+                    f"execution.capture: {type(self.topology).__name__} draws its edges "
+                    "outside a compiled graph; its lifetimes run eagerly",
+                    stacklevel=3,
+                )
+            return None
+        captured = self.__dict__.setdefault("_captured", {})  # per instance, not saved
+        key = state.h.device.type
+        if key not in captured:
+            captured[key] = capture_step(self._captured_step, state.h.device)
+        return captured[key]
+
+    def _captured_lifetime(
+        self,
+        step_fn,
+        episode: Episode,
+        state: ExpertGraph,
+        plan: _StepPlan,
+        result,
+        steps,
+        total,
+        detach_feedback: bool,
+    ):
+        """The inner loop of :meth:`forward` with every step through ``step_fn``."""
+        times = torch.arange(total + 1, dtype=torch.float64, device=state.h.device) / total
+        if torch.is_grad_enabled():  # later steps' states need grad: one graph for every step
+            state = state.replace(
+                h=_needs_grad(state.h),
+                value=None if state.value is None else _needs_grad(state.value),
+            )
+        actions, errors, finite = [], [], []
+        inputs = episode.num_inputs if plan.inputs[0].numel() else 0
+        mark_step_begin(state.h.device)
+        for _ in range(steps):
+            if detach_feedback:
+                result = result.detach()
+            result = _uniform(result, state, inputs, grad=torch.is_grad_enabled())
+            h, value, action, ok = step_fn(plan, state.h, state.value, result, times[state.step])
+            state = state.replace(h=h, value=value, step=state.step + 1)
+            episode.step_index = state.step - 1  # the step whose action is scored
+            result = _check_result(episode.step(action), episode, state)
+            actions.append(action)
+            errors.append(result.error)
+            finite.append(ok)
+        if self.execution.check_finite:
+            bad = (~torch.stack(finite)).nonzero()
+            if bad.numel():  # one read-back per lifetime; names the first bad step
+                raise NonFiniteError(
+                    "node inputs, expert states or port values",
+                    None,
+                    step=state.step - steps + int(bad[0, 0]),
+                    where="inner step (captured)",
+                )
+        # the last step's outputs live in the replayed graph's memory: copy them out
+        state = state.replace(
+            h=state.h.clone(), value=None if state.value is None else state.value.clone()
+        )
+        return torch.stack(actions), torch.stack(errors), state, result
 
     def _round_fn(self, adj):
         """The policy's round, compiled on first use with ``compile`` (not for CSR)."""
@@ -363,10 +508,17 @@ class Agent(nn.Module):
             )
         static = self.static_features(state, task)
         links = self.ports.links(state) if self.ports is not None else None
-        owners = self.owners(state)
+        owners, inputs = self.owners(state), self.inputs(state)
         if result is None:
             episode.step_index = state.step
             result = _check_result(episode.first(), episode, state)
+        step_fn = self._capture(state, record, growth)
+        if step_fn is not None:
+            plan = _StepPlan(state.replace(step=0), static, links, owners, inputs)
+            actions, errors, state, result = self._captured_lifetime(
+                step_fn, episode, state, plan, result, steps, total, detach_feedback
+            )
+            return Lifetime(actions, errors, state, [], episode, result)
         actions, errors, records = [], [], []
         for _ in range(steps):
             events = [g for g in growth if g.step == state.step]
@@ -375,10 +527,10 @@ class Agent(nn.Module):
             if events:
                 static = self.static_features(state, task)
                 links = self.ports.links(state) if self.ports is not None else None
-                owners = self.owners(state)
+                owners, inputs = self.owners(state), self.inputs(state)
             if detach_feedback:
                 result = result.detach()
-            x = self.write(state, result, static, state.step / total, links)
+            x = self.write(state, result, static, state.step / total, links, owners, inputs)
             state, rec = self.step(state, x, record)
             if self.ports is not None:
                 state = state.replace(value=self.ports.write(state, links))

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from badger_graph.state import ExpertGraph, Role, index_identity
+from badger_graph.state import ExpertGraph, Role, common_size, index_identity
 
 MODES = ("fresh", "clone")
 
@@ -131,7 +131,7 @@ def grow(
         name: place(old, added[name] if name in added else old.new_zeros(n_added, *old.shape[1:]))
         for name, old in state.node_tensors().items()
     }  # address and port value: zero for new experts
-    return state.replace(ptr=new_ptr, **changes)
+    return state.replace(ptr=new_ptr, agent_size=common_size(new_ptr), **changes)
 
 
 def remove(state: ExpertGraph, agent: int, experts: Sequence[int]) -> ExpertGraph:
@@ -164,7 +164,7 @@ def remove(state: ExpertGraph, agent: int, experts: Sequence[int]) -> ExpertGrap
     changes = {name: t[keep] for name, t in state.node_tensors().items()}
     batch = changes["batch"]
     changes["local_index"] = torch.arange(batch.numel(), device=batch.device) - ptr[batch]
-    return state.replace(ptr=ptr, **changes)
+    return state.replace(ptr=ptr, agent_size=common_size(ptr), **changes)
 
 
 def growth_events(events, inner_steps: int) -> list[GrowthEvent]:

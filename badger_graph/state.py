@@ -95,6 +95,10 @@ class ExpertGraph:
         address (torch.Tensor, optional): per-node address (ports), ``[N, A]``; zero rows
             for experts.
         value (torch.Tensor, optional): current value of each output port, ``[N]``.
+        agent_size (int, optional): the common number of nodes of every agent, ``0`` when
+            agents differ in size, ``None`` when not known yet. Set where the structure is
+            made (creation, growth, removal), so that an inner step never reads the sizes
+            back from the device (see :func:`common_size`).
     """
 
     h: Tensor
@@ -108,6 +112,7 @@ class ExpertGraph:
     step: int = 0
     address: Tensor | None = None
     value: Tensor | None = None
+    agent_size: int | None = None
 
     # -- construction --------------------------------------------------------------------
     @classmethod
@@ -251,9 +256,18 @@ class ExpertGraph:
             num_outputs=d_max,
             address=address,
             value=value,
+            agent_size=common_size(ptr),
         )
 
     # -- views ---------------------------------------------------------------------------
+    def equal_size(self) -> int | None:
+        """The common agent size if every agent has the same number of nodes, else ``None``.
+
+        Known from :attr:`agent_size` without touching the device, else computed once.
+        """
+        size = self.agent_size if self.agent_size is not None else common_size(self.ptr)
+        return size or None
+
     @property
     def num_nodes(self) -> int:
         """Total number of nodes N over all agents."""
@@ -307,7 +321,8 @@ class ExpertGraph:
         lo, hi = int(self.ptr[start]), int(self.ptr[stop])
         nodes = {name: t[lo:hi] for name, t in self.node_tensors().items()}
         nodes["batch"] = nodes["batch"] - start
-        return self.replace(ptr=self.ptr[start : stop + 1] - lo, **nodes)
+        size = self.agent_size or None  # a share of equal agents is equal; else re-measured
+        return self.replace(ptr=self.ptr[start : stop + 1] - lo, agent_size=size, **nodes)
 
     def node_tensors(self) -> dict[str, Tensor]:
         """Every per-node field (one row per node) that the state holds, by name."""
@@ -370,7 +385,21 @@ class ExpertGraph:
             output_index=batch.output_index,
             num_outputs=num_outputs,
             step=step,
+            agent_size=common_size(ptr),
         )
+
+
+def common_size(ptr: Tensor) -> int:
+    """Number of nodes of every agent given the offsets ``ptr`` ``[B + 1]``, ``0`` if they differ.
+
+    One read-back from the device; done where the structure is made, not per inner step.
+    """
+    B = ptr.numel() - 1
+    if B <= 0:
+        return 0
+    n = int(ptr[-1] - ptr[0]) // B
+    sizes = ptr[1:] - ptr[:-1]
+    return n if bool((sizes == n).all()) else 0
 
 
 def _make_identity(

@@ -30,6 +30,10 @@ class Topology(nn.Module):
     #: the policy aggregation of the published method a generator is named after (CommNet:
     #: ``"mean"``); :class:`~badger_graph.Agent` refuses a policy with another. ``None``: any
     aggregation: str | None = None
+    #: whether a step with this topology can run as one compiled graph
+    #: (:attr:`~badger_graph.Execution.capture`); random draws with a private generator
+    #: and host-side checks cannot, and run eagerly
+    capturable: bool = True
     #: the private random generator of a random topology (saved in live-agent snapshots)
     generator: torch.Generator | None = None
 
@@ -66,12 +70,7 @@ class Topology(nn.Module):
 
 def equal_sizes(state: ExpertGraph) -> int | None:
     """The common agent size if every agent has the same number of nodes, else ``None``."""
-    if state.num_agents == 0:
-        return None
-    n = state.num_nodes // state.num_agents
-    if n * state.num_agents != state.num_nodes or not bool((state.sizes == n).all()):
-        return None
-    return n
+    return state.equal_size()
 
 
 #: bytes a fully connected pair costs at least while the edges are built and used

@@ -38,6 +38,8 @@ class _Seeded(Topology):
     numbers differ between devices, as their random streams do).
     """
 
+    capturable = False  # draws from a private generator, with host-side size checks
+
     def __init__(self, seed: int | None, generator: torch.Generator | None) -> None:
         super().__init__()
         if generator is None:

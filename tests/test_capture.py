@@ -1,0 +1,214 @@
+"""``Execution(capture=True)``: each inner step compiled as one graph (CUDA graphs on a GPU).
+
+Most cases trace with a counting backend (dynamo's whole-graph trace, then eager aten ops):
+that is what decides whether a step can be captured, and it is fast. One case compiles with
+inductor, as a user's run does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from torch._dynamo.testing import CompileCounter
+
+import badger_graph.agent as agent_module
+from badger_graph import Agent, ExpertPolicy
+from badger_graph.errors import NonFiniteError
+from badger_graph.execution import CapturedStep, Execution
+from badger_graph.ports import AddressedPorts
+from badger_graph.runner import EpisodeRunner
+from badger_graph.tasks import GuessingGame, OnlineRegression
+from badger_graph.tasks.base import StepResult
+from badger_graph.topologies import Attention, FullyConnected, RandomOutDegree
+
+
+@pytest.fixture
+def counter(monkeypatch):
+    """Every captured step compiles with one shared counting backend."""
+    backend = CompileCounter()
+    monkeypatch.setattr(
+        agent_module, "capture_step", lambda fn, device: CapturedStep(fn, device, backend)
+    )
+    torch._dynamo.reset()  # compiled steps are cached per code object, across agents
+    yield backend
+    torch._dynamo.reset()
+
+
+def _agent(kind: str, capture: bool) -> Agent:
+    torch.manual_seed(0)
+    ex = Execution(capture=capture)
+    if kind == "fig6":
+        return Agent(ExpertPolicy(16, 8, 8, 4, aggr="mean"), FullyConnected(), execution=ex)
+    if kind == "ports":  # the Fig. 7 setup: addressed output ports
+        ports = AddressedPorts(16, address_channels=4)
+        policy = ExpertPolicy(16, 8, 8, 4, aggr="mean")
+        return Agent(policy, FullyConnected(), identity="random", ports=ports, execution=ex)
+    if kind == "attention":
+        policy = ExpertPolicy(16, 8, 8, 4, aggr="weighted")
+        return Agent(policy, Attention(16, 4, top_k=3), output_ports=True, execution=ex)
+    if kind == "inputs":  # observations on input nodes, 2 rounds
+        policy = ExpertPolicy(16, 8, 8, 4, aggr="mean")
+        return Agent(policy, FullyConnected(), rounds=2, output_ports=True, execution=ex)
+    raise ValueError(kind)
+
+
+def _task(kind: str):
+    if kind == "inputs":
+        return OnlineRegression(num_inputs=3, feedback_to="nodes")
+    feedback_to = [0] if kind == "fig6" else "all"
+    return GuessingGame(num_outputs=3, feedback_to=feedback_to)
+
+
+def _run(agent: Agent, kind: str, seed: int = 3, batch: int = 6, experts: int = 5):
+    runner = EpisodeRunner(agent, _task(kind), num_experts=experts, inner_steps=6)
+    agent.zero_grad()
+    life = runner.run(seed=seed, batch_size=batch)
+    life.errors.mean().backward()
+    grads = {n: p.grad.clone() for n, p in agent.named_parameters() if p.grad is not None}
+    return life, grads
+
+
+def _same(a, b):
+    (la, ga), (lb, gb) = a, b
+    torch.testing.assert_close(la.actions, lb.actions, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(la.errors, lb.errors, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(la.state.h, lb.state.h, rtol=1e-5, atol=1e-6)
+    assert la.state.step == lb.state.step
+    assert ga
+    assert ga.keys() == gb.keys()
+    for k in ga:
+        torch.testing.assert_close(ga[k], gb[k], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["fig6", "ports", "attention", "inputs"])
+def test_captured_lifetime_equals_eager_in_one_graph(counter, kind):
+    """Same actions, errors, final states and gradients; one graph for every step."""
+    eager, captured = _agent(kind, False), _agent(kind, True)
+    captured.load_state_dict(eager.state_dict())
+    _same(_run(eager, kind), _run(captured, kind))
+    assert counter.frame_count == 1  # the whole step traced once, no graph break
+    _same(_run(eager, kind, seed=4), _run(captured, kind, seed=4))
+    assert counter.frame_count == 1  # a second lifetime of the same shape: no recompile
+    assert captured.__dict__["_captured"]["cpu"].failed is None
+
+
+def test_new_shapes_recompile_then_generalise(counter):
+    """A new agent size or d compiles once more, then shapes are dynamic (curricula)."""
+    agent = _agent("ports", True)
+    frames = []
+    for experts, d in [(5, 3), (7, 3), (9, 3), (5, 4), (6, 5), (11, 2)]:
+        runner = EpisodeRunner(agent, GuessingGame(d, feedback_to="all"), experts, 4)
+        with torch.no_grad():
+            life = runner.run(seed=1, batch_size=4)
+        assert life.actions.shape == (4, 4, d)
+        frames.append(counter.frame_count)
+    assert frames[-1] <= 3
+    assert frames[-1] == frames[-3]  # no compile for the last shapes
+
+
+def test_captured_lifetime_in_chunks_equals_one_piece(counter):
+    """A lifetime run in two chunks (truncated outer loops) gives the one-piece result."""
+    agent = _agent("fig6", True)
+    runner = EpisodeRunner(agent, _task("fig6"), num_experts=5, inner_steps=6)
+    with torch.no_grad():
+        whole = runner.run(seed=2, batch_size=4)
+        episode, state = runner.begin(seed=2, batch_size=4)
+        first = agent(_task("fig6"), episode, state, 2, total_steps=6)
+        rest = agent(
+            _task("fig6"), episode, first.state, 4, total_steps=6, result=first.last_result
+        )
+    torch.testing.assert_close(torch.cat([first.actions, rest.actions]), whole.actions)
+
+
+def test_recording_and_growth_run_eagerly(counter):
+    """Recorded lifetimes and lifetimes with growth keep the eager path (and its records)."""
+    from badger_graph.growth import GrowthEvent
+
+    agent = _agent("fig6", True)
+    runner = EpisodeRunner(agent, _task("fig6"), num_experts=5, inner_steps=6)
+    with torch.no_grad():
+        life = runner.run(seed=2, batch_size=4, record=True)
+        grown = runner.run(seed=2, batch_size=4, growth=[GrowthEvent(3, 2)])
+    assert len(life.records) == 6
+    assert grown.state.num_nodes == 4 * 7
+    assert counter.frame_count == 0
+
+
+class _NaNAfter:
+    """Wraps an episode: from step ``k`` on its feedback is NaN."""
+
+    def __init__(self, episode, k: int) -> None:
+        self.episode, self.k, self.calls = episode, k, 0
+
+    def __getattr__(self, name):
+        return getattr(self.episode, name)
+
+    def step(self, action) -> StepResult:
+        r = self.episode.step(action)
+        self.calls += 1
+        if self.calls > self.k:
+            return StepResult(r.error, torch.full_like(r.feedback, float("nan")), r.signal)
+        return r
+
+
+def test_captured_nonfinite_names_the_first_bad_step(counter):
+    agent = _agent("fig6", True)
+    task = _task("fig6")
+    runner = EpisodeRunner(agent, task, num_experts=5, inner_steps=6)
+    episode, state = runner.begin(seed=2, batch_size=4)
+    with pytest.raises(NonFiniteError, match=r"at inner step \(captured\) 3") as err:
+        agent(task, _NaNAfter(episode, 2), state, 6)  # answers 3.. carry NaN: step 3 reads it
+    assert err.value.step == 3
+    unchecked = dataclasses.replace(agent.execution, check_finite=False)
+    agent.execution = unchecked
+    episode, state = runner.begin(seed=2, batch_size=4)
+    life = agent(task, _NaNAfter(episode, 2), state, 6)
+    assert life.actions[:3].isfinite().all()
+    assert not life.actions[3:].isfinite().all()
+
+
+class _HostTopology(FullyConnected):
+    """A user topology that reads a value back to the host every step."""
+
+    def forward(self, state):
+        if float(state.h.abs().sum()) < 0:  # never true: a host read-back only
+            raise AssertionError
+        return super().forward(state)
+
+    supports_dense = False
+
+
+def test_untraceable_step_warns_once_and_runs_eagerly():
+    """A step that cannot be one graph: one warning naming why, then eager, same results."""
+    torch.manual_seed(0)
+    policy = ExpertPolicy(16, 8, 8, 4, aggr="mean")
+    eager = Agent(policy, _HostTopology())
+    captured = Agent(policy, _HostTopology(), execution=Execution(capture=True))
+    captured.load_state_dict(eager.state_dict())
+    with pytest.warns(UserWarning, match="cannot be compiled as one graph"):
+        b = _run(captured, "fig6")
+    _same(_run(eager, "fig6"), b)
+    assert captured.__dict__["_captured"]["cpu"].failed
+
+
+def test_random_topology_runs_eagerly_with_a_warning(counter):
+    """Random draws are not captured: one warning, the eager path, the same edges."""
+    torch.manual_seed(0)
+    policy = ExpertPolicy(16, 8, 8, 4, aggr="mean")
+    eager = Agent(policy, RandomOutDegree(2, seed=0))
+    captured = Agent(policy, RandomOutDegree(2, seed=0), execution=Execution(capture=True))
+    captured.load_state_dict(eager.state_dict())
+    with pytest.warns(UserWarning, match="RandomOutDegree draws its edges outside"):
+        b = _run(captured, "fig6")
+    _same(_run(eager, "fig6"), b)
+    assert counter.frame_count == 0
+
+
+def test_inductor_capture_equals_eager():
+    """The compiled step as a user gets it (inductor on the CPU)."""
+    eager, captured = _agent("ports", False), _agent("ports", True)
+    captured.load_state_dict(eager.state_dict())
+    _same(_run(eager, "ports"), _run(captured, "ports"))
+    assert captured.__dict__["_captured"]["cpu"].failed is None
