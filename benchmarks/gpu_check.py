@@ -12,7 +12,9 @@ Rows (median of ``--reps`` synchronised repetitions):
              every step.
   train      training batch (forward + backward + Adam) of the Fig. 6 config (B = 256 and
              4,096) and of the Fig. 7 setup (20 experts + 3 output ports, attention; B = 100
-             and 1,000), on the device and, for B = 256 / 100, on the CPU in the same run.
+             and 1,000), on the device and, for B = 256 / 100, on the CPU in the same run;
+             eagerly and with ``Execution(capture=True)`` (each inner step one compiled
+             graph, replayed as a CUDA graph on a GPU; first batch = compile time).
 
 Prints a markdown table and writes ``gpu_check.csv`` (and one JSON line per row) to ``--out``.
 A row that fails prints its error and the run goes on: a failure is a finding.
@@ -34,9 +36,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timeit(fn, device: torch.device, reps: int) -> float:
-    """Median seconds of ``reps`` synchronised calls after one warm-up call."""
-    fn()
+def timeit(fn, device: torch.device, reps: int, warmup: int = 1) -> float:
+    """Median seconds of ``reps`` synchronised calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
     _sync(device)
     times = []
     for _ in range(reps):
@@ -128,16 +131,17 @@ def lifetime_row(device, n: int, T: int, reps: int) -> dict:
     return {"row": f"lifetime T={T}, no grad", "device": str(device), "N": n, "seconds": t}
 
 
-def _fig6():
-    from badger_graph import BadgerModule, ExpertPolicy
+def _fig6(capture: bool):
+    from badger_graph import BadgerModule, Execution, ExpertPolicy
     from badger_graph.tasks import GuessingGame
     from badger_graph.topologies import FullyConnected
 
-    return BadgerModule(ExpertPolicy(), FullyConnected(), GuessingGame(3))
+    ex = Execution(capture=capture)
+    return BadgerModule(ExpertPolicy(), FullyConnected(), GuessingGame(3), execution=ex)
 
 
-def _fig7():
-    from badger_graph import BadgerModule, ExpertPolicy
+def _fig7(capture: bool):
+    from badger_graph import BadgerModule, Execution, ExpertPolicy
     from badger_graph.tasks import GuessingGame
     from badger_graph.topologies import Attention
 
@@ -147,13 +151,19 @@ def _fig7():
         GuessingGame(3, feedback_to="all"),
         num_experts=20,
         output_ports=True,
+        execution=Execution(capture=capture),
     )
 
 
-def train_row(device, name: str, B: int, reps: int) -> dict:
-    """Training batch: lifetime, backward through it, Adam step."""
+def train_row(device, name: str, B: int, reps: int, capture: bool = False) -> dict:
+    """Training batch: lifetime, backward through it, Adam step.
+
+    With ``capture`` every inner step is one compiled graph (CUDA graphs on a GPU); the
+    first batch (compile) is reported apart, and three warm-up batches let PyTorch's
+    CUDA-graph trees record before the timing.
+    """
     torch.manual_seed(0)
-    model = (_fig6 if name == "Fig. 6" else _fig7)().to(device)
+    model = (_fig6 if name == "Fig. 6" else _fig7)(capture).to(device)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     seeds = iter(range(10**6))
 
@@ -163,8 +173,20 @@ def train_row(device, name: str, B: int, reps: int) -> dict:
         loss.backward()
         opt.step()
 
-    t = timeit(step, device, reps)
-    return {"row": f"train {name}", "device": str(device), "B": B, "seconds": t}
+    first = None
+    if capture:
+        start = time.perf_counter()
+        step()
+        _sync(device)
+        first = time.perf_counter() - start
+    t = timeit(step, device, reps, warmup=3 if capture else 1)
+    row = {"row": f"train {name}" + (" captured" if capture else ""), "device": str(device)}
+    row.update({"B": B, "seconds": t})
+    if capture:
+        row["first_batch_s"] = first
+        failed = [c.failed for c in model.agent.__dict__.get("_captured", {}).values()]
+        row["captured"] = not any(failed) and bool(failed)
+    return row
 
 
 def main() -> None:
@@ -195,6 +217,12 @@ def main() -> None:
         (train_row, device, "Fig. 7", 100, a.reps),
         (train_row, cpu, "Fig. 7", 100, a.reps),
         (train_row, device, "Fig. 7", 1000 // (10 if a.small else 1), a.reps),
+        (train_row, device, "Fig. 6", 256, a.reps, True),
+        (train_row, cpu, "Fig. 6", 256, a.reps, True),
+        (train_row, device, "Fig. 6", 4096 // (16 if a.small else 1), a.reps, True),
+        (train_row, device, "Fig. 7", 100, a.reps, True),
+        (train_row, cpu, "Fig. 7", 100, a.reps, True),
+        (train_row, device, "Fig. 7", 1000 // (10 if a.small else 1), a.reps, True),
     ]
     seen, rows = set(), []
     for fn, *args in cases:

@@ -176,7 +176,9 @@ def train_rows(quick: bool) -> list[dict]:
         loss.backward()
         dopt.step()
 
-    def fig7_setup(dense: str, sparse: str = "auto", compile: bool = False) -> BadgerModule:
+    def fig7_setup(
+        dense: str, sparse: str = "auto", compile: bool = False, capture: bool = False
+    ) -> BadgerModule:
         # the Fig. 7 setup: 20 experts + 3 output ports, attention (key 32)
         return BadgerModule(
             ExpertPolicy(aggr="weighted"),
@@ -184,7 +186,7 @@ def train_rows(quick: bool) -> list[dict]:
             GuessingGame(3, feedback_to="all"),
             num_experts=20,
             output_ports=True,
-            execution=Execution(dense=dense, sparse=sparse, compile=compile),
+            execution=Execution(dense=dense, sparse=sparse, compile=compile, capture=capture),
         )
 
     fig7, fig7_sparse = fig7_setup("auto"), fig7_setup("never", "csr")
@@ -229,6 +231,22 @@ def train_rows(quick: bool) -> list[dict]:
         )
     )
     if not quick:
+        fig6_captured = BadgerModule(
+            ExpertPolicy(), FullyConnected(), GuessingGame(3), execution=Execution(capture=True)
+        )
+        fig7_captured = fig7_setup("auto", capture=True)
+        cases += [
+            (
+                "Fig. 6 (B=256, 3 experts, T=20)",
+                "badger_graph (dense path, capture: each step one compiled graph)",
+                lib_step(fig6_captured, 256),
+            ),
+            (
+                "Fig. 7 (B=100, 20+3 nodes, T=20)",
+                "badger_graph (dense path, capture: each step one compiled graph)",
+                lib_step(fig7_captured, 100),
+            ),
+        ]
         fig6_compiled = BadgerModule(
             ExpertPolicy(), FullyConnected(), GuessingGame(3), execution=Execution(compile=True)
         )

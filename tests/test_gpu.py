@@ -142,7 +142,44 @@ def test_random_edges_drawn_on_device_and_reproducible():
     )
 
 
+@pytest.mark.parametrize("make", [_fig6, _fig7], ids=["fig6", "fig7 ports attention"])
+def test_captured_steps_match_eager_over_training_and_evaluation(make):
+    """Captured steps (CUDA graphs) = eager, over 3 Adam steps and 2 kept evaluations."""
+    torch.manual_seed(0)
+    eager = make(Execution()).to(DEVICE)
+    captured = make(Execution(capture=True)).to(DEVICE)
+    captured.load_state_dict(eager.state_dict())
+    results = {}
+    for name, model in (("eager", eager), ("captured", captured)):
+        opt = torch.optim.Adam(model.parameters(), 1e-2)
+        losses = []
+        for seed in range(3):  # new CUDA-graph generation each batch, weights change
+            loss = model.lifetime(seed, 8).errors[-1].mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.detach())
+        with torch.no_grad():  # both kept: the second must not overwrite the first
+            a, b = model.lifetime(10, 8), model.lifetime(11, 8)
+        results[name] = (torch.stack(losses), a.errors, b.errors, a.state.h, _grads(model))
+    for x, y in zip(results["eager"][:4], results["captured"][:4], strict=True):
+        torch.testing.assert_close(y, x, rtol=1e-4, atol=1e-5)
+    for k, g in results["eager"][4].items():
+        torch.testing.assert_close(results["captured"][4][k], g, rtol=1e-3, atol=1e-5, msg=k)
+    steps = captured.agent.__dict__["_captured"]
+    assert steps
+    assert all(step.failed is None for step in steps.values())
+
+
+def test_fit_twenty_batches_captured(tmp_path):
+    _fit(tmp_path, "--model.execution.capture", "true")
+
+
 def test_fit_twenty_batches(tmp_path):
+    _fit(tmp_path)
+
+
+def _fit(tmp_path, *args: str) -> None:
     accelerator = "gpu" if torch.device(DEVICE).type == "cuda" else "cpu"
     out = subprocess.run(
         [
@@ -160,6 +197,7 @@ def test_fit_twenty_batches(tmp_path):
             "10",
             "--trainer.default_root_dir",
             str(tmp_path),
+            *args,
         ],
         cwd=tmp_path,
         capture_output=True,

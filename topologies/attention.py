@@ -134,7 +134,8 @@ class Attention(Topology):
         device = state.h.device
         if N == 0:
             return torch.empty(2, 0, dtype=torch.long, device=device), state.h.new_empty(0)
-        n_max = int(state.sizes.max())
+        n_equal = state.equal_size()  # known without a read-back from the device
+        n_max = n_equal or int(state.sizes.max())
         q = self.lin_query(state.h)
         k = self.lin_key(state.h)
         base = state.ptr[state.batch]  # first node of each receiver's agent
@@ -155,10 +156,13 @@ class Attention(Topology):
         s = s.masked_fill(~valid, float("-inf"))
         kk = min(self.top_k, n_max)
         top, idx = s.topk(kk, dim=1)
+        src = send.gather(1, idx)
+        dst = torch.arange(N, device=device).unsqueeze(1).expand(-1, kk)
+        if n_equal is not None and kk <= n_equal - (0 if self.self_loops else 1):
+            # every receiver has kk valid senders: no mask, no read-back of its size
+            return torch.stack([src.reshape(-1), dst.reshape(-1)]), top.reshape(-1)
         keep = torch.isfinite(top)
-        src = send.gather(1, idx)[keep]
-        dst = torch.arange(N, device=device).unsqueeze(1).expand(-1, kk)[keep]
-        return torch.stack([src, dst]), top[keep]
+        return torch.stack([src[keep], dst[keep]]), top[keep]
 
     def __repr__(self) -> str:
         return (
