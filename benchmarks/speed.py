@@ -1,7 +1,8 @@
 """Speed and memory of badger_graph, printed as tables and written as CSV.
 
-    python benchmarks/speed.py            # full run (N up to 1M; a few minutes)
-    python benchmarks/speed.py --quick    # seconds; a smoke test
+    python benchmarks/speed.py                  # full run (N up to 1M; a few minutes)
+    python benchmarks/speed.py --quick          # seconds; a smoke test
+    python benchmarks/speed.py --device cuda    # the same rows on a GPU (+ 10M experts)
 
 Sections (each timed in this one run, so ratios compare like with like):
   policy   one round of the shared policy over N experts (hidden 64), random out-degree 8
@@ -19,6 +20,10 @@ Sections (each timed in this one run, so ratios compare like with like):
   eval     evaluation of fully connected agents of 500 experts (the shipped Fig. 7
            checkpoint, d = 3, 20 steps): episodes per second on the dense and the sparse
            path, and a held-out sweep (d 21, 25, 30 x 20, 300, 500 experts, 500 episodes).
+
+With ``--device cuda`` every timing is synchronised, peak memory is the device's
+(``torch.cuda.max_memory_allocated``), the policy table adds 10M experts, and ``load``
+(CPU threads) is left out.
 """
 
 from __future__ import annotations
@@ -39,20 +44,52 @@ sys.path.insert(0, str(Path(__file__).parent))
 HIDDEN = 64
 
 
-def _timeit(fn, min_time: float = 0.3, min_reps: int = 2) -> float:
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timeit(
+    fn, min_time: float = 0.3, min_reps: int = 2, device: torch.device | None = None
+) -> float:
+    device = device or torch.device("cpu")
     fn()  # warm-up
+    _sync(device)
     reps, start = 0, time.perf_counter()
     while reps < min_reps or time.perf_counter() - start < min_time:
         fn()
         reps += 1
+        _sync(device)
     return (time.perf_counter() - start) / reps
 
 
-def _matmul_gflops(flops: float) -> float:
+class _Peak:
+    """Peak memory (MB) from construction to :meth:`mb`, above the level before.
+
+    The CPU: the process' ``ru_maxrss`` (hence one row per fresh process); CUDA: the
+    device allocator's peak.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            self.base = torch.cuda.memory_allocated(device)
+            torch.cuda.reset_peak_memory_stats(device)
+        else:
+            self.base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def mb(self) -> float:
+        if self.device.type == "cuda":
+            return (torch.cuda.max_memory_allocated(self.device) - self.base) / 2**20
+        return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - self.base) / 2**20
+
+
+def _matmul_gflops(flops: float, device: torch.device) -> float:
     """GFLOP/s of a square fp32 matmul doing about ``flops`` work (the machine's limit)."""
-    n = max(64, min(4096, round((flops / 2) ** (1 / 3))))
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    t = _timeit(lambda: a @ b)
+    n = max(64, min(4096 if device.type == "cpu" else 16384, round((flops / 2) ** (1 / 3))))
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    t = _timeit(lambda: a @ b, device=device)
     return 2 * n**3 / t / 1e9
 
 
@@ -64,7 +101,9 @@ def _policy_flops(policy, n_nodes: int, n_edges: int) -> float:
     return lin_send + gru + aggregate
 
 
-def policy_row(n: int, topo_name: str, backward: bool, path: str = "csr") -> dict:
+def policy_row(
+    n: int, topo_name: str, backward: bool, path: str = "csr", device: str = "cpu"
+) -> dict:
     """One policy round (topology built once, outside the timing) over n experts.
 
     ``path``: ``"csr"`` (sparse-matrix aggregation, CSR built outside the timing like the
@@ -75,25 +114,29 @@ def policy_row(n: int, topo_name: str, backward: bool, path: str = "csr") -> dic
     from badger_graph.sparse import CSRAdjacency
     from badger_graph.topologies import Attention, RandomOutDegree
 
+    device = torch.device(device)
     torch.manual_seed(0)
-    policy = ExpertPolicy(HIDDEN, HIDDEN, 32, 8, aggr="weighted" if topo_name == "attn" else "mean")
+    aggr = "weighted" if topo_name == "attn" else "mean"
+    policy = ExpertPolicy(HIDDEN, HIDDEN, 32, 8, aggr=aggr).to(device)
     agent_size = n if topo_name == "rand" else min(n, 100)
     sizes = [agent_size] * max(1, n // agent_size)
-    state = ExpertGraph.create(sizes, 1, HIDDEN, 8)
-    state = state.replace(h=torch.randn(state.num_nodes, HIDDEN))
+    state = ExpertGraph.create(sizes, 1, HIDDEN, 8, device=device)
+    state = state.replace(h=torch.randn(state.num_nodes, HIDDEN, device=device))
     topo = (
         RandomOutDegree(min(8, agent_size - 1), seed=0)
         if topo_name == "rand"
         else (Attention(HIDDEN, 32, top_k=min(8, agent_size - 1)))
-    )
+    ).to(device)
     t0 = time.perf_counter()
     with torch.no_grad():
         edge_index, w = topo(state)
+    _sync(device)
     t_topo = time.perf_counter() - t0
     t0 = time.perf_counter()
     csr = CSRAdjacency.from_edge_index(edge_index, state.num_nodes) if path == "csr" else None
+    _sync(device)
     t_csr = time.perf_counter() - t0
-    u = torch.randn(state.num_nodes, 32)
+    u = torch.randn(state.num_nodes, 32, device=device)
     h = state.h.requires_grad_(backward)
 
     def run():
@@ -103,9 +146,10 @@ def policy_row(n: int, topo_name: str, backward: bool, path: str = "csr") -> dic
             out.sum().backward()
 
     # peak memory of the passes above what the process held before them (state, edges, model)
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t = _timeit(run, min_time=0.5 if n < 100_000 else 0.0, min_reps=2 if n < 1_000_000 else 1)
-    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _Peak(device)
+    reps = 2 if n < (1_000_000 if device.type == "cpu" else 10_000_000) else 1
+    t = _timeit(run, min_time=0.5 if n < 100_000 else 0.0, min_reps=reps, device=device)
+    peak_mb = peak.mb()
     flops = _policy_flops(policy, state.num_nodes, edge_index.size(1)) * (3 if backward else 1)
     return {
         "N": state.num_nodes,
@@ -118,8 +162,8 @@ def policy_row(n: int, topo_name: str, backward: bool, path: str = "csr") -> dic
         "round_s": t,
         "expert_rounds_per_s": state.num_nodes / t,
         "gflops": flops / t / 1e9,
-        "matmul_gflops": _matmul_gflops(flops),
-        "peak_mem_mb": (rss1 - rss0) / 1024,
+        "matmul_gflops": _matmul_gflops(flops, device),
+        "peak_mem_mb": peak_mb,
     }
 
 
@@ -140,7 +184,7 @@ def _subprocess(*args) -> dict | None:
     return row
 
 
-def train_rows(quick: bool) -> list[dict]:
+def train_rows(quick: bool, device: torch.device) -> list[dict]:
     from dense_reference import DenseFig6
 
     from badger_graph import BadgerModule, Execution, ExpertPolicy
@@ -160,17 +204,18 @@ def train_rows(quick: bool) -> list[dict]:
             loss.backward()
             opt.step()
 
+        model.to(device)
         return step
 
     fig6 = BadgerModule(ExpertPolicy(), FullyConnected(), GuessingGame(3))
     fig6_sparse = BadgerModule(
         ExpertPolicy(), FullyConnected(), GuessingGame(3), execution=Execution(dense="never")
     )
-    dense = DenseFig6()
+    dense = DenseFig6().to(device)
     dopt = torch.optim.Adam(dense.parameters(), 1e-3)
 
     def dense_step():
-        t = torch.rand(256, 3) * 2 - 1
+        t = torch.rand(256, 3, device=device) * 2 - 1
         loss = dense(t)[-1].mean()
         dopt.zero_grad()
         loss.backward()
@@ -264,7 +309,7 @@ def train_rows(quick: bool) -> list[dict]:
             ),
         ]
     for setup, impl, fn in cases:
-        t = _timeit(fn, min_time=0.5 if quick else 3.0)
+        t = _timeit(fn, min_time=0.5 if quick else 3.0, device=device)
         rows.append(
             {"setup": setup, "implementation": impl, "s_per_batch": t, "batches_per_s": 1 / t}
         )
@@ -272,7 +317,12 @@ def train_rows(quick: bool) -> list[dict]:
 
 
 def lifetime_row(
-    T: int, tbptt: int, experts: int = 200, agents: int = 16, checkpoint: int = 0
+    T: int,
+    tbptt: int,
+    experts: int = 200,
+    agents: int = 16,
+    checkpoint: int = 0,
+    device: str = "cpu",
 ) -> dict:
     """Forward + backward of one lifetime of length T (tbptt=0: full backprop).
 
@@ -292,35 +342,39 @@ def lifetime_row(
         inner_steps=T,
         outer_loop=TruncatedBPTT(tbptt or T),
         execution=Execution(checkpoint=bool(checkpoint)),
-    )
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    ).to(device)
+    device = torch.device(device)
+    peak = _Peak(device)
     t0 = time.perf_counter()
     model.outer_loop.backward_lifetime(model, 1, agents)
+    _sync(device)
     t = time.perf_counter() - t0
-    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "experts x agents": f"{experts} x {agents}",
         "T": T,
         "truncate_bptt": tbptt or "-",
         "checkpoint": "yes" if checkpoint else "-",
         "s_per_lifetime": t,
-        "peak_mem_mb": (rss1 - rss0) / 1024,
+        "peak_mem_mb": peak.mb(),
     }
 
 
-def lifetime_rows(quick: bool) -> list[dict]:
+def lifetime_rows(quick: bool, device: torch.device) -> list[dict]:
     Ts = [10, 40, 160] if quick else [10, 40, 160, 640]
-    rows = [_subprocess("lifetime", T, tbptt) for tbptt in (0, 10) for T in Ts]
+    rows = [_subprocess("lifetime", T, tbptt, 200, 16, 0, device) for tbptt in (0, 10) for T in Ts]
     if quick:
-        rows.append(_subprocess("lifetime", 40, 10, 200, 16, 1))
+        rows.append(_subprocess("lifetime", 40, 10, 200, 16, 1, device))
     else:  # a long lifetime: 1,000 steps of 1,000 experts
         for tbptt, ckpt in ((0, 0), (0, 1), (10, 0), (10, 1), (100, 1)):
-            rows.append(_subprocess("lifetime", 1000, tbptt, 1000, 1, ckpt))
+            rows.append(_subprocess("lifetime", 1000, tbptt, 1000, 1, ckpt, device))
     return [r for r in rows if r is not None]
 
 
-def load_rows(quick: bool) -> list[dict]:
-    """Fig. 6 training batches: 1, 2 and auto threads, idle and with one core busy."""
+def load_rows(quick: bool, device: torch.device) -> list[dict]:
+    """Fig. 6 training batches: 1, 2 and auto threads, idle and with one core busy (CPU)."""
+    if device.type != "cpu":
+        print("  load: CPU threads only, left out on", device)
+        return []
     from badger_graph import BadgerModule, ExpertPolicy
     from badger_graph.tasks import GuessingGame
     from badger_graph.threads import ThreadChooser
@@ -376,7 +430,7 @@ def load_rows(quick: bool) -> list[dict]:
     return rows
 
 
-def topology_rows(quick: bool) -> list[dict]:
+def topology_rows(quick: bool, device: torch.device) -> list[dict]:
     """Training batch of 8-expert guessing-game agents on each kind of topology."""
     from badger_graph import BadgerModule, ExpertPolicy
     from badger_graph.tasks import GuessingGame
@@ -393,6 +447,7 @@ def topology_rows(quick: bool) -> list[dict]:
     for name, policy, topology in setups:
         torch.manual_seed(0)
         model = BadgerModule(policy, topology, GuessingGame(3), num_experts=8, rounds=2)
+        model.to(device)
         opt = torch.optim.Adam(model.parameters(), 1e-3)
         seeds = iter(range(10**6))
 
@@ -402,14 +457,14 @@ def topology_rows(quick: bool) -> list[dict]:
             loss.backward()
             opt.step()
 
-        t = _timeit(step, min_time=0.5 if quick else 3.0)
+        t = _timeit(step, min_time=0.5 if quick else 3.0, device=device)
         rows.append({f"topology (8 experts, 2 rounds, B={B}, T=20)": name, "s_per_batch": t})
     for r in rows:
         r["vs_fully_connected"] = r["s_per_batch"] / rows[0]["s_per_batch"]
     return rows
 
 
-def eval_rows(quick: bool) -> list[dict]:
+def eval_rows(quick: bool, device: torch.device) -> list[dict]:
     """Evaluation of 500 fully connected experts: episodes/s per path; a held-out sweep."""
     import dataclasses
 
@@ -417,7 +472,7 @@ def eval_rows(quick: bool) -> list[dict]:
     from badger_graph.evaluation import final_error
 
     ckpt = Path(__file__).parents[1] / "badger_graph" / "checkpoints" / "fig7.ckpt"
-    model = BadgerModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
+    model = BadgerModule.load_from_checkpoint(ckpt, map_location=device).eval()
     runner, agent = model.runner, model.agent
     experts, episodes = (100, 20) if quick else (500, 200)
     rows = []
@@ -430,6 +485,7 @@ def eval_rows(quick: bool) -> list[dict]:
             start = time.perf_counter()
             n = episodes if path.startswith("dense") else episodes // 10
             final_error(runner, 3, experts, n, 7)
+            _sync(device)
             t = time.perf_counter() - start
         rows.append(
             {
@@ -446,6 +502,7 @@ def eval_rows(quick: bool) -> list[dict]:
         for d in dims:
             for c in counts:
                 final_error(runner, d, c, n, 11)
+    _sync(device)
     t = time.perf_counter() - start
     rows.append(
         {
@@ -483,21 +540,27 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="small sizes, seconds")
     p.add_argument("--out", default="benchmarks/results", help="folder for the CSV files")
     p.add_argument("--sections", default="policy,train,lifetime,load,topologies,eval")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--row", nargs="+", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.row:
         kind, *args = a.row
         if kind == "policy":
-            print(json.dumps(policy_row(int(args[0]), args[1], bool(int(args[2])), args[3])))
+            row = policy_row(int(args[0]), args[1], bool(int(args[2])), args[3], args[4])
         else:
-            print(json.dumps(lifetime_row(*map(int, args))))
+            row = lifetime_row(*map(int, args[:5]), device=args[5])
+        print(json.dumps(row))
         return
+    device = torch.device(a.device)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {device} ({name})")
     sections = a.sections.split(",")
     if "policy" in sections:
         Ns = [10, 100, 1000] if a.quick else [10, 100, 1_000, 10_000, 100_000, 1_000_000]
+        if device.type == "cuda" and not a.quick:
+            Ns.append(10_000_000)
         rows = []
         for topo in ("rand", "attn"):
             for n in Ns:
@@ -505,7 +568,7 @@ def main() -> None:
                     for path in ("edges", "csr"):
                         if topo == "attn" and n >= 1_000_000 and bwd:
                             continue
-                        row = _subprocess("policy", n, topo, int(bwd), path)
+                        row = _subprocess("policy", n, topo, int(bwd), path, device)
                         if row is not None:
                             rows.append(row)
         for r in rows:
@@ -522,7 +585,7 @@ def main() -> None:
     )
     for section, title, make_rows in tables:
         if section in sections:
-            rows = make_rows(a.quick)
+            rows = make_rows(a.quick, device)
             _print(title, rows)
             _write(out / f"{section}.csv", rows)
 
