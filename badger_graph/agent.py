@@ -91,6 +91,7 @@ class _StepPlan:
     links: PortLinks | None
     owners: tuple[Tensor, Tensor, Tensor]
     inputs: tuple[Tensor, Tensor, Tensor]
+    edges: tuple | None  # a static topology's (adj, edge_weight, edge_index), else None
 
 
 class Agent(nn.Module):
@@ -300,11 +301,18 @@ class Agent(nn.Module):
 
     # -- inner loop ----------------------------------------------------------------------
     def step(
-        self, state: ExpertGraph, x: Tensor, record: bool = False, check: bool | None = None
+        self,
+        state: ExpertGraph,
+        x: Tensor,
+        record: bool = False,
+        check: bool | None = None,
+        edges: tuple | None = None,
     ) -> tuple[ExpertGraph, StepRecord | None]:
         """One inner step: this step's edges, then ``rounds`` rounds of the shared policy.
 
-        ``check`` overrides ``execution.check_finite``.
+        ``check`` overrides ``execution.check_finite``; ``edges`` is this step's
+        ``(adj, edge_weight, edge_index)`` when already built (a static topology's edges,
+        once per lifetime), else the topology is asked.
 
         Raises:
             NonFiniteError: (``check_finite``) NaN or inf in the node inputs, the edge
@@ -315,7 +323,9 @@ class Agent(nn.Module):
         u = self.policy.encode(x)
         if check:
             _check_finite("node inputs", u, state.step)
-        adj, edge_weight, edge_index = adjacency(self.policy, self.topology, state, ex, record)
+        if edges is None:
+            edges = adjacency(self.policy, self.topology, state, ex, record)
+        adj, edge_weight, edge_index = edges
         if check and edge_weight is not None:
             _check_finite("edge weights (attention)", edge_weight, state.step)
         round_fn = self._round_fn(adj)
@@ -376,7 +386,7 @@ class Agent(nn.Module):
         x = self.write(
             state, result, plan.static, time, plan.links, plan.owners, plan.inputs, False
         )
-        state, _ = self.step(state, x, check=False)
+        state, _ = self.step(state, x, check=False, edges=plan.edges)
         if self.ports is not None:
             state = state.replace(value=self.ports.write(state, plan.links))
         action = self.read(state, plan.owners)
@@ -389,6 +399,8 @@ class Agent(nn.Module):
         """The compiled inner step of ``execution.capture``, or ``None`` to run eagerly."""
         if not self.execution.capture or record or growth or state.num_agents == 0:
             return None
+        if torch._C._functorch.maybe_current_level() is not None:
+            return None  # inside torch.func transforms (the ES population's vmap): eager
         if not self.topology.capturable:
             if not self.__dict__.get("_capture_warned"):  # once per agent
                 self.__dict__["_capture_warned"] = True
@@ -514,7 +526,10 @@ class Agent(nn.Module):
             result = _check_result(episode.first(), episode, state)
         step_fn = self._capture(state, record, growth)
         if step_fn is not None:
-            plan = _StepPlan(state.replace(step=0), static, links, owners, inputs)
+            edges = None
+            if self.topology.static:  # the same edges every step: built once, not captured
+                edges = adjacency(self.policy, self.topology, state, self.execution)
+            plan = _StepPlan(state.replace(step=0), static, links, owners, inputs, edges)
             actions, errors, state, result = self._captured_lifetime(
                 step_fn, episode, state, plan, result, steps, total, detach_feedback
             )

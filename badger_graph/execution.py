@@ -47,13 +47,16 @@ class Execution:
             (default: :obj:`False`)
         capture (bool, optional): run each inner step as one compiled graph
             (``torch.compile(fullgraph=True)`` of the whole step: inputs, edges, rounds,
-            ports, read-out; the task's answer stays eager). On a GPU the graph is replayed
-            as a CUDA graph (``mode="reduce-overhead"``), so a small agent's step costs one
-            launch instead of hundreds. Applies to lifetimes without recording and
-            without growth; finite checks then run once per lifetime and name the first
-            bad step. The first lifetime of each new shape compiles (seconds to a
-            minute). A step that cannot be traced whole (e.g. a user topology that reads
-            values back to the host) warns once and runs eagerly. (default: :obj:`False`)
+            ports, read-out; the task's answer stays eager; a static topology's edges
+            are built once per lifetime). On a GPU the graph is replayed as a CUDA graph
+            (``mode="reduce-overhead"``), so a small agent's step costs one launch
+            instead of hundreds. Applies to lifetimes without recording, without growth
+            and outside ``torch.func`` transforms (the ES population runs eagerly);
+            finite checks then run once per lifetime and name the first bad step. The
+            first lifetime of each new shape compiles (seconds to a minute). Random
+            topologies, and steps that cannot be traced whole (e.g. a user topology
+            that reads values back to the host, mixed role policies), warn once and run
+            eagerly. (default: :obj:`False`)
         checkpoint (bool, optional): activation checkpointing of each step's rounds
             (``torch.utils.checkpoint``): a step keeps only its input state for the
             backward pass and recomputes the rounds there (same gradients, less memory,
@@ -225,22 +228,21 @@ class CapturedStep:
         self.failed: str | None = None
 
     def __call__(self, *args):
-        """Run the step compiled (eagerly once tracing has failed)."""
-        if self.failed is None:
-            try:
-                return self.compiled(*args)
-            except (
-                torch._dynamo.exc.TorchDynamoException,
-                torch._dynamo.exc.FailOnRecompileLimitHit,
-            ) as error:  # the eager step below raises the user's own errors, if any
-                lines = str(error).strip().splitlines()
-                self.failed = f"{type(error).__name__}: {lines[0] if lines else ''}"
-                warnings.warn(
-                    f"execution.capture: the inner step cannot be compiled as one graph "
-                    f"({self.failed}); running it eagerly",
-                    stacklevel=3,
-                )
-        return self.fn(*args)
+        """Run the step compiled (eagerly once compiling has failed)."""
+        if self.failed is not None:
+            return self.fn(*args)
+        try:
+            return self.compiled(*args)
+        except Exception as error:  # noqa: BLE001 - tracing and compiling raise many kinds
+            out = self.fn(*args)  # a real error of the step raises here, as it would eagerly
+            lines = str(error).strip().splitlines()
+            self.failed = f"{type(error).__name__}: {lines[0] if lines else ''}"
+            warnings.warn(
+                f"execution.capture: the inner step cannot be compiled as one graph "
+                f"({self.failed}); running it eagerly",
+                stacklevel=3,
+            )
+            return out
 
 
 def capture_step(fn: Callable, device: torch.device) -> CapturedStep:

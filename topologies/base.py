@@ -30,6 +30,10 @@ class Topology(nn.Module):
     #: the policy aggregation of the published method a generator is named after (CommNet:
     #: ``"mean"``); :class:`~badger_graph.Agent` refuses a policy with another. ``None``: any
     aggregation: str | None = None
+    #: whether the edges depend only on the graph's structure (which nodes each agent has),
+    #: never on the states: the same in every step of a lifetime (hardwired generators).
+    #: A captured lifetime (:attr:`~badger_graph.Execution.capture`) then builds them once.
+    static: bool = False
     #: whether a step with this topology can run as one compiled graph
     #: (:attr:`~badger_graph.Execution.capture`); random draws with a private generator
     #: and host-side checks cannot, and run eagerly

@@ -34,6 +34,8 @@ class FullyConnected(Topology):
         self_loops (bool, optional): also connect each node to itself. (default: ``False``)
     """
 
+    static = True  # the same edges every step
+
     supports_dense = True
 
     def __init__(self, self_loops: bool = False) -> None:
@@ -88,6 +90,8 @@ class CommNet(FullyConnected):
 class Ring(Topology):
     """Node ``i`` sends to ``i + 1`` (mod agent size); both ways if ``bidirectional``."""
 
+    static = True  # the same edges every step
+
     def __init__(self, bidirectional: bool = True) -> None:
         super().__init__()
         self.bidirectional = bidirectional
@@ -118,6 +122,8 @@ class Layered(Topology):
         width (int, optional): nodes per layer. (default: :obj:`1`)
         bidirectional (bool, optional): add the reverse edges. (default: ``True``)
     """
+
+    static = True  # the same edges every step
 
     def __init__(self, width: int = 1, bidirectional: bool = True) -> None:
         super().__init__()
@@ -159,6 +165,8 @@ class Star(Topology):
         center (int, optional): local index of the hub. (default: :obj:`0`)
     """
 
+    static = True  # the same edges every step
+
     def __init__(self, center: int = 0) -> None:
         super().__init__()
         if not isinstance(center, int) or center < 0:
@@ -197,6 +205,8 @@ class EdgeList(Topology):
             ``[2, E]``.
         num_nodes (int, optional): nodes the pattern spans (default: ``max index + 1``).
     """
+
+    static = True  # the same edges every step
 
     def __init__(self, edges: list[list[int]] | Tensor, num_nodes: int | None = None) -> None:
         super().__init__()
