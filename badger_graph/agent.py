@@ -82,6 +82,20 @@ def _check_result(result, episode: Episode, state: ExpertGraph) -> StepResult:
     return result
 
 
+class _RuntimeCache(dict):
+    """Compiled functions of one agent instance (bound to it).
+
+    A copy or a pickle of the agent starts with an empty cache: a copied compiled function
+    would run the original's weights.
+    """
+
+    def __deepcopy__(self, memo) -> _RuntimeCache:
+        return _RuntimeCache()
+
+    def __reduce__(self):
+        return (_RuntimeCache, ())
+
+
 @dataclasses.dataclass(frozen=True)
 class _StepPlan:
     """What a captured inner step needs that depends only on the graph's structure."""
@@ -410,7 +424,7 @@ class Agent(nn.Module):
                     stacklevel=3,
                 )
             return None
-        captured = self.__dict__.setdefault("_captured", {})  # per instance, not saved
+        captured = self.__dict__.setdefault("_captured", _RuntimeCache())
         key = state.h.device.type
         if key not in captured:
             captured[key] = capture_step(self._captured_step, state.h.device)
@@ -444,30 +458,40 @@ class Agent(nn.Module):
             h, value, action, ok = step_fn(plan, state.h, state.value, result, times[state.step])
             state = state.replace(h=h, value=value, step=state.step + 1)
             episode.step_index = state.step - 1  # the step whose action is scored
-            result = _check_result(episode.step(action), episode, state)
+            finite.append(ok)
+            try:
+                result = _check_result(episode.step(action), episode, state)
+            except Exception as error:
+                # a task may fail on a NaN action: name the NaN, as an eager run would
+                self._raise_nonfinite(finite, state.step - len(finite), error)
+                raise
             actions.append(action)
             errors.append(result.error)
-            finite.append(ok)
-        if self.execution.check_finite:
-            bad = (~torch.stack(finite)).nonzero()
-            if bad.numel():  # one read-back per lifetime; names the first bad step
-                raise NonFiniteError(
-                    "node inputs, expert states or port values",
-                    None,
-                    step=state.step - steps + int(bad[0, 0]),
-                    where="inner step (captured)",
-                )
+        self._raise_nonfinite(finite, state.step - steps)
         # the last step's outputs live in the replayed graph's memory: copy them out
         state = state.replace(
             h=state.h.clone(), value=None if state.value is None else state.value.clone()
         )
         return torch.stack(actions), torch.stack(errors), state, result
 
+    def _raise_nonfinite(self, finite: list[Tensor], first_step: int, cause=None) -> None:
+        """With ``check_finite``: raise for the first step whose flag is false (one read-back)."""
+        if not self.execution.check_finite or not finite:
+            return
+        bad = (~torch.stack(finite)).nonzero()
+        if bad.numel():
+            raise NonFiniteError(
+                "node inputs, expert states or port values",
+                None,
+                step=first_step + int(bad[0, 0]),
+                where="inner step (captured)",
+            ) from cause
+
     def _round_fn(self, adj):
         """The policy's round, compiled on first use with ``compile`` (not for CSR)."""
         if not self.execution.compile or isinstance(adj, CSRAdjacency):
             return self.policy
-        compiled = self.__dict__.setdefault("_compiled", {})  # per instance, not saved
+        compiled = self.__dict__.setdefault("_compiled", _RuntimeCache())
         key = (type(adj).__name__, id(self.policy))
         if key not in compiled:
             compiled[key] = torch.compile(self.policy.forward, dynamic=True)

@@ -247,3 +247,41 @@ def test_inside_torch_func_transforms_steps_run_eagerly(counter):
         assert counter.frame_count == 0
         runner.run(seed=1, batch_size=2)
     assert counter.frame_count == 1
+
+
+@pytest.mark.parametrize("option", ["capture", "compile"])
+def test_a_copy_compiles_its_own_steps(counter, option):
+    """A deep copy (or pickle) made after compiling runs the copy's weights, not the original's."""
+    import copy
+    import pickle
+
+    agent = _agent("fig6", False)
+    agent.execution = Execution(**{option: True})
+    runner = EpisodeRunner(agent, _task("fig6"), num_experts=5, inner_steps=4)
+    with torch.no_grad():
+        runner.run(seed=1, batch_size=2)  # compiles and caches on the original
+        for clone in (copy.deepcopy(agent), pickle.loads(pickle.dumps(agent))):
+            for p in clone.parameters():
+                p.mul_(0.5)
+            mine = EpisodeRunner(clone, _task("fig6"), 5, 4).run(seed=1, batch_size=2)
+            clone.execution = Execution()
+            eager = EpisodeRunner(clone, _task("fig6"), 5, 4).run(seed=1, batch_size=2)
+            torch.testing.assert_close(mine.errors, eager.errors)
+
+
+class _FailsOnNaN(_NaNAfter):
+    """Like a task that cannot take a NaN action (e.g. sampling from NaN probabilities)."""
+
+    def step(self, action) -> StepResult:
+        if not action.isfinite().all():
+            raise RuntimeError("probability tensor contains nan")
+        return super().step(action)
+
+
+def test_a_task_failing_on_nan_actions_still_names_the_nan(counter):
+    agent = _agent("fig6", True)
+    task = _task("fig6")
+    episode, state = EpisodeRunner(agent, task, 5, 6).begin(seed=2, batch_size=4)
+    with pytest.raises(NonFiniteError, match=r"inner step \(captured\) 3") as err:
+        agent(task, _FailsOnNaN(episode, 2), state, 6)
+    assert isinstance(err.value.__cause__, RuntimeError)
