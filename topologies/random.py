@@ -133,10 +133,11 @@ class RandomOutDegree(_Seeded):
         if N == 0 or self.k == 0:
             return torch.empty(2, 0, dtype=torch.long, device=device), None
         sizes = state.sizes
-        self.check(int(sizes.min()))
+        n_equal = state.equal_size()  # known without a read-back from the device
+        self.check(n_equal or int(sizes.min()))
         local = state.local_index
         size = sizes[state.batch]
-        n_max = int(sizes.max())
+        n_max = n_equal or int(sizes.max())
         generator = self.generator_on(device)
         if n_max - 1 <= max(64, 4 * self.k):
             off, _ = _random_offsets(generator, size, n_max, self.k)  # all valid: k < n
