@@ -22,6 +22,17 @@ def test_lifetime_row_runs_with_truncation():
     assert row["truncate_bptt"] == 3
 
 
+def test_launch_count_row():
+    """Eager ops per step against the kernels of the captured step (Fig. 6 setup)."""
+    import launch_count
+
+    row = launch_count.row("Fig. 6")
+    assert row["captured"]
+    assert row["eager ops / step, fwd+bwd"] > row["eager ops / step, no grad"] > 0
+    assert 0 < row["compiled kernels, fwd+bwd"] < row["eager ops / step, fwd+bwd"]
+    assert row["task ops / step"] > 0
+
+
 def test_print_table(capsys):
     speed._print("t", [{"a": 1.0, "b": "x"}])
     assert "| 1 | x |" in capsys.readouterr().out
