@@ -11,7 +11,13 @@ import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from badger_graph.errors import NonFiniteError
-from badger_graph.execution import Execution, adjacency, capture_step, mark_step_begin
+from badger_graph.execution import (
+    Execution,
+    adjacency,
+    capture_step,
+    mark_step_begin,
+    replays_reuse_outputs,
+)
 from badger_graph.growth import GrowthEvent, grow
 from badger_graph.policies import RolePolicies
 from badger_graph.policy import ExpertPolicy
@@ -451,11 +457,16 @@ class Agent(nn.Module):
         actions, errors, finite = [], [], []
         inputs = episode.num_inputs if plan.inputs[0].numel() else 0
         mark_step_begin(state.h.device)
+        copy_out = replays_reuse_outputs(state.h.device)
         for _ in range(steps):
             if detach_feedback:
                 result = result.detach()
             result = _uniform(result, state, inputs, grad=torch.is_grad_enabled())
             h, value, action, ok = step_fn(plan, state.h, state.value, result, times[state.step])
+            if copy_out:  # the next replay may reuse these outputs' memory: keep copies
+                action, ok = action.clone(), ok.clone()
+                if not torch.is_grad_enabled():
+                    h, value = h.clone(), None if value is None else value.clone()
             state = state.replace(h=h, value=value, step=state.step + 1)
             episode.step_index = state.step - 1  # the step whose action is scored
             finite.append(ok)

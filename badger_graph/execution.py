@@ -258,3 +258,14 @@ def mark_step_begin(device: torch.device) -> None:
     """
     if torch.device(device).type == "cuda":
         torch.compiler.cudagraph_mark_step_begin()
+
+
+def replays_reuse_outputs(device: torch.device) -> bool:
+    """Whether a captured step's outputs may be overwritten by its next replay.
+
+    On CUDA, PyTorch's CUDA-graph trees give the replays of one function the same output
+    memory unless a backward pass is pending (without autograd every call is a new
+    generation), so a lifetime copies what it keeps across steps: each step's action and
+    finite flag, and without autograd the states it feeds to the next step.
+    """
+    return torch.device(device).type == "cuda"

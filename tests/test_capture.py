@@ -285,3 +285,15 @@ def test_a_task_failing_on_nan_actions_still_names_the_nan(counter):
     with pytest.raises(NonFiniteError, match=r"inner step \(captured\) 3") as err:
         agent(task, _FailsOnNaN(episode, 2), state, 6)
     assert isinstance(err.value.__cause__, RuntimeError)
+
+
+def test_copies_of_replay_outputs_change_nothing(counter, monkeypatch):
+    """The copies a CUDA lifetime keeps of each replay's outputs give the same lifetime."""
+    eager, captured = _agent("ports", False), _agent("ports", True)
+    captured.load_state_dict(eager.state_dict())
+    monkeypatch.setattr(agent_module, "replays_reuse_outputs", lambda device: True)
+    _same(_run(eager, "ports"), _run(captured, "ports"))
+    runner = EpisodeRunner(captured, _task("ports"), num_experts=5, inner_steps=6)
+    with torch.no_grad():
+        a = runner.run(seed=3, batch_size=6)
+    torch.testing.assert_close(a.actions, _run(eager, "ports")[0].actions.detach())
