@@ -55,8 +55,8 @@ class Execution:
             finite checks then run once per lifetime and name the first bad step. The
             first lifetime of each new shape compiles (seconds to a minute). Random
             topologies, and steps that cannot be traced whole (e.g. a user topology
-            that reads values back to the host, mixed role policies), warn once and run
-            eagerly. (default: :obj:`False`)
+            that reads values back to the host), warn once and run eagerly.
+            (default: :obj:`False`)
         checkpoint (bool, optional): activation checkpointing of each step's rounds
             (``torch.utils.checkpoint``): a step keeps only its input state for the
             backward pass and recomputes the rounds there (same gradients, less memory,

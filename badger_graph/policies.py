@@ -134,6 +134,14 @@ class RolePolicies(nn.Module):
 
     def _per_policy(self, which: Tensor, width: int, like: Tensor, fn) -> Tensor:
         out = like.new_zeros(which.size(0), width)
+        if torch.compiler.is_compiling():
+            # inside a captured step (Execution.capture) node sets of data-dependent size
+            # cannot be traced: every policy runs on every node, each node keeps its own
+            # role's result (the same values, more arithmetic)
+            every = torch.arange(which.size(0), device=which.device)
+            for i, policy in enumerate(self.policies):
+                out = torch.where((which == i).unsqueeze(1), fn(policy, every), out)
+            return out
         for i, policy in enumerate(self.policies):
             nodes = (which == i).nonzero().squeeze(1)
             if nodes.numel():

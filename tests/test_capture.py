@@ -17,6 +17,7 @@ import badger_graph.agent as agent_module
 from badger_graph import Agent, ExpertPolicy
 from badger_graph.errors import NonFiniteError
 from badger_graph.execution import CapturedStep, Execution
+from badger_graph.policies import RelayFeedback, RolePolicies
 from badger_graph.ports import AddressedPorts
 from badger_graph.runner import EpisodeRunner
 from badger_graph.tasks import GuessingGame, OnlineRegression
@@ -48,6 +49,11 @@ def _agent(kind: str, capture: bool) -> Agent:
     if kind == "attention":
         policy = ExpertPolicy(16, 8, 8, 4, aggr="weighted")
         return Agent(policy, Attention(16, 4, top_k=3), output_ports=True, execution=ex)
+    if kind == "mixed":  # role policies: a handcrafted relay receives the feedback
+        policy = RolePolicies(
+            [ExpertPolicy(16, 8, 8, 4, aggr="mean"), RelayFeedback(16, 8)], roles={"feedback": 1}
+        )
+        return Agent(policy, FullyConnected(), execution=ex)
     if kind in ("inputs", "inputs varied"):  # observations on input nodes, 2 rounds
         policy = ExpertPolicy(16, 8, 8, 4, aggr="mean")
         return Agent(policy, FullyConnected(), rounds=2, output_ports=True, execution=ex)
@@ -59,7 +65,7 @@ def _task(kind: str):
         return OnlineRegression(num_inputs=3, feedback_to="nodes")
     if kind == "inputs varied":  # agents of different sizes: the edge list, built once
         return OnlineRegression(num_inputs=[1, 4], feedback_to="nodes")
-    feedback_to = [0] if kind == "fig6" else "all"
+    feedback_to = {"fig6": [0], "mixed": [4]}.get(kind, "all")
     return GuessingGame(num_outputs=3, feedback_to=feedback_to)
 
 
@@ -84,7 +90,7 @@ def _same(a, b):
         torch.testing.assert_close(ga[k], gb[k], rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["fig6", "ports", "attention", "inputs", "inputs varied"])
+@pytest.mark.parametrize("kind", ["fig6", "ports", "attention", "inputs", "inputs varied", "mixed"])
 def test_captured_lifetime_equals_eager_in_one_graph(counter, kind):
     """Same actions, errors, final states and gradients; one graph for every step."""
     eager, captured = _agent(kind, False), _agent(kind, True)
