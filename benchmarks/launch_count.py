@@ -9,7 +9,9 @@ agent's step costs there. This counts, on the CPU (the counts do not depend on t
                      one lifetime without autograd, divided by the number of inner steps;
   compiled kernels   kernels inductor generates for the captured step (forward and backward
                      graphs together), which a GPU replays as one CUDA graph per direction;
-  task ops / step    ATen operations of the task's answer, which stays eager either way.
+  task ops / step    ATen operations of the task's answer, which stays eager either way;
+  host reads / step  values an eager training lifetime reads back to the host per step (each
+                     a device sync on a GPU); a captured lifetime reads its finite flags once.
 
 Each setup runs in a fresh process, so the kernel count is its own.
 """
@@ -31,9 +33,12 @@ class _CountOps(TorchDispatchMode):
     def __init__(self) -> None:
         super().__init__()
         self.n = 0
+        self.reads = 0  # values read back to the host (.item(), bool(t)): a sync on a GPU
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         self.n += 1
+        if func is torch.ops.aten._local_scalar_dense.default:
+            self.reads += 1
         return func(*args, **(kwargs or {}))
 
 
@@ -79,6 +84,7 @@ def row(setup: str) -> dict:
         "setup": f"{setup} (B={B}, T={T})",
         "eager ops / step, fwd+bwd": train.n / T,
         "eager ops / step, no grad": infer.n / T,
+        "eager host reads / step": train.reads / T,
         "compiled kernels, fwd+bwd": metrics.generated_kernel_count,
         "task ops / step": task.n,
         "captured": steps.failed is None,
