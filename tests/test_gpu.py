@@ -162,10 +162,12 @@ def test_captured_steps_match_eager_over_training_and_evaluation(make):
         with torch.no_grad():  # both kept: the second must not overwrite the first
             a, b = model.lifetime(10, 8), model.lifetime(11, 8)
         results[name] = (torch.stack(losses), a.errors, b.errors, a.state.h, _grads(model))
+    # fused kernels sum in another order and 3 Adam steps amplify it: loose bounds, which
+    # still catch a wrong or overwritten replay output (errors of order 1)
     for x, y in zip(results["eager"][:4], results["captured"][:4], strict=True):
-        torch.testing.assert_close(y, x, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(y, x, rtol=2e-3, atol=1e-4)
     for k, g in results["eager"][4].items():
-        torch.testing.assert_close(results["captured"][4][k], g, rtol=1e-3, atol=1e-5, msg=k)
+        torch.testing.assert_close(results["captured"][4][k], g, rtol=1e-2, atol=1e-4, msg=k)
     steps = captured.agent.__dict__["_captured"]
     assert steps
     assert all(step.failed is None for step in steps.values())
