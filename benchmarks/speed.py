@@ -275,39 +275,29 @@ def train_rows(quick: bool, device: torch.device) -> list[dict]:
             lib_step(fig6_unchecked, 256),
         )
     )
-    if not quick:
-        fig6_captured = BadgerModule(
-            ExpertPolicy(), FullyConnected(), GuessingGame(3), execution=Execution(capture=True)
-        )
-        fig7_captured = fig7_setup("auto", capture=True)
-        cases += [
-            (
-                "Fig. 6 (B=256, 3 experts, T=20)",
-                "badger_graph (dense path, capture: each step one compiled graph)",
-                lib_step(fig6_captured, 256),
-            ),
-            (
-                "Fig. 7 (B=100, 20+3 nodes, T=20)",
-                "badger_graph (dense path, capture: each step one compiled graph)",
-                lib_step(fig7_captured, 100),
-            ),
-        ]
-        fig6_compiled = BadgerModule(
-            ExpertPolicy(), FullyConnected(), GuessingGame(3), execution=Execution(compile=True)
-        )
-        fig7_compiled = fig7_setup("auto", compile=True)
-        cases += [
-            (
-                "Fig. 6 (B=256, 3 experts, T=20)",
-                "badger_graph (dense path, torch.compile)",
-                lib_step(fig6_compiled, 256),
-            ),
-            (
-                "Fig. 7 (B=100, 20+3 nodes, T=20)",
-                "badger_graph (dense path, torch.compile)",
-                lib_step(fig7_compiled, 100),
-            ),
-        ]
+    if not quick:  # the compiled variants: each step one graph, then the rounds only
+        for option, label in (
+            ("capture", "capture: each step one compiled graph"),
+            ("compile", "torch.compile"),
+        ):
+            fig6_variant = BadgerModule(
+                ExpertPolicy(),
+                FullyConnected(),
+                GuessingGame(3),
+                execution=Execution(**{option: True}),
+            )
+            cases += [
+                (
+                    "Fig. 6 (B=256, 3 experts, T=20)",
+                    f"badger_graph (dense path, {label})",
+                    lib_step(fig6_variant, 256),
+                ),
+                (
+                    "Fig. 7 (B=100, 20+3 nodes, T=20)",
+                    f"badger_graph (dense path, {label})",
+                    lib_step(fig7_setup("auto", **{option: True}), 100),
+                ),
+            ]
     for setup, impl, fn in cases:
         t = _timeit(fn, min_time=0.5 if quick else 3.0, device=device)
         rows.append(
