@@ -260,14 +260,6 @@ class ExpertGraph:
         )
 
     # -- views ---------------------------------------------------------------------------
-    def equal_size(self) -> int | None:
-        """The common agent size if every agent has the same number of nodes, else ``None``.
-
-        Known from :attr:`agent_size` without touching the device, else computed once.
-        """
-        size = self.agent_size if self.agent_size is not None else common_size(self.ptr)
-        return size or None
-
     @property
     def num_nodes(self) -> int:
         """Total number of nodes N over all agents."""

@@ -134,7 +134,7 @@ class Attention(Topology):
         device = state.h.device
         if N == 0:
             return torch.empty(2, 0, dtype=torch.long, device=device), state.h.new_empty(0)
-        n_equal = state.equal_size()  # known without a read-back from the device
+        n_equal = equal_sizes(state)  # known without a read-back from the device
         n_max = n_equal or int(state.sizes.max())
         q = self.lin_query(state.h)
         k = self.lin_key(state.h)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from badger_graph.state import ExpertGraph
+from badger_graph.state import ExpertGraph, common_size
 
 EdgeSet = tuple[Tensor, Tensor | None]
 
@@ -73,8 +73,12 @@ class Topology(nn.Module):
 
 
 def equal_sizes(state: ExpertGraph) -> int | None:
-    """The common agent size if every agent has the same number of nodes, else ``None``."""
-    return state.equal_size()
+    """The common agent size if every agent has the same number of nodes, else ``None``.
+
+    Known from ``state.agent_size`` without a read-back from the device, else measured.
+    """
+    size = state.agent_size if state.agent_size is not None else common_size(state.ptr)
+    return size or None
 
 
 #: bytes a fully connected pair costs at least while the edges are built and used

@@ -133,7 +133,7 @@ class RandomOutDegree(_Seeded):
         if N == 0 or self.k == 0:
             return torch.empty(2, 0, dtype=torch.long, device=device), None
         sizes = state.sizes
-        n_equal = state.equal_size()  # known without a read-back from the device
+        n_equal = equal_sizes(state)  # known without a read-back from the device
         self.check(n_equal or int(sizes.min()))
         local = state.local_index
         size = sizes[state.batch]
