@@ -449,7 +449,8 @@ class Agent(nn.Module):
     ):
         """The inner loop of :meth:`forward` with every step through ``step_fn``."""
         times = torch.arange(total + 1, dtype=torch.float64, device=state.h.device) / total
-        if torch.is_grad_enabled():  # later steps' states need grad: one graph for every step
+        grad = torch.is_grad_enabled()
+        if grad:  # later steps' states need grad: one graph for every step
             state = state.replace(
                 h=_needs_grad(state.h),
                 value=None if state.value is None else _needs_grad(state.value),
@@ -461,11 +462,11 @@ class Agent(nn.Module):
         for _ in range(steps):
             if detach_feedback:
                 result = result.detach()
-            result = _uniform(result, state, inputs, grad=torch.is_grad_enabled())
+            result = _uniform(result, state, inputs, grad)
             h, value, action, ok = step_fn(plan, state.h, state.value, result, times[state.step])
             if copy_out:  # the next replay may reuse these outputs' memory: keep copies
                 action, ok = action.clone(), ok.clone()
-                if not torch.is_grad_enabled():
+                if not grad:
                     h, value = h.clone(), None if value is None else value.clone()
             state = state.replace(h=h, value=value, step=state.step + 1)
             episode.step_index = state.step - 1  # the step whose action is scored
@@ -479,10 +480,10 @@ class Agent(nn.Module):
             actions.append(action)
             errors.append(result.error)
         self._raise_nonfinite(finite, state.step - steps)
-        # the last step's outputs live in the replayed graph's memory: copy them out
-        state = state.replace(
-            h=state.h.clone(), value=None if state.value is None else state.value.clone()
-        )
+        if copy_out and grad:  # the last states still live in the replayed graph's memory
+            state = state.replace(
+                h=state.h.clone(), value=None if state.value is None else state.value.clone()
+            )
         return torch.stack(actions), torch.stack(errors), state, result
 
     def _raise_nonfinite(self, finite: list[Tensor], first_step: int, cause=None) -> None:
