@@ -63,18 +63,20 @@ def _uniform(result: StepResult, state: ExpertGraph, inputs: int, grad: bool) ->
     return StepResult(result.error, feedback, signal, observation)
 
 
-def _check_result(result, episode: Episode, state: ExpertGraph, has_inputs: bool) -> StepResult:
+def _check_result(
+    result, episode: Episode, state: ExpertGraph, inputs: tuple[Tensor, Tensor, Tensor]
+) -> StepResult:
     """A task's answer must be a StepResult with ``[B]`` error/feedback and ``[B, d]`` signal.
 
-    ``has_inputs``: whether the state has input nodes (known per lifetime, from
-    :meth:`Agent.inputs`, so that no step reads it back from the device).
+    ``inputs``: the state's input nodes from :meth:`Agent.inputs` (known per lifetime, so
+    that no step reads back from the device whether there are any).
     """
     name = type(episode).__name__
     if not isinstance(result, StepResult):
         raise ValueError(f"{name}.step must return a StepResult, got {type(result).__name__}")
     B, d = state.num_agents, state.num_outputs
     m = episode.num_inputs
-    if result.observation is not None and not has_inputs:
+    if result.observation is not None and inputs[0].numel() == 0:
         raise ValueError(
             f"{name} returned an observation but the agent has no input nodes: the episode "
             f"must declare num_inputs >= 1 (got {m!r}) and the state be built with them"
@@ -460,14 +462,13 @@ class Agent(nn.Module):
                 value=None if state.value is None else _needs_grad(state.value),
             )
         actions, errors, finite = [], [], []
-        has_inputs = plan.inputs[0].numel() > 0
-        inputs = episode.num_inputs if has_inputs else 0
+        num_inputs = episode.num_inputs if plan.inputs[0].numel() else 0
         mark_step_begin(state.h.device)
         copy_out = replays_reuse_outputs(state.h.device)
         for _ in range(steps):
             if detach_feedback:
                 result = result.detach()
-            result = _uniform(result, state, inputs, grad)
+            result = _uniform(result, state, num_inputs, grad)
             h, value, action, ok = step_fn(plan, state.h, state.value, result, times[state.step])
             if copy_out:  # the next replay may reuse these outputs' memory: keep copies
                 action, ok = action.clone(), ok.clone()
@@ -477,7 +478,7 @@ class Agent(nn.Module):
             episode.step_index = state.step - 1  # the step whose action is scored
             finite.append(ok)
             try:
-                result = _check_result(episode.step(action), episode, state, has_inputs)
+                result = _check_result(episode.step(action), episode, state, plan.inputs)
             except Exception as error:
                 # a task may fail on a NaN action: name the NaN, as an eager run would
                 self._raise_nonfinite(finite, state.step - len(finite), error)
@@ -564,7 +565,7 @@ class Agent(nn.Module):
         owners, inputs = self.owners(state), self.inputs(state)
         if result is None:
             episode.step_index = state.step
-            result = _check_result(episode.first(), episode, state, inputs[0].numel() > 0)
+            result = _check_result(episode.first(), episode, state, inputs)
         step_fn = self._capture(state, record, growth)
         if step_fn is not None:
             edges = None
@@ -596,7 +597,7 @@ class Agent(nn.Module):
             if rec is not None:
                 rec.action = action.detach()
             episode.step_index = state.step - 1  # the step whose action is scored
-            result = _check_result(episode.step(action), episode, state, inputs[0].numel() > 0)
+            result = _check_result(episode.step(action), episode, state, inputs)
             actions.append(action)
             errors.append(result.error)
             if rec is not None:
