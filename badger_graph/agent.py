@@ -410,7 +410,14 @@ class Agent(nn.Module):
         """
         state = plan.state.replace(h=h, value=value)
         x = self.write(
-            state, result, plan.static, time, plan.links, plan.owners, plan.inputs, False
+            state,
+            result,
+            plan.static,
+            time,
+            links=plan.links,
+            owners=plan.owners,
+            inputs=plan.inputs,
+            check=False,
         )
         state, _ = self.step(state, x, check=False, edges=plan.edges)
         if self.ports is not None:
