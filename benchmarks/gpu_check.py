@@ -31,7 +31,8 @@ from pathlib import Path
 import torch
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for ``device`` to finish its queued work (a no-op on the CPU)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -40,12 +41,12 @@ def timeit(fn, device: torch.device, reps: int, warmup: int = 1) -> float:
     """Median seconds of ``reps`` synchronised calls after ``warmup`` calls."""
     for _ in range(warmup):
         fn()
-    _sync(device)
+    sync(device)
     times = []
     for _ in range(reps):
         start = time.perf_counter()
         fn()
-        _sync(device)
+        sync(device)
         times.append(time.perf_counter() - start)
     times.sort()
     return times[len(times) // 2]
@@ -177,7 +178,7 @@ def train_row(device, name: str, B: int, reps: int, capture: bool = False) -> di
     if capture:
         start = time.perf_counter()
         step()
-        _sync(device)
+        sync(device)
         first = time.perf_counter() - start
     t = timeit(step, device, reps, warmup=3 if capture else 1)
     row = {"row": f"train {name}" + (" captured" if capture else ""), "device": str(device)}

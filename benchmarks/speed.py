@@ -41,12 +41,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from gpu_check import sync  # noqa: E402
+
 HIDDEN = 64
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _timeit(
@@ -54,12 +51,12 @@ def _timeit(
 ) -> float:
     device = device or torch.device("cpu")
     fn()  # warm-up
-    _sync(device)
+    sync(device)
     reps, start = 0, time.perf_counter()
     while reps < min_reps or time.perf_counter() - start < min_time:
         fn()
         reps += 1
-        _sync(device)
+        sync(device)
     return (time.perf_counter() - start) / reps
 
 
@@ -130,11 +127,11 @@ def policy_row(
     t0 = time.perf_counter()
     with torch.no_grad():
         edge_index, w = topo(state)
-    _sync(device)
+    sync(device)
     t_topo = time.perf_counter() - t0
     t0 = time.perf_counter()
     csr = CSRAdjacency.from_edge_index(edge_index, state.num_nodes) if path == "csr" else None
-    _sync(device)
+    sync(device)
     t_csr = time.perf_counter() - t0
     u = torch.randn(state.num_nodes, 32, device=device)
     h = state.h.requires_grad_(backward)
@@ -337,7 +334,7 @@ def lifetime_row(
     peak = _Peak(device)
     t0 = time.perf_counter()
     model.outer_loop.backward_lifetime(model, 1, agents)
-    _sync(device)
+    sync(device)
     t = time.perf_counter() - t0
     return {
         "experts x agents": f"{experts} x {agents}",
@@ -475,7 +472,7 @@ def eval_rows(quick: bool, device: torch.device) -> list[dict]:
             start = time.perf_counter()
             n = episodes if path.startswith("dense") else episodes // 10
             final_error(runner, 3, experts, n, 7)
-            _sync(device)
+            sync(device)
             t = time.perf_counter() - start
         rows.append(
             {
@@ -492,7 +489,7 @@ def eval_rows(quick: bool, device: torch.device) -> list[dict]:
         for d in dims:
             for c in counts:
                 final_error(runner, d, c, n, 11)
-    _sync(device)
+    sync(device)
     t = time.perf_counter() - start
     rows.append(
         {
