@@ -91,6 +91,10 @@ def _check_result(
         if not isinstance(value, Tensor) or tuple(value.shape) != want:
             got = list(value.shape) if isinstance(value, Tensor) else type(value).__name__
             raise ValueError(f"{name}: StepResult.{field} must have shape {list(want)}, got {got}")
+        if not value.is_floating_point():
+            raise ValueError(
+                f"{name}: StepResult.{field} must be a floating-point tensor, got {value.dtype}"
+            )
     return result
 
 
@@ -353,7 +357,8 @@ class Agent(nn.Module):
             edges = adjacency(self.policy, self.topology, state, ex, record)
         adj, edge_weight, edge_index = edges
         if check and edge_weight is not None:
-            _check_finite("edge weights (attention)", edge_weight, state.step)
+            name = f"edge weights of {type(self.topology).__name__}"
+            _check_finite(name, edge_weight, state.step)
         round_fn = self._round_fn(adj)
         messages, states = [], []
 

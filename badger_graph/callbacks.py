@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
+import threading
+from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, OnExceptionCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
+
+from badger_graph.errors import RunFolderError
 
 
 class _InRunDir:
@@ -41,6 +47,7 @@ class RunCheckpoint(_InRunDir, ModelCheckpoint):
     def __init__(self, dirpath: str | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("enable_version_counter", False)
         super().__init__(dirpath=dirpath, **kwargs)
+        self._save_after_validation = False
 
     def on_train_end(self, trainer, pl_module) -> None:
         """Write ``last.ckpt`` with the final weights when training stops between saves.
@@ -49,6 +56,8 @@ class RunCheckpoint(_InRunDir, ModelCheckpoint):
         or validation); a run stopped by ``max_time`` or ``max_steps`` in between would
         leave a ``last.ckpt`` up to ``every_n_train_steps`` batches old.
         """
+        if trainer.fast_dev_run:
+            return  # a smoke run writes no checkpoint (Lightning's on_train_end would)
         super().on_train_end(trainer, pl_module)
         if (
             self.save_last
@@ -56,6 +65,28 @@ class RunCheckpoint(_InRunDir, ModelCheckpoint):
             and self._last_global_step_saved != trainer.global_step
         ):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        """Save every ``every_n_train_steps`` batches, after the batch's validation if one is due.
+
+        A checkpoint written between a batch and its validation counts the batch but not
+        the validation: a run killed during the validation and resumed from it would skip
+        the validation and lose its row. Such a save waits for the validation's end.
+        """
+        if self._every_n_train_steps >= 1 and _validation_due(trainer):
+            step = trainer.global_step
+            if step % self._every_n_train_steps == 0 and not trainer.fast_dev_run:
+                self._save_after_validation = True
+                return
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        """Lightning's save at a validation end, plus a periodic save that waited for it."""
+        super().on_validation_end(trainer, pl_module)
+        if self._save_after_validation and not trainer.sanity_checking:
+            self._save_after_validation = False
+            if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+                self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 class ThreadTuner(Callback):
@@ -86,32 +117,45 @@ class ThreadTuner(Callback):
 
 
 class RunLock(Callback):
-    """One training run per run directory, and a writable one, checked before training.
+    """One training run per run directory, checked before anything is written.
 
-    At the start of ``fit`` it creates ``<default_root_dir>`` and writes ``run.lock`` with the
-    process id; a second run into the same folder while the first is alive stops at once
-    with an error naming the folder and the other process (a lock left by a killed run is
-    taken over). The lock is removed when the run ends.
+    :meth:`acquire` writes ``<root>/run.lock`` with the process id; a second run into the
+    same folder while the first is alive stops at once with a
+    :class:`~badger_graph.errors.RunFolderError` naming the folder and the other process. A
+    lock left by a killed run is taken over; a lock naming a live process that is not a
+    badger run (a reused process id) is reported with how to clear it. The lock is
+    released when the run ends, is interrupted or fails. ``badger fit`` acquires it before
+    the config and the logs are written; used alone, the callback takes it at ``setup``.
     """
 
     def __init__(self) -> None:
         self.path: str | None = None
 
-    def setup(self, trainer, pl_module, stage: str) -> None:
-        """Check the folder is writable and take the lock (rank 0 only)."""
-        if stage != "fit" or trainer.global_rank != 0:
-            return
-        root = check_run_dir(trainer.default_root_dir)
+    def acquire(self, root: str) -> None:
+        """Take the lock of run directory ``root`` (created if needed) for this process."""
+        root = check_run_dir(root)
         path = os.path.join(root, "run.lock")
         for _ in range(2):
             try:
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
                 other = _lock_owner(path)
-                if other is not None and other != os.getpid():
-                    raise RuntimeError(
+                if other == os.getpid():
+                    self.path = path
+                    return
+                if other is not None:
+                    command = _command_line(other)
+                    if command is not None and "badger" not in command:
+                        raise RunFolderError(
+                            f"{path} names process {other} ({command[:80]!r}), which is alive "
+                            f"but not a badger run: the lock was probably left by a run that "
+                            f"was killed and its process id reused. If no run is writing into "
+                            f"{root!r}, delete {path} and start again"
+                        ) from None
+                    raise RunFolderError(
                         f"another training run (process {other}) is writing into {root!r}; "
-                        f"wait for it or give this run its own --trainer.default_root_dir"
+                        f"wait for it or give this run its own --trainer.default_root_dir "
+                        f"(if no run is writing there, delete {path})"
                     ) from None
                 os.remove(path)  # left by a run that was killed
                 continue
@@ -120,11 +164,58 @@ class RunLock(Callback):
             self.path = path
             return
 
-    def teardown(self, trainer, pl_module, stage: str) -> None:
-        """Release the lock."""
+    def release(self) -> None:
+        """Remove the lock if this process holds it."""
         if self.path is not None and _lock_owner(self.path) == os.getpid():
             os.remove(self.path)
         self.path = None
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        """Take the lock (rank 0 only) unless the command line already holds it."""
+        if stage == "fit" and trainer.global_rank == 0 and self.path is None:
+            self.acquire(trainer.default_root_dir)
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        """Release the lock at the end of the run."""
+        self.release()
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        """Release the lock when the run stops on Ctrl-C, SIGTERM or an error."""
+        self.release()
+
+
+def _command_line(pid: int) -> str | None:
+    """The command line of process ``pid`` (``None`` where the system does not say)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return None
+
+
+def newest_checkpoint(folder: str | Path) -> Path | None:
+    """The checkpoint of ``folder`` furthest in training (``None`` when there is none).
+
+    What ``--ckpt_path last`` resumes: every ``*.ckpt`` is read (safely) and ranked by
+    training batches done, then global step, then modification time — never by time alone,
+    so a file written later by a run that trained less cannot shadow a further one.
+
+    Raises:
+        CheckpointError: a checkpoint in the folder does not load (named): the resume
+            stops rather than fall back to an older state or a fresh start.
+    """
+    from badger_graph.checkpoint import read_checkpoint
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    ranked = []
+    for path in sorted(folder.glob("*.ckpt")):
+        ckpt = read_checkpoint(path)
+        step = int(ckpt.get("global_step", 0))
+        done = int(ckpt.get("badger_graph_train_batches", step))
+        ranked.append(((done, step, path.stat().st_mtime_ns), path))
+    return max(ranked)[1] if ranked else None
 
 
 def check_run_dir(root: str) -> str:
@@ -159,17 +250,22 @@ def _lock_owner(path: str) -> int | None:
     return pid
 
 
-class SaveOnInterrupt(_InRunDir, OnExceptionCheckpoint):
-    """Save a resumable checkpoint when training stops early, never one with bad weights.
+class SaveOnInterrupt(_InRunDir, Callback):
+    """Save a resumable checkpoint when training stops early, never one that loses work.
 
-    Lightning's :class:`~lightning.pytorch.callbacks.OnExceptionCheckpoint` fires on
-    Ctrl-C, on SIGTERM (Lightning turns it into an exception at the end of the current
-    batch) and on any other exception; this subclass refuses to write when a weight holds
-    NaN or inf, so the checkpoints written before stay the newest good state. Resume with
-    ``badger fit --config CFG --ckpt_path last`` (Lightning picks the newest of this file
-    and the ``ModelCheckpoint`` last checkpoints). After a run that ends normally the file
-    is removed. SIGKILL cannot be caught: pair this with a
-    ``ModelCheckpoint(every_n_train_steps=..., save_last=True)``.
+    Written on Ctrl-C, SIGTERM and any other exception, as if the run had stopped between
+    two batches (see :class:`StopAtSafePoint` for where signals stop a run). Nothing is
+    written when this process has not finished a training batch (a run refused by the lock,
+    a bad ``init_weights``, an unreadable checkpoint: the folder's earlier checkpoints stay
+    the newest), in a ``fast_dev_run``, when the weights hold NaN or inf or training
+    diverged, or when the stop came inside the optimizer step (half-updated weights; the
+    periodic ``last.ckpt`` is then the state to resume). Resume with ``badger fit --config
+    CFG --ckpt_path last`` (the checkpoint furthest in training, :func:`newest_checkpoint`).
+    After a run that ends normally the file is removed. SIGKILL cannot be caught: pair this
+    with a ``ModelCheckpoint(every_n_train_steps=..., save_last=True)``.
+
+    Unlike Lightning's ``OnExceptionCheckpoint`` it does not make ``Trainer.fit`` without
+    ``ckpt_path`` resume the last run.
 
     Args:
         dirpath (str, optional): folder of the checkpoint. (default:
@@ -177,28 +273,81 @@ class SaveOnInterrupt(_InRunDir, OnExceptionCheckpoint):
         filename (str, optional): file name without ``.ckpt``. (default: ``"interrupted"``)
     """
 
+    FILE_EXTENSION = ".ckpt"
+
     def __init__(self, dirpath: str | None = None, filename: str = "interrupted") -> None:
-        super().__init__(dirpath or ".", filename)
+        if not filename:
+            raise ValueError("filename must not be empty")
         self.dirpath = dirpath  # None: resolved from the run directory at setup
+        self.filename = filename
         #: the exception that stopped the run (the CLI turns signals into exit codes)
         self.exception: BaseException | None = None
         self._validated_after: int | None = None  # training batches done at the last validation
+        self._started_at: int | None = None  # training batches done when this process began
+        self._in_step = 0  # > 0 inside the optimizer's step (its closure included)
+        #: the weights' version counters of each optimizer (by id) when the step began
+        self._versions: dict[int, list[int]] = {}
+        self._hooks: list = []
+
+    @property
+    def ckpt_path(self) -> str:
+        """Where the checkpoint is written."""
+        return os.path.join(self.dirpath or ".", self.filename + self.FILE_EXTENSION)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        """Note where this process started and watch the optimizer steps."""
+        self._started_at = _batches_done(pl_module)
+        self._in_step = 0
+
+        def before(opt, *_: Any) -> None:
+            if not self._in_step:  # (steps may nest)
+                self._versions = {id(o): _versions(o) for o in trainer.optimizers}
+            self._in_step += 1
+
+        def after(*_: Any) -> None:
+            self._in_step -= 1
+
+        for opt in trainer.optimizers:
+            self._hooks += [opt.register_step_pre_hook(before), opt.register_step_post_hook(after)]
 
     def on_validation_end(self, trainer, pl_module) -> None:
         """Remember after which training batch the last validation ran."""
         if not trainer.sanity_checking:
             self._validated_after = trainer.fit_loop.epoch_loop.batch_progress.total.completed
 
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        """A run that ended normally needs no interrupt checkpoint."""
+        self._remove_hooks()
+        if stage == "fit" and self.dirpath is not None and os.path.exists(self.ckpt_path):
+            trainer.strategy.remove_checkpoint(self.ckpt_path)
+
+    def _remove_hooks(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
+
     def on_exception(self, trainer, pl_module, exception: BaseException, *_: Any) -> None:
-        """Write the checkpoint unless the weights are non-finite."""
+        """Write the checkpoint unless that would lose or taint work (see the class)."""
         self.exception = exception
-        if self.dirpath is None:
-            return  # stopped before the run directory was set up: nothing trained yet
+        self._remove_hooks()
+        if self.dirpath is None or self._started_at is None or trainer.fast_dev_run:
+            return  # stopped before training started: nothing trained, nothing to save
+        if _batches_done(pl_module) <= self._started_at:
+            return  # no batch finished in this process: the earlier checkpoints stand
         from badger_graph.errors import DivergenceError
 
         if isinstance(exception, DivergenceError):
             rank_zero_warn(
                 f"not saving {self.ckpt_path}: training diverged; the last good checkpoint is kept"
+            )
+            return
+        if self._in_step and any(
+            _versions(opt) != self._versions.get(id(opt)) for opt in trainer.optimizers
+        ):
+            rank_zero_warn(
+                f"stopped inside the optimizer step: not saving {self.ckpt_path} (the weights "
+                f"may be half updated); `--ckpt_path last` resumes from the last periodic "
+                f"checkpoint, which is exact"
             )
             return
         bad = [n for n, p in pl_module.named_parameters() if not bool(torch.isfinite(p).all())]
@@ -214,6 +363,99 @@ class SaveOnInterrupt(_InRunDir, OnExceptionCheckpoint):
         else:
             _as_if_between_batches(checkpoint, self._validated_after)
         trainer.strategy.save_checkpoint(checkpoint, self.ckpt_path)
+
+
+def _versions(optimizer) -> list[int]:
+    """In-place version counters of an optimizer's parameters (they change on an update).
+
+    Inside ``optimizer.step(closure)`` the closure (forward, backward) leaves them alone;
+    a stop after the first parameter was updated shows as a changed counter.
+    """
+    return [p._version for group in optimizer.param_groups for p in group["params"]]
+
+
+def _batches_done(pl_module) -> int:
+    """Training batches done by ``pl_module`` (its ``train_batches``, else the global step)."""
+    done = getattr(pl_module, "train_batches", None)
+    return int(pl_module.global_step if done is None else done)
+
+
+class StopAtSafePoint(Callback):
+    """Ctrl-C and SIGTERM stop a run between two batches, never inside one.
+
+    The first SIGINT or SIGTERM only asks the run to stop: it goes on to the end of the
+    current batch (and of the validation and checkpoints due after it) and stops when the
+    next batch would start, so the interrupt checkpoint is exact. A second Ctrl-C stops at
+    once (saying that the resume may then not be exact). Installed from the sanity check
+    on, in the main thread of a single-process run; under data-parallel training
+    Lightning's own SIGTERM handling stays in force.
+    """
+
+    def __init__(self) -> None:
+        self.requested: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _install(self, trainer) -> None:
+        if self._previous or trainer.world_size > 1:
+            return
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.getsignal(sig)
+            signal.signal(sig, self._handle)
+
+    def _restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        self._previous = {}
+
+    def _handle(self, signum: int, frame) -> None:
+        name = signal.Signals(signum).name
+        if self.requested is None:
+            self.requested = signum
+            print(
+                f"\n{name} received: stopping after the current batch (and its validation "
+                f"and checkpoints); press Ctrl-C again to stop at once (the resume may then "
+                f"not be exact)",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
+        print(
+            f"\n{name} received again: stopping at once; the resume may not be exact",
+            file=sys.stderr,
+            flush=True,
+        )
+        self._stop(signum)
+
+    def _stop(self, signum: int) -> None:
+        self._restore()
+        if signum == signal.SIGTERM:
+            from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+            raise SIGTERMException
+        raise KeyboardInterrupt
+
+    def on_sanity_check_start(self, trainer, pl_module) -> None:
+        """Handle signals from the sanity check on."""
+        self._install(trainer)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        """Handle signals (when no sanity check ran)."""
+        self._install(trainer)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        """The safe point: stop here, before the batch, when a signal asked for it."""
+        if self.requested is not None:
+            self._stop(self.requested)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        """Give the signals back to their earlier handlers."""
+        self._restore()
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        """Give the signals back to their earlier handlers."""
+        self._restore()
 
 
 def _as_if_between_batches(checkpoint: dict, validated_after: int | None = None) -> None:

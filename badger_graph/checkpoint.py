@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from badger_graph.errors import CheckpointError
+
 
 def _version() -> str:
     from badger_graph import __version__
@@ -22,7 +24,7 @@ def _release(version: str, path: str) -> tuple[int, int]:
     try:
         major, minor = (int(x) for x in str(version).split(".")[:2])
     except ValueError:
-        raise ValueError(
+        raise CheckpointError(
             f"{path} has an invalid badger_graph version stamp {version!r} (want MAJOR.MINOR.PATCH)"
         ) from None
     return major, minor
@@ -44,7 +46,7 @@ def check_version(checkpoint: dict, path: str = "checkpoint") -> None:
         (a, b), (c, d) = _release(theirs, path), _release(ours, "this badger_graph")
         newer = newer or a > c or (a == c == 0 and b > d)
     if newer:
-        raise ValueError(
+        raise CheckpointError(
             f"{path} was written by badger_graph {theirs}, newer than this {ours} (checkpoint "
             f"format {fmt} vs {FORMAT}); upgrade badger_graph to load it"
         )
@@ -117,32 +119,105 @@ def resolve(path: str | Path) -> Path:
     return shipped
 
 
+def safe_types() -> list[type]:
+    """The classes a checkpoint of badger_graph may hold besides tensors and plain values.
+
+    Hyperparameters of a model built in Python hold the execution settings, growth events
+    and the optimizer / scheduler classes; from the CLI they are plain values. Loading
+    allows exactly these (``torch.load(weights_only=True)`` with
+    :func:`torch.serialization.safe_globals`), so a file cannot run code when read.
+    """
+    import inspect
+
+    from badger_graph.curriculum import EpisodeSpec
+    from badger_graph.execution import Execution
+    from badger_graph.growth import GrowthEvent
+
+    types: list[type] = [Execution, GrowthEvent, EpisodeSpec]
+    for module in (torch.optim, torch.optim.lr_scheduler):
+        types += [
+            obj
+            for _, obj in inspect.getmembers(module, inspect.isclass)
+            if issubclass(obj, torch.optim.Optimizer | torch.optim.lr_scheduler.LRScheduler)
+        ]
+    return types
+
+
+def safe_load(path: str | Path, what: str = "torch checkpoint"):
+    """``torch.load`` of ``path`` that never runs code: tensors, plain values, :func:`safe_types`.
+
+    Raises:
+        ValueError: the file needs other Python objects (it is refused, naming them, and
+            nothing of it is executed), or it is not a readable torch file.
+    """
+    import pickle
+
+    allowed = {
+        f"{t.__module__}.{t.__qualname__}"
+        for t in [*safe_types(), *torch.serialization.get_safe_globals()]
+        if isinstance(t, type)
+    }
+    try:
+        with torch.serialization.safe_globals(safe_types()):
+            return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        try:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        except Exception:  # not even a torch zip file
+            unsafe = []
+        unsafe = [u for u in unsafe if u not in allowed]
+        if unsafe:
+            raise CheckpointError(
+                f"{str(path)!r} holds Python objects that badger_graph never writes "
+                f"({', '.join(unsafe[:5])}); not loading it, since unpickling them could run "
+                f"code. Write checkpoints with `badger fit` or Trainer.save_checkpoint"
+            ) from None
+        raise CheckpointError(
+            f"{str(path)!r} is not a readable {what} (truncated, or another kind of "
+            f"file): {type(e).__name__}"
+        ) from None
+    except Exception as e:  # zip errors of a wrong or truncated file
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if "weights_only" in first:
+            first = ""
+        raise CheckpointError(
+            f"{str(path)!r} is not a readable {what} (truncated, or another kind of "
+            f"file): {type(e).__name__}{': ' + first[:200] if first else ''}"
+        ) from None
+
+
 def read_checkpoint(path: str | Path) -> dict:
     """Read a Lightning checkpoint of badger_graph, upgraded to the current format.
 
-    Only load files you trust (checkpoints are pickles).
+    Loaded without running code (:func:`safe_load`): a file holding other Python objects
+    than badger_graph writes is refused.
 
     Raises:
         FileNotFoundError: no file at ``path``.
         ValueError: not a readable torch file, not a Lightning checkpoint (no
-            ``state_dict``), or written by a newer major version of badger_graph.
+            ``state_dict`` of tensors), a file holding other Python objects, or one written
+            by a newer major version of badger_graph.
     """
     path = resolve(path)
     if path.stat().st_size == 0:
-        raise ValueError(f"{str(path)!r} is empty (0 bytes): not a checkpoint")
-    try:
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
-    except Exception as e:  # pickle / zip errors of a wrong or truncated file
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise ValueError(
-            f"{str(path)!r} is not a readable torch checkpoint (truncated, or another kind of "
-            f"file): {type(e).__name__}: {first[:200]}"
-        ) from None
+        raise CheckpointError(f"{str(path)!r} is empty (0 bytes): not a checkpoint")
+    ckpt = safe_load(path)
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         kind = "a plain state_dict" if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise ValueError(
+        raise CheckpointError(
             f"{str(path)!r} holds {kind}, not a Lightning checkpoint of badger_graph (no "
             f"'state_dict' entry); write checkpoints with `badger fit` or Trainer.save_checkpoint"
+        )
+    weights = ckpt["state_dict"]
+    if not isinstance(weights, dict) or not all(
+        isinstance(v, torch.Tensor) for v in weights.values()
+    ):
+        kind = type(weights).__name__
+        if isinstance(weights, dict):
+            bad = next(k for k, v in weights.items() if not isinstance(v, torch.Tensor))
+            kind = f"dict whose entry {bad!r} is a {type(weights[bad]).__name__}"
+        raise CheckpointError(
+            f"{str(path)!r}: its 'state_dict' must map weight names to tensors, got a {kind}"
         )
     check_version(ckpt, repr(str(path)))
     return upgrade(ckpt)
@@ -170,10 +245,16 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> dict:
         if k in theirs and tuple(theirs[k].shape) != tuple(own[k].shape)
     ]
     if missing or unexpected or shapes:
-        raise ValueError(
+        raise CheckpointError(
             f"checkpoint {str(path)!r} does not fit this model (different channel sizes, "
             f"ports or policy?): missing {missing[:5]}, unexpected {unexpected[:5]}, "
             f"shape mismatches {shapes[:5]}"
+        )
+    bad = [k for k, v in theirs.items() if v.is_floating_point() and not v.isfinite().all()]
+    if bad:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds NaN or inf in the weights {bad[:5]}: it cannot "
+            f"be run or trained further; use an earlier checkpoint of the run"
         )
     model.load_state_dict(theirs)
     return ckpt

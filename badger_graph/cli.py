@@ -22,11 +22,14 @@ from badger_graph.callbacks import (
     RunCheckpoint,
     RunLock,
     SaveOnInterrupt,
+    StopAtSafePoint,
     ThreadTuner,
     check_run_dir,
+    newest_checkpoint,
 )
-from badger_graph.checkpoint import load_weights, read_checkpoint
+from badger_graph.checkpoint import load_weights, read_checkpoint, safe_types
 from badger_graph.data import EpisodeData
+from badger_graph.errors import CheckpointError, RunFolderError
 from badger_graph.module import BadgerModule
 
 #: trainer settings every experiment starts from (a config or flag overrides any of them)
@@ -38,21 +41,26 @@ TRAINER_DEFAULTS = {
 }
 
 
-def default_callbacks(every: int = 250, threads: int | str = "auto") -> list:
+def default_callbacks(
+    every: int = 250, threads: int | str = "auto", lock: RunLock | None = None
+) -> list:
     """Checkpoints every run has, all in ``<default_root_dir>/checkpoints``.
 
     ``best.ckpt`` (lowest ``val/loss``: the objective), ``last.ckpt`` (the newest weights: every
-    ``every`` batches, at every validation and at the end of training, for resuming after a
-    SIGKILL) and
-    ``interrupted.ckpt`` (Ctrl-C, SIGTERM, errors). Resume with ``--ckpt_path last``.
-    Plus the run lock and the thread count of training batches (:class:`ThreadTuner`).
+    ``every`` batches — after the validation when one is due —, at every validation and at
+    the end of training, for resuming after a SIGKILL) and ``interrupted.ckpt`` (Ctrl-C,
+    SIGTERM, errors, once a batch has been trained). Resume with ``--ckpt_path last``.
+    Plus signals that stop at the next batch boundary (:class:`StopAtSafePoint`), the run
+    lock (``lock``: one the caller already holds) and the thread count of training batches
+    (:class:`ThreadTuner`).
     """
     return [
         ThreadTuner(threads),
         RunCheckpoint(filename="best", monitor="val/loss", mode="min", save_last=True),
         RunCheckpoint(every_n_train_steps=every, save_top_k=0, save_last=True),
         SaveOnInterrupt(),
-        RunLock(),
+        StopAtSafePoint(),
+        lock if lock is not None else RunLock(),
     ]
 
 
@@ -62,6 +70,9 @@ class BadgerCLI(LightningCLI):
     ``--trainer.default_root_dir DIR`` is the run directory: checkpoints go to
     ``DIR/checkpoints`` and the CSV logs to ``DIR/logs`` unless a config names a logger.
     """
+
+    #: the run lock ``fit`` holds from before the config is written until it ends
+    _lock: RunLock | None = None
 
     #: model keys that describe the evaluation or the training run, not the trained model
     NOT_COMPARED = (
@@ -99,33 +110,82 @@ class BadgerCLI(LightningCLI):
         """The trainer, with the CSV logger and the checkpoints inside the run directory."""
         config = self._get(self.config_init, "trainer", default={})
         root = Path(config.get("default_root_dir") or TRAINER_DEFAULTS["default_root_dir"])
-        if self.subcommand == "fit":
-            check_run_dir(str(root))  # before the logger and the config file are written
+        lock = None
+        if self.subcommand == "fit":  # before the logger and the config file are written
+            from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+            self._resolve_resume(root)
+            check_run_dir(str(root))
+            lock = self._lock = RunLock()
+            if rank_zero_only.rank == 0:  # the processes data parallel training launches
+                lock.acquire(str(root))
         if config.get("logger") in (None, True):
             from lightning.pytorch.loggers import CSVLogger
 
             kwargs["logger"] = CSVLogger(str(root), name="logs")
+        interval = config.get("val_check_interval")
+        if isinstance(interval, int | float) and not isinstance(interval, bool) and interval <= 0:
+            raise ValueError(
+                f"trainer.val_check_interval must be > 0 (training batches between "
+                f"validations, or a fraction of an epoch), got {interval!r}"
+            )
         every = self._get(self.config_init, "checkpoint_every", default=250)
         if not isinstance(every, int) or every < 1:
             raise ValueError(f"checkpoint_every must be an int >= 1, got {every!r}")
         threads = self._get(self.config_init, "threads", default="auto")
-        self.trainer_defaults["callbacks"] = default_callbacks(every, threads)
+        self.trainer_defaults["callbacks"] = default_callbacks(every, threads, lock)
         trainer = super().instantiate_trainer(**kwargs)
         for callback in trainer.callbacks:
             if isinstance(callback, RunCheckpoint | SaveOnInterrupt):
                 callback.use_run_dir(trainer.default_root_dir)
         return trainer
 
+    def _resolve_resume(self, root: Path) -> None:
+        """One run folder, one history: never resume by accident, never lose a run.
+
+        Without ``--ckpt_path`` a folder holding checkpoints is refused (naming the two
+        choices); ``--ckpt_path last`` becomes the checkpoint furthest in training
+        (:func:`~badger_graph.callbacks.newest_checkpoint`, which refuses a file that does
+        not load), or a new run, said on stderr, when the folder has none.
+        """
+        section = self.config_init[self.subcommand]
+        ckpt_path = section.get("ckpt_path")
+        folder = root / "checkpoints"
+        if ckpt_path is None:
+            found = sorted(p.name for p in folder.glob("*.ckpt")) if folder.is_dir() else []
+            if found:
+                raise RunFolderError(
+                    f"the run folder {str(root)!r} already holds the checkpoints "
+                    f"{', '.join(found)} of an earlier run; resume it with --ckpt_path last, "
+                    f"or start a new run in another folder with --trainer.default_root_dir"
+                )
+        elif ckpt_path == "last":
+            newest = newest_checkpoint(folder)
+            if newest is None:
+                print(
+                    f"--ckpt_path last: no checkpoint to resume in {str(folder)!r}; "
+                    f"starting a new run",
+                    file=sys.stderr,
+                )
+            section["ckpt_path"] = None if newest is None else str(newest)
+
     def _run_subcommand(self, subcommand: str) -> None:
-        """Run it; a run stopped by SIGTERM / Ctrl-C exits 143 / 130 (not 0 or 1)."""
+        """Run it; a run stopped by SIGTERM / Ctrl-C exits 143 / 130 (not 0 or 1).
+
+        Checkpoints are loaded without running code (``weights_only`` with the library's
+        own types allowed); the fit's run lock is released on every way out.
+        """
         from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-        ckpt_path = self.config_init[subcommand].get("ckpt_path")
-        if ckpt_path and Path(str(ckpt_path)).is_file():
-            # the config's model must fit the checkpoint's weights: say so before running
-            load_weights(self.model, ckpt_path)
         try:
-            super()._run_subcommand(subcommand)
+            ckpt_path = self.config_init[subcommand].get("ckpt_path")
+            if ckpt_path and Path(str(ckpt_path)).is_file():
+                # the config's model must fit the checkpoint's weights: say so before running
+                load_weights(self.model, ckpt_path)
+            if "weights_only" in self.config_init[subcommand]:
+                self.config_init[subcommand]["weights_only"] = True
+            with torch.serialization.safe_globals(safe_types()):
+                super()._run_subcommand(subcommand)
         except SIGTERMException:
             raise SystemExit(143) from None
         except SystemExit as e:
@@ -135,6 +195,9 @@ class BadgerCLI(LightningCLI):
             if any(isinstance(x, KeyboardInterrupt) for x in stopped):
                 raise SystemExit(130) from e
             raise
+        finally:
+            if self._lock is not None:
+                self._lock.release()
 
     def _parse_ckpt_path(self) -> None:
         """The config and the flags say what runs; a ``--ckpt_path`` only gives weights.
@@ -288,7 +351,10 @@ def sweep_main(argv: list[str]) -> None:
     if a.config:
         model = build_from_config(a.config, ckpt)
     else:
-        model = BadgerModule.load_from_checkpoint(ckpt, map_location="cpu")
+        try:
+            model = BadgerModule.load_from_checkpoint(ckpt, map_location="cpu")
+        except (ValueError, FileNotFoundError) as e:
+            p.error(str(e))
         model.eval()
     rows = sweep(
         model.runner,
@@ -449,5 +515,18 @@ def cli_main(args: ArgsType = None) -> None:
     _lightning_cli(args)
 
 
+def main() -> None:
+    """The ``badger`` console script: :func:`cli_main`, with usage errors as one line.
+
+    A refused run folder or an unusable checkpoint prints ``badger: error: ...`` and exits
+    with status 2 instead of a traceback; every other error keeps its traceback.
+    """
+    try:
+        cli_main()
+    except (RunFolderError, CheckpointError) as e:
+        print(f"badger: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":  # pragma: no cover
-    cli_main()
+    main()

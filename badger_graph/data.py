@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import lightning.pytorch as pl
 import torch
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch.utils.data import DataLoader, IterableDataset
 
 from badger_graph.seeds import episode_seed
@@ -76,21 +77,22 @@ class EpisodeData(pl.LightningDataModule):
 
     def __init__(
         self,
-        batch_size: int = 256,
-        val_episodes: int = 2048,
-        test_episodes: int = 10240,
-        eval_batch_size: int = 1024,
-        seed: int = 0,
+        batch_size: PositiveInt = 256,
+        val_episodes: PositiveInt = 2048,
+        test_episodes: PositiveInt = 10240,
+        eval_batch_size: PositiveInt = 1024,
+        seed: NonNegativeInt = 0,
     ) -> None:
         super().__init__()
-        for name, value in (
-            ("batch_size", batch_size),
-            ("val_episodes", val_episodes),
-            ("test_episodes", test_episodes),
-            ("eval_batch_size", eval_batch_size),
+        for name, value, low in (
+            ("batch_size", batch_size, 1),
+            ("val_episodes", val_episodes, 1),
+            ("test_episodes", test_episodes, 1),
+            ("eval_batch_size", eval_batch_size, 1),
+            ("seed", seed, 0),
         ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
         self.save_hyperparameters()
 
     def _loader(self, dataset) -> DataLoader:

@@ -52,3 +52,16 @@ class NonFiniteError(FloatingPointError):
 
 class DivergenceError(ArithmeticError):
     """Training error far above chance for many batches in a row (a finite blow-up)."""
+
+
+class RunFolderError(RuntimeError):
+    """A run folder cannot be used as asked: it holds another run, or a run is writing there.
+
+    The command line prints its message without a traceback (exit status 2): it names the
+    folder and the choices (resume with ``--ckpt_path last``, another
+    ``--trainer.default_root_dir``, or how to clear a stale lock).
+    """
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used: unreadable, unsafe, foreign, or not fitting."""

@@ -2,6 +2,7 @@ r"""Outer loop: Lightning trains the shared policy over many lifetimes."""
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import lightning.pytorch as pl
@@ -119,9 +120,14 @@ class BadgerModule(pl.LightningModule):
         check_choice("warmup_objective", warmup_objective, (*OBJECTIVES, None))
         check_int("warmup_steps", warmup_steps, 0)
         check_int("eval_num_experts", eval_num_experts, 1, optional=True)
-        self.guard = TrainingGuard(
-            nonfinite, max_skipped, diverged_after, diverged_at, task.chance_level()
-        )
+        chance = float(task.chance_level())
+        if diverged_after and not (math.isfinite(chance) and chance > 0):
+            raise ValueError(
+                f"{type(task).__name__}.chance_level() returned {chance!r}: the divergence "
+                f"guard compares the training error with it, so it must be finite and > 0 "
+                f"(or set diverged_after=0 to turn the guard off)"
+            )
+        self.guard = TrainingGuard(nonfinite, max_skipped, diverged_after, diverged_at, chance)
         self.agent = Agent(policy, topology, rounds, output_ports, identity, ports, execution)
         self.runner = EpisodeRunner(self.agent, task, num_experts, inner_steps, detach_feedback)
         self.eval_growth = growth_events(eval_growth, inner_steps)
@@ -278,10 +284,31 @@ class BadgerModule(pl.LightningModule):
         """Lightning's loader, for checkpoints of this and of earlier formats."""
         import io
 
+        from badger_graph.checkpoint import safe_types
+
         buffer = io.BytesIO()
-        torch.save(read_checkpoint(checkpoint_path), buffer)
+        torch.save(read_checkpoint(checkpoint_path), buffer)  # refuses unsafe files
         buffer.seek(0)
-        return super().load_from_checkpoint(buffer, map_location=map_location, **kwargs)
+        kwargs.setdefault("weights_only", True)
+        try:
+            with torch.serialization.safe_globals(safe_types()):
+                return super().load_from_checkpoint(buffer, map_location=map_location, **kwargs)
+        except RuntimeError as e:  # load_state_dict: the hyperparameters were edited
+            lines = [x.strip() for x in str(e).splitlines()[1:4]]
+            raise ValueError(
+                f"{str(checkpoint_path)!r}: its weights do not fit the model its saved "
+                f"hyperparameters describe (were they edited?): {'; '.join(lines)}"
+            ) from None
+        except Exception as e:  # the saved hyperparameters do not build a model
+            root = e
+            while root.__cause__ is not None or root.__context__ is not None:
+                root = root.__cause__ or root.__context__
+            first = str(e).strip().splitlines()
+            raise ValueError(
+                f"{str(checkpoint_path)!r}: its saved hyperparameters do not build a model: "
+                f"{' '.join(x.strip() for x in first[:3])} ({type(root).__name__}: {root}); "
+                f"give the experiment's config with --config"
+            ) from None
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Stamp the checkpoint with the library version and the batch counters."""

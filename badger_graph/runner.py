@@ -26,6 +26,29 @@ from badger_graph.ports import random_addresses
 from badger_graph.seeds import derive, generator
 from badger_graph.state import ExpertGraph, Role
 from badger_graph.tasks.base import Episode, Task
+from badger_graph.topologies.base import available_memory
+
+#: bytes per node per hidden channel a lifetime needs at least (states, inputs, messages
+#: and the GRU's gates of a step, in float32)
+BYTES_PER_NODE_CHANNEL = 4 * 8
+
+
+def check_nodes_fit(batch_size: int, num_experts: int, hidden: int, device) -> None:
+    """Refuse up front a batch of agents whose states cannot fit in memory, naming it.
+
+    Raises:
+        MemoryError: before allocating, naming the agents, the experts and the memory.
+    """
+    need = batch_size * num_experts * hidden * BYTES_PER_NODE_CHANNEL
+    free = available_memory(torch.device(device))
+    if free is not None and need > free:
+        raise MemoryError(
+            f"{batch_size:,} agents of {num_experts:,} experts (hidden {hidden}) need at least "
+            f"{need / 2**30:.1f} GiB, but only {free / 2**30:.1f} GiB are available on "
+            f"{device}; run fewer agents at once (--data.eval_batch_size, --data.batch_size, "
+            f"--episodes) or fewer experts"
+        )
+
 
 _EMPTY = EpisodeSpec()
 
@@ -104,6 +127,7 @@ class EpisodeRunner:
             num_experts = self.num_experts
         elif not isinstance(num_experts, int) or num_experts < 1:
             raise ValueError(f"num_experts must be an int >= 1, got {num_experts!r}")
+        check_nodes_fit(batch_size, num_experts, self.agent.policy.hidden_channels, device)
         self.agent.topology.reseed(derive(seed, "topology", bits=32))
         episode = self.task.reset(batch_size, generator=g, num_outputs=num_outputs, device=device)
         addresses = None

@@ -25,18 +25,37 @@ PURPOSES = ("train", "val", "test", "rollout", "analyze", "sweep", "compare")
 STREAMS = ("episodes", "identities", "growth", "topology", "addresses", "es")
 
 
-def _key(value: int | str) -> int:
+def _words(value: int | str) -> list[int]:
+    """A key as 32-bit words: a tag (kind and word count) followed by the words.
+
+    Names are tagged apart from integers (a name is not its CRC), and every key says how
+    many words it has, so no list of keys is a prefix, suffix or re-split of another.
+    """
     if isinstance(value, str):
-        return zlib.crc32(value.encode())
+        return [0x5354_0001, zlib.crc32(value.encode())]
     value = int(value)
     if value < 0:
         raise ValueError(f"seeds must be >= 0, got {value}")
-    return value
+    words = []
+    while True:
+        words.append(value & 0xFFFF_FFFF)
+        value >>= 32
+        if not value:
+            break
+    return [0x494E_0000 | len(words), *words]
 
 
 def derive(*keys: int | str, bits: int = 63) -> int:
-    """A ``bits``-bit integer hashed from ``keys`` (ints >= 0 and names)."""
-    words = np.random.SeedSequence([_key(k) for k in keys]).generate_state(2, np.uint32)
+    """A ``bits``-bit integer hashed from ``keys`` (ints >= 0 and names).
+
+    Injective before the hash: the number of keys and each key's kind and length are part
+    of the entropy (NumPy's ``SeedSequence`` alone ignores trailing zero words, so
+    ``[5]`` and ``[5, 0]``, or ``[2**32]`` and ``[0, 1]``, would be the same stream).
+    """
+    entropy = [len(keys)]
+    for key in keys:
+        entropy += _words(key)
+    words = np.random.SeedSequence(entropy).generate_state(2, np.uint32)
     return (int(words[0]) << 32 | int(words[1])) >> (64 - bits)
 
 

@@ -96,19 +96,34 @@ def save_snapshot(path: str | Path, snapshot: Snapshot) -> None:
     )
 
 
+def _episode_classes() -> list[type]:
+    """Every :class:`Episode` class defined so far (the library's and imported user tasks')."""
+    found, todo = [], list(Episode.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo += cls.__subclasses__()
+    return found
+
+
 def load_snapshot(path: str | Path) -> Snapshot:
-    """Read a snapshot written by :func:`save_snapshot` (only load files you trust).
+    """Read a snapshot written by :func:`save_snapshot`, without running code from the file.
+
+    Loaded with ``weights_only=True``: besides tensors and plain values the file may only
+    hold the snapshot's own classes and episodes of :class:`Episode` classes already
+    imported (a user task's episodes: import the task before loading).
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: not a snapshot file, or one of a newer format.
+        ValueError: not a snapshot file, one of a newer format, or one holding other
+            Python objects (named; not unpickled).
     """
+    from badger_graph.checkpoint import safe_load
+
     if not Path(path).is_file():
         raise FileNotFoundError(f"snapshot {str(path)!r} does not exist")
-    try:
-        data = torch.load(str(path), map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise ValueError(f"{str(path)!r} is not a readable snapshot file: {e}") from e
+    with torch.serialization.safe_globals([Snapshot, ExpertGraph, StepResult, *_episode_classes()]):
+        data = safe_load(path, "snapshot file")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"{str(path)!r} is not a badger_graph snapshot")
     if data.get("format_version", 0) > FORMAT_VERSION:

@@ -171,7 +171,8 @@ def check_topology_output(out, state: ExpertGraph, topology: Topology) -> EdgeSe
     Raises:
         ValueError: not an ``(edge_index, edge_weight)`` pair; edge index of the wrong
             dtype or shape or out of range; an edge joining two agents; weights of the
-            wrong shape or holding NaN / inf — each naming the topology and the values.
+            wrong shape — each naming the topology and the values.
+        NonFiniteError: weights holding NaN / inf, naming the topology and the step.
     """
     name = type(topology).__name__
     if not isinstance(out, tuple) or len(out) != 2:
@@ -196,4 +197,10 @@ def check_topology_output(out, state: ExpertGraph, topology: Topology) -> EdgeSe
             )
         if not edge_weight.is_floating_point():
             raise ValueError(f"{name} edge_weight must be floating point, got {edge_weight.dtype}")
+        if not bool(edge_weight.isfinite().all()):
+            from badger_graph.errors import NonFiniteError
+
+            raise NonFiniteError(
+                f"edge weights of {name}", edge_weight, step=state.step, where="inner step"
+            )
     return edge_index, edge_weight

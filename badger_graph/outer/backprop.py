@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from badger_graph.errors import NonFiniteError
-from badger_graph.outer.base import OuterLoop, objective_loss
+from badger_graph.outer.base import OuterLoop, check_differentiable, objective_loss
 
 
 class Backprop(OuterLoop):
@@ -23,5 +23,6 @@ class Backprop(OuterLoop):
         loss = objective_loss(life.errors, module.current_objective())
         if not loss.isfinite():
             raise NonFiniteError("loss", loss, step=module.global_step, where="train batch")
+        check_differentiable(loss, module)
         module.log_errors(life.errors, loss, "train", batch_size)
         return loss

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 OBJECTIVES = ("last", "mean")
@@ -14,6 +15,21 @@ def objective_loss(errors: Tensor, objective: str) -> Tensor:
     if objective == "mean":
         return errors.mean()
     raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+
+
+def check_differentiable(loss: Tensor, module) -> None:
+    """Raise, naming the task, when a loss that should carry a gradient does not.
+
+    A task whose ``StepResult.error`` is detached (or computed outside torch) gives a loss
+    without gradient; backprop would fail deep inside autograd.
+    """
+    if torch.is_grad_enabled() and not loss.requires_grad:
+        raise ValueError(
+            f"the errors of {type(module.task).__name__} carry no gradient (detached, or "
+            f"computed outside torch), so backprop cannot train on them: make "
+            f"StepResult.error differentiable with respect to the action, or use the "
+            f"EvolutionStrategy outer loop, which needs no gradient"
+        )
 
 
 class OuterLoop:

@@ -104,10 +104,11 @@ class EvolutionStrategy(OuterLoop):
         for p in params:
             p.grad = grad[offset : offset + p.numel()].view_as(p).clone()
             offset += p.numel()
-        self.apply_gradients(module)
         finite = losses[torch.isfinite(losses)]
+        # before the update, as with backprop: a diverging batch is counted once and named
+        # by its own index, and its update is not applied
         module.check_divergence(float(finite.mean()))
-        module.check_divergence(float(finite.mean()))
+        self.apply_gradients(module)
         module.log_dict(
             {"train/loss": finite.mean(), "train/best_member": finite.min()},
             on_step=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from badger_graph.outer.base import OuterLoop, objective_loss
+from badger_graph.outer.base import OuterLoop, check_differentiable, objective_loss
 
 
 class TruncatedBPTT(OuterLoop):
@@ -68,6 +68,7 @@ class TruncatedBPTT(OuterLoop):
                 chunk = (
                     life.errors.sum(0).mean() / T if objective == "mean" else life.errors[-1].mean()
                 )
+                check_differentiable(chunk, module)
                 backward(chunk)
             state = life.state.replace(h=life.state.h.detach())
             result = life.last_result.detach()

@@ -10,7 +10,17 @@ from lightning.pytorch.callbacks import Callback
 
 from badger_graph.tasks.base import StepResult
 
-KINDS = ("sigkill", "sigterm", "keyboard", "error", "nan_weights", "nan_feedback", "inf_loss")
+KINDS = (
+    "sigkill",
+    "sigterm",
+    "sigint",  # a real Ctrl-C: SIGINT sent to the process
+    "sigint_twice",  # Ctrl-C pressed twice in a row
+    "keyboard",  # KeyboardInterrupt raised right there (what a forced stop does)
+    "error",
+    "nan_weights",
+    "nan_feedback",
+    "inf_loss",
+)
 
 
 class _NaNFeedback:
@@ -39,7 +49,50 @@ class _InfError(_NaNFeedback):
 
 
 #: moments of a training batch a signal can arrive at
-MOMENTS = ("batch_start", "before_backward", "before_optimizer_step", "batch_end", "validation")
+MOMENTS = (
+    "batch_start",
+    "before_backward",
+    "before_optimizer_step",
+    "optimizer_step",  # half-way through the parameter updates (needs TwoPhaseAdam)
+    "batch_end",
+    "validation",
+    "sanity",  # during the sanity-check validation before the first batch
+)
+
+
+class TwoPhaseAdam(torch.optim.Adam):
+    """Adam that updates its parameters in two halves, with a moment in between.
+
+    Each parameter gets exactly Adam's update (the single-tensor CPU path is per
+    parameter); ``between`` (set by :class:`Fault`) runs after the first half, where a
+    Ctrl-C under Python's default handler leaves a half-updated model.
+    """
+
+    def __init__(self, params, **kwargs) -> None:
+        super().__init__(params, foreach=False, **kwargs)
+        self.between = None
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        group = self.param_groups[0]
+        params = group["params"]
+        half = len(params) // 2
+        try:
+            group["params"] = params[:half]
+            super().step()
+            if self.between is not None:
+                between, self.between = self.between, None
+                between()
+                sum(range(1000))  # a few bytecodes: where Python runs a signal handler
+            group["params"] = params[half:]
+            super().step()
+        finally:
+            group["params"] = params
+        return loss
 
 
 class Fault(Callback):
@@ -60,7 +113,12 @@ class Fault(Callback):
 
     def _signal(self) -> None:
         self._fired = True
-        if self.kind == "sigkill":
+        if self.kind in ("sigint", "sigint_twice"):
+            os.kill(os.getpid(), signal.SIGINT)
+            if self.kind == "sigint_twice":
+                sum(range(1000))  # let the first one be handled
+                os.kill(os.getpid(), signal.SIGINT)
+        elif self.kind == "sigkill":
             os.kill(os.getpid(), signal.SIGKILL)
         elif self.kind == "sigterm":
             os.kill(os.getpid(), signal.SIGTERM)  # Lightning stops after this batch
@@ -85,6 +143,8 @@ class Fault(Callback):
         mid = batch_idx == 1 and not trainer.sanity_checking
         if self.moment == "validation" and mid and after and not self._fired:
             self._signal()
+        if self.moment == "sanity" and trainer.sanity_checking and not self._fired:
+            self._signal()
 
     def _active(self, pl_module) -> bool:
         # the module's batch counter (skipped batches included; restored on resume)
@@ -104,9 +164,14 @@ class Fault(Callback):
         task = pl_module.task
         if not self._active(pl_module):
             return
-        if self.kind in ("sigkill", "sigterm", "keyboard", "error"):
+        if self.kind in ("sigkill", "sigterm", "sigint", "sigint_twice", "keyboard", "error"):
             if self.moment == "batch_start":
                 self._signal()
+            elif self.moment == "optimizer_step":
+                optimizer = trainer.optimizers[0]
+                if not isinstance(optimizer, TwoPhaseAdam):
+                    raise TypeError("moment 'optimizer_step' needs faults.TwoPhaseAdam")
+                optimizer.between = self._signal
         elif self.kind == "nan_weights":
             with torch.no_grad():
                 pl_module.agent.policy.lin_send.weight.fill_(float("nan"))

@@ -53,7 +53,7 @@ def _final(run_dir: Path) -> tuple[dict, dict, int]:
     A validation that was interrupted and re-run is logged again; the complete one, written
     last, is the one that counts.
     """
-    ckpt = torch.load(run_dir / CKPTS / "last.ckpt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(run_dir / CKPTS / "last.ckpt", map_location="cpu", weights_only=True)
     rows = {}
     for f in sorted((run_dir / "runs/tiny/logs").glob("version_*/metrics.csv")):
         with f.open() as fh:
@@ -61,15 +61,6 @@ def _final(run_dir: Path) -> tuple[dict, dict, int]:
                 if r.get("val/final_error"):
                     rows[int(r["step"])] = {k: v for k, v in r.items() if k.startswith("val/")}
     return ckpt["state_dict"], rows, ckpt["global_step"]
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """The uninterrupted run."""
-    d = tmp_path_factory.mktemp("reference")
-    out = _fit_subprocess(d)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return _final(d)
 
 
 @pytest.mark.parametrize(
@@ -86,17 +77,34 @@ def test_interrupted_run_resumes_to_identical_result(tmp_path, reference, kind, 
 
 
 #: exit status of a run stopped by each fault (SIGKILL: killed by signal 9)
-EXIT = {"sigkill": -9, "sigterm": 143, "keyboard": 130, "error": 1}
+EXIT = {
+    "sigkill": -9,
+    "sigterm": 143,
+    "sigint": 130,
+    "sigint_twice": 130,
+    "keyboard": 130,
+    "error": 1,
+}
 
 
-def _interrupt_and_resume(tmp_path, reference, kind, step, resume_from, moment="batch_start"):
-    killed = _fit_subprocess(tmp_path, _fault_arg(kind, step, moment=moment))
+def _interrupt_and_resume(
+    tmp_path, reference, kind, step, resume_from, moment="batch_start", extra=()
+):
+    """Interrupt a run with a fault, resume it with ``--ckpt_path last``, compare.
+
+    ``resume_from``: the checkpoint the interrupted run must have left (``None``: none at
+    all, the resumed run starts from scratch).
+    """
+    killed = _fit_subprocess(tmp_path, _fault_arg(kind, step, moment=moment), *extra)
     assert killed.returncode == EXIT[kind], killed.stderr[-2000:]
-    saved = torch.load(tmp_path / CKPTS / resume_from, map_location="cpu", weights_only=False)
-    assert saved["global_step"] < 30  # the run did stop early
-    if kind == "sigkill":
-        assert not (tmp_path / CKPTS / "interrupted.ckpt").exists()  # SIGKILL cannot be caught
-    resumed = _fit_subprocess(tmp_path, "--ckpt_path", "last")
+    if resume_from is None:
+        assert not list((tmp_path / CKPTS).glob("*.ckpt"))  # nothing trained, nothing saved
+    else:
+        saved = torch.load(tmp_path / CKPTS / resume_from, map_location="cpu", weights_only=True)
+        assert saved["global_step"] < 30  # the run did stop early
+    if kind in ("sigkill", "sigint_twice") or resume_from is None:
+        assert not (tmp_path / CKPTS / "interrupted.ckpt").exists()
+    resumed = _fit_subprocess(tmp_path, "--ckpt_path", "last", *extra)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     weights, val_rows, global_step = _final(tmp_path)
     ref_weights, ref_rows, ref_step = reference
@@ -108,6 +116,7 @@ def _interrupt_and_resume(tmp_path, reference, kind, step, resume_from, moment="
     assert val_rows == ref_rows  # every validation, every metric, the same step labels
     # a normal end removes the interrupt checkpoint, so `last` means the finished run
     assert not (tmp_path / CKPTS / "interrupted.ckpt").exists()
+    return killed
 
 
 @pytest.mark.parametrize(
@@ -140,7 +149,7 @@ def test_nan_weights_raise_named_and_keep_last_good_checkpoint(tmp_path, monkeyp
     assert err.value.tensor == "messages"
     assert (err.value.step, err.value.round) == (0, 0)
     assert not (tmp_path / CKPTS / "interrupted.ckpt").exists()  # never saves NaN weights
-    ckpt = torch.load(tmp_path / CKPTS / "last.ckpt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(tmp_path / CKPTS / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["global_step"] == 5
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
 
@@ -152,14 +161,14 @@ def test_nonfinite_raise_names_the_tensor(tmp_path, monkeypatch, kind, tensor):
     with pytest.raises(NonFiniteError, match=tensor):
         _fit_inprocess(tmp_path, monkeypatch, _fault_arg(kind, 8))
     # the interrupt checkpoint holds the (finite) weights before the bad batch
-    ckpt = torch.load(tmp_path / CKPTS / "interrupted.ckpt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(tmp_path / CKPTS / "interrupted.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["global_step"] == 8
 
 
 @pytest.mark.parametrize("kind", ["nan_feedback", "inf_loss"])
 def test_nonfinite_skip_finishes_and_counts(tmp_path, monkeypatch, kind):
     _fit_inprocess(tmp_path, monkeypatch, _fault_arg(kind, 8, times=3), "--model.nonfinite", "skip")
-    ckpt = torch.load(tmp_path / CKPTS / "last.ckpt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(tmp_path / CKPTS / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["badger_graph_skipped_batches"] == 3
     # Lightning counts a skipped batch as a (no-op) step: 30 batches, 27 weight updates
     assert ckpt["global_step"] == ckpt["badger_graph_train_batches"] == 30

@@ -8,17 +8,18 @@ import pytest
 import torch
 
 from badger_graph.cli import cli_main
-from badger_graph.errors import DivergenceError, NonFiniteError
+from badger_graph.errors import DivergenceError, NonFiniteError, RunFolderError
 
 from .test_faults import CKPTS, CONFIG, _fault_arg, _fit_inprocess
 
 
 def test_second_run_into_the_same_folder_stops(tmp_path, monkeypatch):
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # a live process that looks like a training run ("badger" in its command line)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "badger"])
     try:
         (tmp_path / "runs/tiny").mkdir(parents=True)
         (tmp_path / "runs/tiny/run.lock").write_text(str(other.pid))
-        with pytest.raises(RuntimeError, match=rf"process {other.pid}\) is writing into"):
+        with pytest.raises(RunFolderError, match=rf"process {other.pid}\) is writing into"):
             _fit_inprocess(tmp_path, monkeypatch)
     finally:
         other.kill()
