@@ -13,7 +13,7 @@ from badger_graph.policy import ExpertPolicy
 from badger_graph.runner import EpisodeRunner
 from badger_graph.state import ExpertGraph, Role
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _LIGHTNING = {"BadgerModule": "badger_graph.module", "EpisodeData": "badger_graph.data"}
 
