@@ -23,10 +23,11 @@ from badger_graph.policies import RolePolicies
 from badger_graph.policy import ExpertPolicy
 from badger_graph.ports import AddressedPorts, PortLinks, random_addresses
 from badger_graph.records import Lifetime, StepRecord
+from badger_graph.seeds import generator as seeded
 from badger_graph.sparse import CSRAdjacency
 from badger_graph.state import FEATURES, ExpertGraph, Role
-from badger_graph.tasks.base import Episode, StepResult, Task
-from badger_graph.topologies.base import Topology
+from badger_graph.tasks.base import Episode, StepResult, Task, check_step_result
+from badger_graph.topologies.base import Topology, available_memory
 
 
 def _all_finite(value: Tensor) -> bool:
@@ -66,36 +67,49 @@ def _uniform(result: StepResult, state: ExpertGraph, inputs: int, grad: bool) ->
 def _check_result(
     result, episode: Episode, state: ExpertGraph, inputs: tuple[Tensor, Tensor, Tensor]
 ) -> StepResult:
-    """A task's answer must be a StepResult with ``[B]`` error/feedback and ``[B, d]`` signal.
+    """A task's answer checked against the episode (:func:`check_step_result`) and the state.
 
     ``inputs``: the state's input nodes from :meth:`Agent.inputs` (known per lifetime, so
     that no step reads back from the device whether there are any).
     """
-    name = type(episode).__name__
-    if not isinstance(result, StepResult):
-        raise ValueError(f"{name}.step must return a StepResult, got {type(result).__name__}")
-    B, d = state.num_agents, state.num_outputs
-    m = episode.num_inputs
-    if result.observation is not None and inputs[0].numel() == 0:
+    if isinstance(result, StepResult) and result.observation is not None and not inputs[0].numel():
         raise ValueError(
-            f"{name} returned an observation but the agent has no input nodes: the episode "
-            f"must declare num_inputs >= 1 (got {m!r}) and the state be built with them"
+            f"{type(episode).__name__} returned an observation but the agent has no input "
+            f"nodes: the episode must declare num_inputs >= 1 (got {episode.num_inputs!r}) "
+            f"and the state be built with them"
         )
-    wants = (("error", (B,)), ("feedback", (B,)), ("signal", (B, d)), ("observation", (B, m)))
-    for field, want in wants:
-        value = getattr(result, field)
-        if value is None:
-            if field == "error":
-                raise ValueError(f"{name}.step returned no error")
-            continue
-        if not isinstance(value, Tensor) or tuple(value.shape) != want:
-            got = list(value.shape) if isinstance(value, Tensor) else type(value).__name__
-            raise ValueError(f"{name}: StepResult.{field} must have shape {list(want)}, got {got}")
-        if not value.is_floating_point():
-            raise ValueError(
-                f"{name}: StepResult.{field} must be a floating-point tensor, got {value.dtype}"
-            )
-    return result
+    return check_step_result(result, episode)
+
+
+#: bytes per node per hidden channel a lifetime needs at least (states, inputs, messages
+#: and the GRU's gates of a step, in float32)
+BYTES_PER_NODE_CHANNEL = 4 * 8
+
+
+def check_nodes_fit(batch_size: int, num_experts: int, hidden: int, device) -> None:
+    """Refuse up front a batch of agents whose states cannot fit in memory, naming it.
+
+    Raises:
+        MemoryError: before allocating, naming the agents, the experts and the memory.
+    """
+    need = batch_size * num_experts * hidden * BYTES_PER_NODE_CHANNEL
+    free = available_memory(torch.device(device))
+    if free is not None and need > free:
+        raise MemoryError(
+            f"{batch_size:,} agents of {num_experts:,} experts (hidden {hidden}) need at least "
+            f"{need / 2**30:.1f} GiB, but only {free / 2**30:.1f} GiB are available on "
+            f"{device}; run fewer agents at once (--data.eval_batch_size, --data.batch_size, "
+            f"--episodes) or fewer experts"
+        )
+
+
+def _inputs(episode: Episode) -> int | list[int]:
+    """Input port nodes per agent that ``episode`` declares (``m``, or one per agent)."""
+    m = episode.num_inputs
+    if not isinstance(m, int) or m < 0:
+        raise ValueError(f"{type(episode).__name__}.num_inputs must be an int >= 0, got {m!r}")
+    dims = episode.input_dims
+    return m if dims is None else [int(x) for x in dims.tolist()]
 
 
 class _RuntimeCache(dict):
@@ -191,6 +205,72 @@ class Agent(nn.Module):
             self.output_ports = True
         self.ports = ports
         self.readout = nn.Linear(policy.hidden_channels, 1)
+
+    # -- the Learner interface (see badger_graph.learner) ---------------------------------
+    @property
+    def device(self) -> torch.device:
+        """Where the weights live."""
+        return self.readout.weight.device
+
+    def check_task(self, task: Task, num_experts: int) -> None:
+        """Raise if agents of ``num_experts`` experts cannot play ``task``."""
+        task.check_experts(num_experts)
+        self.topology.check(num_experts + (task.num_outputs if self.output_ports else 0))
+        if not self.output_ports and num_experts < task.num_outputs:
+            raise ValueError(
+                f"num_experts={num_experts} < d={task.num_outputs}: expert i owns output i; "
+                f"add experts or set output_ports=true"
+            )
+
+    def experts_for(self, num_outputs: int, num_experts: int) -> int:
+        """Experts to play ``num_outputs`` outputs (without ports expert i owns output i)."""
+        return num_experts if self.output_ports else max(num_experts, num_outputs)
+
+    def reseed(self, seed: int) -> None:
+        """Re-seed the random topology (a function of the batch's seed)."""
+        self.topology.reseed(seed)
+
+    def begin(
+        self,
+        episode: Episode,
+        num_experts: int,
+        generator: torch.Generator,
+        device: torch.device | str,
+        address_seed: int | None = None,
+    ) -> ExpertGraph:
+        """The initial state of agents of ``num_experts`` experts for ``episode``.
+
+        ``address_seed`` (a curriculum's) fixes the port addresses for the whole batch.
+
+        Raises:
+            MemoryError: before allocating, when the agents' states cannot fit in memory.
+        """
+        B = episode.num_agents
+        check_nodes_fit(B, num_experts, self.policy.hidden_channels, device)
+        addresses = None
+        if self.ports is not None and address_seed is not None:
+            fixed = seeded(address_seed, "addresses")
+            addresses = random_addresses(
+                1, episode.num_outputs, self.ports.address_channels, fixed
+            ).expand(B, -1, -1)
+        if self.rounds < 2 and episode.num_inputs:
+            warnings.warn(
+                f"{type(episode).__name__} shows observations on input nodes but the agent "
+                f"runs rounds={self.rounds}: an input node reads the observation in the "
+                "step's first round, after its message has left, so the outputs of a step "
+                "cannot depend on that step's observation; use rounds >= 2",
+                stacklevel=3,
+            )
+        dims = episode.dims
+        return self.init_state(
+            num_experts,
+            episode.num_outputs if dims is None else dims.tolist(),
+            num_agents=B,
+            generator=generator,
+            device=device,
+            addresses=addresses,
+            num_inputs=_inputs(episode),
+        )
 
     # -- state ---------------------------------------------------------------------------
     def init_state(

@@ -52,9 +52,7 @@ def evaluate(
     try:
         for f, (name, task) in enumerate(families.items()):
             runner.task = task
-            experts = runner.num_experts
-            if not runner.agent.output_ports:
-                experts = max(experts, task.num_outputs)
+            experts = runner.agent.experts_for(task.num_outputs, runner.num_experts)
             agent, base = [], {}
             with torch.no_grad():
                 for i in range(-(-episodes // batch)):

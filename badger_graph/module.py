@@ -9,7 +9,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_warn
-from torch import Tensor
+from torch import Tensor, nn
 
 from badger_graph.agent import Agent, Lifetime
 from badger_graph.checkpoint import check_version, load_weights, read_checkpoint, stamp
@@ -18,6 +18,7 @@ from badger_graph.errors import NonFiniteError, check_choice, check_int
 from badger_graph.execution import Execution
 from badger_graph.growth import GrowthEvent, growth_events
 from badger_graph.guards import TrainingGuard
+from badger_graph.learner import Learner
 from badger_graph.outer import Backprop, OuterLoop, objective_loss
 from badger_graph.outer.base import OBJECTIVES
 from badger_graph.policies import RolePolicies
@@ -48,6 +49,10 @@ class BadgerModule(pl.LightningModule):
         policy (ExpertPolicy): the shared expert policy.
         topology (Topology): edge generator, called every inner step.
         task (Task): the task family.
+        learner (Learner, optional): another learned learner in place of the BADGER agent
+            (e.g. :class:`~badger_graph.learner.RecurrentLearner`, the monolithic RL²
+            baseline), trained by the same outer loop on the same episodes; then give no
+            ``policy`` and ``topology`` (the agent's other settings do not apply).
         num_experts (int): experts per agent. (default: :obj:`3`)
         inner_steps (int): lifetime length :math:`T`. (default: :obj:`20`)
         rounds (int): communication rounds per step :math:`k`. (default: :obj:`1`)
@@ -84,9 +89,10 @@ class BadgerModule(pl.LightningModule):
 
     def __init__(
         self,
-        policy: ExpertPolicy | RolePolicies,
-        topology: Topology,
-        task: Task,
+        policy: ExpertPolicy | RolePolicies | None = None,
+        topology: Topology | None = None,
+        task: Task | None = None,
+        learner: nn.Module | None = None,
         num_experts: int = 3,
         inner_steps: int = 20,
         rounds: int = 1,
@@ -114,7 +120,7 @@ class BadgerModule(pl.LightningModule):
         # Through LightningCLI the hyperparameters are the config (class paths + init args),
         # so `load_from_checkpoint` rebuilds the injected modules; from Python the injected
         # modules themselves are not hyperparameters (their weights are saved).
-        injected = ["policy", "topology", "task", "ports", "outer_loop", "curriculum"]
+        injected = ["policy", "topology", "task", "learner", "ports", "outer_loop", "curriculum"]
         self.save_hyperparameters(ignore=None if _from_cli() else injected)
         check_choice("objective", objective, OBJECTIVES)
         check_choice("warmup_objective", warmup_objective, (*OBJECTIVES, None))
@@ -128,7 +134,26 @@ class BadgerModule(pl.LightningModule):
                 f"(or set diverged_after=0 to turn the guard off)"
             )
         self.guard = TrainingGuard(nonfinite, max_skipped, diverged_after, diverged_at, chance)
-        self.agent = Agent(policy, topology, rounds, output_ports, identity, ports, execution)
+        if task is None:
+            raise ValueError("task is required (the family of episodes to train on)")
+        if learner is None:
+            if policy is None or topology is None:
+                raise ValueError(
+                    "give a BADGER agent's policy and topology, or another learner "
+                    "(e.g. learner: badger_graph.learner.RecurrentLearner)"
+                )
+            learner = Agent(policy, topology, rounds, output_ports, identity, ports, execution)
+        elif policy is not None or topology is not None:
+            raise ValueError(
+                f"learner={type(learner).__name__} replaces the BADGER agent: give no policy "
+                f"or topology with it"
+            )
+        elif not isinstance(learner, Learner):
+            raise TypeError(
+                f"learner must implement badger_graph.learner.Learner, got {type(learner).__name__}"
+            )
+        #: the learned learner: a BADGER :class:`Agent` or another :class:`Learner`
+        self.agent = learner
         self.runner = EpisodeRunner(self.agent, task, num_experts, inner_steps, detach_feedback)
         self.eval_growth = growth_events(eval_growth, inner_steps)
         self.outer_loop = outer_loop if outer_loop is not None else Backprop()

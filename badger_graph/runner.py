@@ -14,41 +14,17 @@ task directly::
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 
 import torch
 
-from badger_graph.agent import Agent, Lifetime
 from badger_graph.curriculum import EpisodeSpec
 from badger_graph.growth import GrowthEvent
-from badger_graph.ports import random_addresses
+from badger_graph.learner import Learner
+from badger_graph.records import Lifetime
 from badger_graph.seeds import derive, generator
 from badger_graph.state import ExpertGraph, Role
 from badger_graph.tasks.base import Episode, Task
-from badger_graph.topologies.base import available_memory
-
-#: bytes per node per hidden channel a lifetime needs at least (states, inputs, messages
-#: and the GRU's gates of a step, in float32)
-BYTES_PER_NODE_CHANNEL = 4 * 8
-
-
-def check_nodes_fit(batch_size: int, num_experts: int, hidden: int, device) -> None:
-    """Refuse up front a batch of agents whose states cannot fit in memory, naming it.
-
-    Raises:
-        MemoryError: before allocating, naming the agents, the experts and the memory.
-    """
-    need = batch_size * num_experts * hidden * BYTES_PER_NODE_CHANNEL
-    free = available_memory(torch.device(device))
-    if free is not None and need > free:
-        raise MemoryError(
-            f"{batch_size:,} agents of {num_experts:,} experts (hidden {hidden}) need at least "
-            f"{need / 2**30:.1f} GiB, but only {free / 2**30:.1f} GiB are available on "
-            f"{device}; run fewer agents at once (--data.eval_batch_size, --data.batch_size, "
-            f"--episodes) or fewer experts"
-        )
-
 
 _EMPTY = EpisodeSpec()
 
@@ -57,7 +33,10 @@ class EpisodeRunner:
     """Draw episodes of ``task`` from seeds and run ``agent``'s lifetimes on them.
 
     Args:
-        agent (Agent): the agent (its weights are used as they are; nothing is trained).
+        agent (Learner): the learned learner: a BADGER :class:`~badger_graph.Agent` or another
+            :class:`~badger_graph.learner.Learner` such as
+            :class:`~badger_graph.learner.RecurrentLearner` (its weights are used as they
+            are; nothing is trained).
         task (Task): the task family.
         num_experts (int): experts per agent unless a call says otherwise.
         inner_steps (int): lifetime length :math:`T`.
@@ -67,7 +46,7 @@ class EpisodeRunner:
 
     def __init__(
         self,
-        agent: Agent,
+        agent: Learner,
         task: Task,
         num_experts: int,
         inner_steps: int,
@@ -77,13 +56,7 @@ class EpisodeRunner:
             raise ValueError(f"num_experts must be an int >= 1, got {num_experts!r}")
         if not isinstance(inner_steps, int) or inner_steps < 1:
             raise ValueError(f"inner_steps (T) must be an int >= 1, got {inner_steps!r}")
-        task.check_experts(num_experts)
-        agent.topology.check(num_experts + (task.num_outputs if agent.output_ports else 0))
-        if not agent.output_ports and num_experts < task.num_outputs:
-            raise ValueError(
-                f"num_experts={num_experts} < d={task.num_outputs}: expert i owns output i; "
-                f"add experts or set output_ports=true"
-            )
+        agent.check_task(task, num_experts)
         self.agent = agent
         self.task = task
         self.num_experts = num_experts
@@ -106,7 +79,7 @@ class EpisodeRunner:
         """
         spec = spec or _EMPTY
         if device is None:
-            device = self.agent.readout.weight.device
+            device = self.agent.device
         g = generator(seed)
         if num_outputs is None and spec.num_outputs is not None:
             lo, hi = spec.num_outputs
@@ -127,34 +100,9 @@ class EpisodeRunner:
             num_experts = self.num_experts
         elif not isinstance(num_experts, int) or num_experts < 1:
             raise ValueError(f"num_experts must be an int >= 1, got {num_experts!r}")
-        check_nodes_fit(batch_size, num_experts, self.agent.policy.hidden_channels, device)
-        self.agent.topology.reseed(derive(seed, "topology", bits=32))
+        self.agent.reseed(derive(seed, "topology", bits=32))
         episode = self.task.reset(batch_size, generator=g, num_outputs=num_outputs, device=device)
-        addresses = None
-        ports = self.agent.ports
-        if ports is not None and spec.address_seed is not None:
-            fixed = generator(spec.address_seed, "addresses")
-            addresses = random_addresses(
-                1, episode.num_outputs, ports.address_channels, fixed
-            ).expand(batch_size, -1, -1)
-        if self.agent.rounds < 2 and getattr(episode, "num_inputs", 0):
-            warnings.warn(
-                f"{type(self.task).__name__} shows observations on input nodes but the agent "
-                f"runs rounds={self.agent.rounds}: an input node reads the observation in the "
-                "step's first round, after its message has left, so the outputs of a step "
-                "cannot depend on that step's observation; use rounds >= 2",
-                stacklevel=2,
-            )
-        dims = episode.dims
-        state = self.agent.init_state(
-            num_experts,
-            episode.num_outputs if dims is None else dims.tolist(),
-            num_agents=batch_size,
-            generator=g,
-            device=device,
-            addresses=addresses,
-            num_inputs=_inputs(episode),
-        )
+        state = self.agent.begin(episode, num_experts, g, device, spec.address_seed)
         return episode, state
 
     def baselines(
@@ -226,12 +174,3 @@ class EpisodeRunner:
             growth=growth,
             generator=generator(seed, "identities"),
         )
-
-
-def _inputs(episode: Episode) -> int | list[int]:
-    """Input port nodes per agent that ``episode`` declares (``m``, or one per agent)."""
-    m = getattr(episode, "num_inputs", 0)
-    if not isinstance(m, int) or m < 0:
-        raise ValueError(f"{type(episode).__name__}.num_inputs must be an int >= 0, got {m!r}")
-    dims = getattr(episode, "input_dims", None)
-    return m if dims is None else [int(x) for x in dims.tolist()]

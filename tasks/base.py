@@ -161,6 +161,37 @@ class Task(ABC):
         return {}
 
 
+def check_step_result(result, episode: Episode) -> StepResult:
+    """Check a task's answer against the sizes its episode declares; returns it.
+
+    ``error`` and ``feedback`` must be ``[B]``, ``signal`` ``[B, d]`` and ``observation``
+    ``[B, m]`` floating-point tensors (``B``, ``d``, ``m``: the episode's ``num_agents``,
+    ``num_outputs``, ``num_inputs``); only ``error`` is required.
+
+    Raises:
+        ValueError: naming the episode class, the field, and what it got.
+    """
+    name = type(episode).__name__
+    if not isinstance(result, StepResult):
+        raise ValueError(f"{name}.step must return a StepResult, got {type(result).__name__}")
+    B, d, m = episode.num_agents, episode.num_outputs, episode.num_inputs
+    wants = (("error", (B,)), ("feedback", (B,)), ("signal", (B, d)), ("observation", (B, m)))
+    for field, want in wants:
+        value = getattr(result, field)
+        if value is None:
+            if field == "error":
+                raise ValueError(f"{name}.step returned no error")
+            continue
+        if not isinstance(value, Tensor) or tuple(value.shape) != want:
+            got = list(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            raise ValueError(f"{name}: StepResult.{field} must have shape {list(want)}, got {got}")
+        if not value.is_floating_point():
+            raise ValueError(
+                f"{name}: StepResult.{field} must be a floating-point tensor, got {value.dtype}"
+            )
+    return result
+
+
 def play(episode: Episode, steps: int, act: Callable[[StepResult, int], Tensor]) -> Tensor:
     """Run a hand-written strategy for ``steps`` steps; its errors ``[T, B]``.
 
