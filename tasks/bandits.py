@@ -138,8 +138,14 @@ class BernoulliBandits(Task):
         return {"cumulative_regret": cumulative_regret}
 
     def baselines(self) -> dict:
-        """UCB1 and Thompson sampling (Beta(1, 1) prior) on the same episodes."""
-        return {"ucb1": ucb1, "thompson": thompson}
+        """UCB1, Thompson sampling (Beta(1, 1) prior), the Gittins-index policy and, for
+        ``k <= 5``, the exact Bayes-optimal policy (:func:`bayes_optimal`), on the same
+        episodes.
+        """
+        out = {"ucb1": ucb1, "thompson": thompson, "gittins": gittins}
+        if self.num_arms[1] <= 5:
+            out["bayes_optimal"] = bayes_optimal
+        return out
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(k={list(self.num_arms)}, sharpness={self.sharpness})"
@@ -189,5 +195,120 @@ def thompson(episode: BanditEpisode, steps: int, seed: int = 2**31 - 1) -> Tenso
         b = torch._standard_gamma((n - s + 1).cpu(), generator=gen)
         draw = (a / (a + b)).to(n.device).masked_fill(~episode.valid, float("-inf"))
         return draw.argmax(1)
+
+    return play(episode, steps, _counting(choose))
+
+
+class _BetaBernoulliDP:
+    """Exact Bayes-optimal values of Bernoulli bandits with uniform priors, by recursion.
+
+    A state is the multiset of per-arm (successes, failures) counts (arms are exchangeable
+    under the prior, so sorted tuples are canonical) and the steps left; its value is the
+    largest expected reward still to come. Memoized per instance (one per ``play``).
+    """
+
+    def __init__(self) -> None:
+        self.values: dict = {}
+
+    def value(self, counts: tuple, left: int) -> float:
+        """The largest expected reward of the ``left`` steps to come from ``counts``."""
+        if left == 0:
+            return 0.0
+        key = (counts, left)
+        v = self.values.get(key)
+        if v is None:
+            if len(self.values) >= MAX_DP_STATES:
+                raise ValueError(
+                    f"the exact Bayes-optimal bandit policy for k={len(counts)} needs more than "
+                    f"{MAX_DP_STATES:,} states at this horizon; use gittins"
+                )
+            arms = [i for i in range(len(counts)) if counts[i] not in counts[:i]]
+            v = max(self.q(counts, i, left) for i in arms)
+            self.values[key] = v
+        return v
+
+    def q(self, counts: tuple, i: int, left: int) -> float:
+        """Expected reward to come when pulling arm ``i`` now and playing optimally after."""
+        s, f = counts[i]
+        p = (s + 1) / (s + f + 2)
+        rest = counts[:i] + counts[i + 1 :]
+        win = tuple(sorted((*rest, (s + 1, f))))
+        lose = tuple(sorted((*rest, (s, f + 1))))
+        return p * (1.0 + self.value(win, left - 1)) + (1 - p) * self.value(lose, left - 1)
+
+
+#: the largest number of states the exact dynamic programme may visit
+MAX_DP_STATES = 2_000_000
+
+
+def bayes_optimal(episode: BanditEpisode, steps: int) -> Tensor:
+    """The Bayes-optimal policy for the task's prior (arm means uniform in [0, 1]).
+
+    Exact dynamic programming over Beta posteriors (it maximizes the expected reward of the
+    remaining ``steps``, so it minimizes the expected regret): the best any learner can do
+    on average. Feasible for small ``k`` and ``T`` (k = 5, T = 20: 0.25 M states).
+
+    Raises:
+        ValueError: when the programme would visit more than :data:`MAX_DP_STATES` states.
+    """
+    ks = episode.valid.sum(1).tolist()
+    dp = _BetaBernoulliDP()
+
+    def choose(n: Tensor, s: Tensor, t: int) -> Tensor:
+        arms = []
+        for b, k in enumerate(ks):
+            counts = [(int(s[b, i]), int(n[b, i] - s[b, i])) for i in range(k)]
+            canon = tuple(sorted(counts))
+            q = [dp.q(canon, canon.index(c), steps - t) for c in counts]
+            arms.append(max(range(k), key=q.__getitem__))
+        return torch.tensor(arms, device=n.device)
+
+    return play(episode, steps, _counting(choose))
+
+
+def gittins_indices(discount: float, depth: int, grid: int = 2001) -> Tensor:
+    """Gittins indices ``G[a, b]`` of a Bernoulli arm with a Beta(a, b) posterior.
+
+    Calibration (the retirement formulation): for each retirement reward ``lam`` on a grid
+    over [0, 1] the optimal-stopping values are computed backwards over ``a + b`` (truncated
+    at ``depth`` pulls, where the value is ``max(lam, mean) / (1 - discount)``), and the
+    index of a state is the ``lam`` at which continuing and retiring are worth the same
+    (interpolated between grid points). ``G`` is ``[depth + 2, depth + 2]``, valid for
+    ``a, b >= 1`` and ``a + b <= depth + 1``.
+    """
+    lam = torch.linspace(0, 1, grid, dtype=torch.float64).unsqueeze(1)  # [L, 1]
+    retire = lam / (1 - discount)
+    G = torch.full((depth + 2, depth + 2), float("nan"), dtype=torch.float64)
+    n = depth + 1  # a + b at the truncation
+    a = torch.arange(1, n, dtype=torch.float64)  # a = 1..n-1, b = n - a
+    V = torch.maximum(retire, (a / n) / (1 - discount))  # [L, n - 1]
+    for n in range(depth, 1, -1):
+        a = torch.arange(1, n, dtype=torch.float64)
+        p = a / n
+        # from (a, b): success -> (a + 1, b) (index a in the next row), failure -> (a, b + 1)
+        cont = p * (1 + discount * V[:, 1:]) + (1 - p) * discount * V[:, :-1]
+        gap = cont - retire  # decreasing in lam; the index is where it crosses 0
+        above = (gap > 0).sum(0).clamp(1, grid - 1)  # first grid point with gap <= 0
+        i = above.unsqueeze(0)
+        g0, g1 = gap.gather(0, i - 1)[0], gap.gather(0, i)[0]
+        l0, l1 = lam[i - 1, 0][0], lam[i, 0][0]
+        G[a.long(), (n - a).long()] = l0 + (l1 - l0) * g0 / (g0 - g1).clamp(min=1e-12)
+        V = torch.maximum(retire, cont)
+    return G.float()
+
+
+def gittins(episode: BanditEpisode, steps: int) -> Tensor:
+    """The Gittins-index policy with discount ``1 - 1/T``: pull the arm of highest index.
+
+    Optimal for the discounted infinite-horizon problem; for a finite horizon ``T`` a
+    standard strong approximation (the discount sets the effective horizon).
+    """
+    G = gittins_indices(1 - 1 / max(steps, 2), depth=steps + 60)
+
+    def choose(n: Tensor, s: Tensor, t: int) -> Tensor:
+        a = (s + 1).long().cpu()
+        b = (n - s + 1).long().cpu()
+        score = G[a, b].to(n.device).masked_fill(~episode.valid, float("-inf"))
+        return score.argmax(1)
 
     return play(episode, steps, _counting(choose))

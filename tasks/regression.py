@@ -154,8 +154,10 @@ class OnlineRegression(Task):
         return 1.0
 
     def baselines(self) -> dict:
-        """Recursive least squares, least mean squares and normalized LMS on the same data."""
-        return {"rls": rls, "lms": lms, "nlms": nlms}
+        """The Bayes posterior mean (the optimum), recursive least squares, least mean
+        squares and normalized LMS, on the same data.
+        """
+        return {"posterior_mean": posterior_mean, "rls": rls, "lms": lms, "nlms": nlms}
 
     def __repr__(self) -> str:
         return (
@@ -164,8 +166,11 @@ class OnlineRegression(Task):
         )
 
 
-def _learner(update):
-    """A linear predictor that learns from ``(x, y)`` after each prediction."""
+def _learner(update, prior: Tensor | None = None):
+    """A linear predictor that learns from ``(x, y)`` after each prediction.
+
+    ``prior``: ``[B]`` initial ``P = prior · I`` of recursive least squares (default 100).
+    """
     state: dict = {}
 
     def act(result: StepResult, t: int) -> Tensor:
@@ -175,7 +180,9 @@ def _learner(update):
             update(state, state["x"], y)
         if "w" not in state:
             state["w"] = x.new_zeros(x.shape)
-            state["P"] = torch.eye(x.size(1), dtype=x.dtype).expand(x.size(0), -1, -1) * 100.0
+            scale = x.new_full((x.size(0),), 100.0) if prior is None else prior.to(x)
+            eye = torch.eye(x.size(1), dtype=x.dtype, device=x.device)
+            state["P"] = eye.expand(x.size(0), -1, -1) * scale.view(-1, 1, 1)
         pred = (state["w"] * x).sum(1)
         state["x"], state["pred"] = x, pred
         return pred.unsqueeze(1)
@@ -215,3 +222,17 @@ def lms(episode: Episode, steps: int) -> Tensor:
 def nlms(episode: Episode, steps: int) -> Tensor:
     """Normalized least mean squares (step 0.7: the best of 0.3, 0.5, 0.7, 1 at m = 2..4)."""
     return play(episode, steps, _learner(_nlms_update))
+
+
+def posterior_mean(episode: RegressionEpisode, steps: int) -> Tensor:
+    r"""The Bayes-optimal predictor: the posterior mean of :math:`w` under the task's prior.
+
+    With :math:`w \sim \mathcal N(0, I_m / m)` and noise :math:`\sigma`, the posterior after
+    the labelled points so far is Gaussian; its mean is recursive least squares started
+    from :math:`P_0 = I / (m \sigma^2)` (the Kalman filter of a constant :math:`w`). No
+    predictor has a lower expected squared error on these episodes.
+    """
+    m = episode.input_dims if episode.input_dims is not None else episode.num_inputs
+    m = torch.as_tensor(m, dtype=torch.float32).expand(episode.num_agents)
+    prior = 1.0 / (m * max(episode.noise, 1e-4) ** 2)
+    return play(episode, steps, _learner(_rls_update, prior))

@@ -1,0 +1,195 @@
+"""The monolithic learner behind the Learner seam, and the optimal baselines it is compared to."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+import torch
+
+from badger_graph import BadgerModule
+from badger_graph.learner import Learner, RecurrentLearner
+from badger_graph.matrix import evaluate
+from badger_graph.runner import EpisodeRunner
+from badger_graph.tasks import (
+    BernoulliBandits,
+    GuessingGame,
+    HotColdOptimization,
+    MovingTarget,
+    OnlineClassification,
+    OnlineRegression,
+)
+from badger_graph.tasks.bandits import _BetaBernoulliDP, bayes_optimal, gittins_indices
+from badger_graph.tasks.regression import posterior_mean
+
+ROOT = Path(__file__).resolve().parents[1]
+
+FAMILIES = {
+    "guessing": GuessingGame(3, feedback_to="all"),
+    "moving_target": MovingTarget(3),
+    "optimization": HotColdOptimization(3),
+    "bandits": BernoulliBandits([3, 5]),
+    "regression": OnlineRegression([2, 4]),
+    "classification": OnlineClassification(3, 2),
+}
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_recurrent_learner_plays_every_family_through_the_runner(family):
+    task = FAMILIES[family]
+    torch.manual_seed(0)
+    learner = RecurrentLearner(max_outputs=5, max_inputs=4, hidden_channels=16)
+    assert isinstance(learner, Learner)
+    runner = EpisodeRunner(learner, task, num_experts=3, inner_steps=6)
+    life = runner.run(seed=1, batch_size=8)
+    d = task.num_outputs
+    assert life.actions.shape == (6, 8, d)
+    assert life.errors.shape == (6, 8)
+    assert torch.isfinite(life.errors).all()
+    life.errors.mean().backward()  # the outer loop's gradient reaches every weight
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in learner.parameters())
+    # the same seed gives the same episodes and the same lifetime
+    again = runner.run(seed=1, batch_size=8)
+    assert torch.equal(again.errors.detach(), life.errors.detach())
+
+
+def test_recurrent_learner_refuses_a_wider_task_naming_it():
+    learner = RecurrentLearner(max_outputs=3, hidden_channels=8)
+    with pytest.raises(ValueError, match=r"at most 3 outputs.*d=5"):
+        EpisodeRunner(learner, GuessingGame(5), num_experts=5, inner_steps=4)
+    runner = EpisodeRunner(learner, OnlineRegression(2), num_experts=1, inner_steps=4)
+    with pytest.raises(ValueError, match=r"0 inputs, got d=1, m=2"):
+        runner.run(0, 2)
+
+
+def test_matched_parameter_counts():
+    for target, d, m in ((35_873, 5, 0), (35_873, 1, 4), (180_129, 3, 2)):
+        learner = RecurrentLearner.matched(target, d, m)
+        n = sum(p.numel() for p in learner.parameters())
+        assert n == RecurrentLearner.parameters_for(learner.hidden_channels, d, m)
+        assert abs(n - target) / target < 0.01
+
+
+@pytest.mark.parametrize("family", ["guessing", "bandits", "regression", "classification"])
+def test_compare_configs_state_their_parameter_counts(family):
+    """Each pair in configs/compare: the counts in the headers are the models' real counts."""
+    from badger_graph.cli import build_from_config
+
+    counts = []
+    for learner in ("badger", "rnn"):
+        path = ROOT / "configs" / "compare" / f"{family}_{learner}.yaml"
+        stated = re.search(r"\(([\d,]+) weights\)", path.read_text().splitlines()[0])
+        model = build_from_config(str(path))
+        real = sum(p.numel() for p in model.parameters())
+        assert int(stated.group(1).replace(",", "")) == real
+        counts.append(real)
+    assert abs(counts[0] - counts[1]) / counts[0] < 0.01  # matched within 1 %
+
+
+def test_module_trains_the_recurrent_learner_and_matrix_takes_it():
+    import lightning.pytorch as pl
+
+    from badger_graph import EpisodeData
+
+    torch.manual_seed(0)
+    module = BadgerModule(
+        learner=RecurrentLearner(3, hidden_channels=16), task=BernoulliBandits(3), inner_steps=5
+    )
+    before = [p.detach().clone() for p in module.parameters()]
+    trainer = pl.Trainer(
+        max_steps=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
+    trainer.fit(module, EpisodeData(batch_size=8, val_episodes=8))
+    assert any(not torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
+    rows = evaluate(module.runner, {"bandits": BernoulliBandits(3)}, episodes=16, batch=8)
+    assert rows[0]["family"] == "bandits"
+    assert rows[0]["best_baseline"] in ("bayes_optimal", "gittins")
+    with pytest.raises(ValueError, match="policy and topology, or another learner"):
+        BadgerModule(task=BernoulliBandits(3))
+
+
+def _brute_force_value(k: int, T: int) -> Fraction:
+    """Best expected reward over EVERY deterministic policy tree (uniform priors), exactly."""
+    histories = [()]
+    # a policy maps each history (tuple of (arm, reward)) of length < T to an arm
+    for _ in range(T - 1):
+        histories += [
+            h + ((a, r),)
+            for h in histories
+            if len(h) == len(histories[-1])
+            for a in range(k)
+            for r in (0, 1)
+        ]
+    histories = sorted(set(histories), key=len)
+
+    def value(policy: dict, h: tuple) -> Fraction:
+        if len(h) == T:
+            return Fraction(0)
+        a = policy[h]
+        s = sum(r for (b, r) in h if b == a)
+        n = sum(1 for (b, _) in h if b == a)
+        p = Fraction(s + 1, n + 2)  # Beta-Bernoulli predictive probability of a reward
+        return p * (1 + value(policy, h + ((a, 1),))) + (1 - p) * value(policy, h + ((a, 0),))
+
+    best = Fraction(0)
+    for arms in itertools.product(range(k), repeat=len(histories)):
+        best = max(best, value(dict(zip(histories, arms, strict=True)), ()))
+    return best
+
+
+@pytest.mark.parametrize(("k", "T"), [(2, 2), (3, 2)])
+def test_bayes_optimal_equals_brute_force_over_all_policies(k, T):
+    dp = _BetaBernoulliDP().value(tuple([(0, 0)] * k), T)
+    assert dp == pytest.approx(float(_brute_force_value(k, T)), abs=1e-12)
+
+
+def test_bayes_optimal_plays_its_value():
+    T, k, B = 8, 3, 6000
+    dp = _BetaBernoulliDP().value(tuple([(0, 0)] * k), T)
+    expected_regret = T * k / (k + 1) - dp  # E[max p] = k / (k + 1) under uniform priors
+    ep = BernoulliBandits(k).reset(B, generator=torch.Generator().manual_seed(0))
+    regret = bayes_optimal(ep, T).sum(0)
+    se = float(regret.std()) / B**0.5
+    assert abs(float(regret.mean()) - expected_regret) < 4 * se
+
+
+def test_gittins_indices_are_sane():
+    G = gittins_indices(0.9, depth=40)
+    assert 0.5 < G[1, 1] < 0.8  # more than the mean: the value of information
+    assert G[2, 1] > G[1, 1] > G[1, 2]  # a success raises it, a failure lowers it
+    myopic = gittins_indices(0.01, depth=40)
+    assert myopic[3, 2] == pytest.approx(3 / 5, abs=2e-3)  # no future: the posterior mean
+
+
+def test_posterior_mean_is_the_closed_form_posterior():
+    task = OnlineRegression(3, noise=0.3)
+    ep = task.reset(5, generator=torch.Generator().manual_seed(2))
+    w_true, xs, ys = ep.w.clone(), [], []
+    preds = []
+
+    first, step = ep.first, ep.step
+
+    def spy_step(action):
+        xs.append(ep.x.clone())
+        preds.append(action[:, 0].clone())
+        r = step(action)
+        ys.append(ep.y.clone())
+        return r
+
+    ep.first, ep.step = first, spy_step
+    posterior_mean(ep, 6)
+    for t in range(1, 6):
+        X = torch.stack(xs[:t], 1)  # [B, t, m]
+        y = torch.stack(ys[:t], 1)
+        A = 3 * torch.eye(3) + X.transpose(1, 2) @ X / 0.09  # prior precision m I
+        mean = torch.linalg.solve(A, (X.transpose(1, 2) @ y.unsqueeze(2)) / 0.09)[..., 0]
+        torch.testing.assert_close(preds[t], (mean * xs[t]).sum(1), rtol=1e-4, atol=1e-5)
+    assert w_true.shape == (5, 3)
