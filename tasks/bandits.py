@@ -138,9 +138,10 @@ class BernoulliBandits(Task):
         return {"cumulative_regret": cumulative_regret}
 
     def baselines(self) -> dict:
-        """UCB1, Thompson sampling (Beta(1, 1) prior), the Gittins-index policy and, for
-        ``k <= 5``, the exact Bayes-optimal policy (:func:`bayes_optimal`), on the same
-        episodes.
+        """UCB1, Thompson, Gittins and (k <= 5) the exact Bayes-optimal policy.
+
+        Thompson sampling with Beta(1, 1) priors; :func:`gittins`; :func:`bayes_optimal`
+        by dynamic programming. All play the same episodes as the agent.
         """
         out = {"ucb1": ucb1, "thompson": thompson, "gittins": gittins}
         if self.num_arms[1] <= 5:

@@ -154,8 +154,9 @@ class OnlineRegression(Task):
         return 1.0
 
     def baselines(self) -> dict:
-        """The Bayes posterior mean (the optimum), recursive least squares, least mean
-        squares and normalized LMS, on the same data.
+        """The Bayes posterior mean (the optimum), RLS, LMS and normalized LMS.
+
+        All play the same data as the agent.
         """
         return {"posterior_mean": posterior_mean, "rls": rls, "lms": lms, "nlms": nlms}
 
