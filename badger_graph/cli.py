@@ -456,7 +456,7 @@ def analyze_main(argv: list[str]) -> None:
 
 def matrix_main(argv: list[str]) -> None:
     """``badger matrix``: trained models × task families, errors relative to baselines."""
-    from badger_graph.matrix import default_families, evaluate, write_csv
+    from badger_graph.matrix import default_families, evaluate, task_from_spec, write_csv
     from badger_graph.plots import plot_matrix
 
     families = default_families()
@@ -468,12 +468,28 @@ def matrix_main(argv: list[str]) -> None:
         metavar="NAME=CONFIG:CKPT",
         help="a trained model (repeat the flag for more rows)",
     )
-    p.add_argument("--families", default=",".join(families), help="test families")
+    p.add_argument(
+        "--family",
+        action="append",
+        default=[],
+        metavar="NAME=CLASS_PATH|CONFIG",
+        help="add a test family: a Task class path (my_pkg.Forecasting, or with JSON init "
+        'arguments my_pkg.Forecasting:{"horizon": 3}) or a config whose model.task it is',
+    )
+    p.add_argument("--families", default=None, help="test families (default: all)")
     p.add_argument("--episodes", type=int, default=1000)
     p.add_argument("--out", default="matrix", help="folder for matrix.csv and matrix.png")
     a = p.parse_args(argv)
     _at_least(p, a, episodes=1)
-    chosen = [f for f in a.families.split(",") if f]
+    for spec in a.family:
+        name, sep, what = spec.partition("=")
+        if not (sep and name and what):
+            p.error(f"--family must look like NAME=CLASS_PATH or NAME=CONFIG, got {spec!r}")
+        try:
+            families[name] = task_from_spec(what)
+        except (ValueError, TypeError) as e:
+            p.error(f"--family {name}: {e}")
+    chosen = [f for f in (a.families or ",".join(families)).split(",") if f]
     bad = [f for f in chosen if f not in families]
     if bad or not chosen:
         p.error(f"--families: unknown {bad or chosen}; choose from {','.join(families)}")
@@ -486,6 +502,9 @@ def matrix_main(argv: list[str]) -> None:
         runner = build_from_config(config, ckpt).runner
         for r in evaluate(runner, {f: families[f] for f in chosen}, a.episodes):
             rows.append({"trained_on": name, **r})
+            if r["note"]:
+                print(f"{name:>20} -> {r['family']:<15} {r['note']}")
+                continue
             print(
                 f"{name:>20} -> {r['family']:<15} agent {r['agent']:.4f}  "
                 f"{r['best_baseline']} {r['baseline']:.4f}  ratio {r['relative']:.2f}  "

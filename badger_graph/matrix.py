@@ -32,6 +32,44 @@ def default_families() -> dict[str, Task]:
     }
 
 
+def task_from_spec(spec: str) -> Task:
+    """A task family from the command line: a class path or a config file.
+
+    ``my_pkg.Forecasting`` (default arguments), ``my_pkg.Forecasting:{"horizon": 3}``
+    (JSON init arguments), or ``configs/my_task.yaml`` (its ``model.task``).
+
+    Raises:
+        ValueError: naming the spec, when it names no importable :class:`Task`.
+    """
+    import importlib
+    import json
+
+    import yaml
+
+    if spec.endswith((".yaml", ".yml")):
+        path = Path(spec)
+        if not path.is_file():
+            raise ValueError(f"family config {spec!r} does not exist")
+        task = (yaml.safe_load(path.read_text()) or {}).get("model", {}).get("task")
+        if not isinstance(task, dict) or "class_path" not in task:
+            raise ValueError(f"{spec!r} has no model.task with a class_path")
+        class_path, kwargs = task["class_path"], task.get("init_args") or {}
+    else:
+        class_path, _, args = spec.partition(":")
+        try:
+            kwargs = json.loads(args) if args else {}
+        except json.JSONDecodeError as e:
+            raise ValueError(f"init arguments of {spec!r} are not JSON: {e}") from None
+    module, _, name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise ValueError(f"family {class_path!r} cannot be imported: {e}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Task)):
+        raise ValueError(f"family {class_path!r} is not a badger_graph Task")
+    return cls(**kwargs)
+
+
 def evaluate(
     runner: EpisodeRunner,
     families: dict[str, Task],
@@ -53,6 +91,23 @@ def evaluate(
         for f, (name, task) in enumerate(families.items()):
             runner.task = task
             experts = runner.agent.experts_for(task.num_outputs, runner.num_experts)
+            try:
+                runner.agent.check_task(task, experts)
+            except ValueError as e:  # e.g. a monolithic learner narrower than the family
+                nan = float("nan")
+                rows.append(
+                    {
+                        "family": name,
+                        "agent": nan,
+                        "best_baseline": None,
+                        "baseline": nan,
+                        "relative": nan,
+                        "chance": task.chance_level(),
+                        "experts": experts,
+                        "note": f"cannot play: {e}",
+                    }  # fmt: skip
+                )
+                continue
             agent, base = [], {}
             with torch.no_grad():
                 for i in range(-(-episodes // batch)):
@@ -74,6 +129,7 @@ def evaluate(
                     "relative": agent_error / scores[best] if best else float("nan"),
                     "chance": task.chance_level(),
                     "experts": experts,
+                    "note": "",
                 }
             )
     finally:

@@ -197,7 +197,8 @@ def plot_matrix(rows: list[dict], out: str | Path) -> Path:
     im = ax.imshow(np.log2(data), cmap="RdYlGn_r", vmin=-3, vmax=3, aspect="auto")
     for i in range(len(models)):
         for j in range(len(families)):
-            ax.text(j, i, f"{data[i, j]:.2f}", ha="center", va="center", fontsize=8)
+            text = "n/a" if np.isnan(data[i, j]) else f"{data[i, j]:.2f}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=8)
     ax.set_xticks(range(len(families)), families, rotation=30, ha="right")
     ax.set_yticks(range(len(models)), models)
     ax.set_xlabel("tested on")

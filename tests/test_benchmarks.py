@@ -100,3 +100,30 @@ def test_error_curves_plot_one_line_per_strategy(tmp_path):
     image = matplotlib.image.imread(out)
     assert image.shape[0] > 100
     assert image.shape[1] > 100
+
+
+def test_compare_learners_table_with_a_learner_that_cannot_run(tmp_path, monkeypatch):
+    """Both learners of a family, trained 2 batches each, on the same episodes and points."""
+    import compare_learners
+
+    from badger_graph.cli import cli_main
+
+    root = Path(__file__).parents[1]
+    monkeypatch.chdir(tmp_path)
+    for learner in ("badger", "rnn"):
+        config = root / "configs" / "compare" / f"guessing_{learner}.yaml"
+        cli_main(["fit", "--config", str(config), "--trainer.max_steps", "2",
+                  "--trainer.enable_progress_bar", "false", "--data.batch_size", "8",
+                  "--data.val_episodes", "8", "--data.eval_batch_size", "8"])  # fmt: skip
+    rows, extra = compare_learners.compare("guessing", tmp_path / "runs/compare", 12, 6)
+    cells = {(r["strategy"], r["point"]): r for r in rows}
+    points = [p.label for p in compare_learners.FAMILIES["guessing"].points]
+    for learner in ("badger", "rnn"):
+        assert cells[(learner, points[0])]["se"] > 0
+        assert extra["info"][learner]["batches"] == 2
+    assert "mean" in cells[("badger", "d=5")]  # BADGER plays more outputs with more experts
+    assert cells[("rnn", "d=5")]["note"] == "cannot run"  # the GRU's width is fixed
+    text = compare_learners.table("guessing", rows, extra["info"])
+    assert "n/a" in text
+    assert "monolithic (RL2) [36,156 w, 2 batches]" in text
+    assert compare_learners.plot("guessing", extra["curves"], tmp_path).stat().st_size > 1000

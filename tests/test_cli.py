@@ -296,7 +296,7 @@ def test_matrix_from_the_command_line(tmp_path, monkeypatch, capsys):
     families = "guessing,bandits,regression"
     cli_main(["matrix", "--model", model, "--families", families, "--episodes", "8", "--out", "m"])
     lines = (tmp_path / "m/matrix.csv").read_text().splitlines()
-    assert lines[0] == "trained_on,family,agent,best_baseline,baseline,relative,chance,experts"
+    assert lines[0] == "trained_on,family,agent,best_baseline,baseline,relative,chance,experts,note"
     assert [row.split(",")[:2] for row in lines[1:]] == [
         ["mix", "guessing"],
         ["mix", "bandits"],

@@ -73,7 +73,7 @@ def test_matched_parameter_counts():
         assert abs(n - target) / target < 0.01
 
 
-@pytest.mark.parametrize("family", ["guessing", "bandits", "regression", "classification"])
+@pytest.mark.parametrize("family", ["guessing", "bandits", "regression", "classification", "fig7"])
 def test_compare_configs_state_their_parameter_counts(family):
     """Each pair in configs/compare: the counts in the headers are the models' real counts."""
     from badger_graph.cli import build_from_config

@@ -1,0 +1,271 @@
+"""BADGER against the monolithic meta-learner (RL2) and the optimal learner, same episodes.
+
+For every family of ``configs/compare/`` both learners were trained by
+``benchmarks/compare_train.sh`` on the same wall-clock budget (the two at once, one thread
+each). Here they and the task's baselines (hand-written and, where computable, optimal) play
+the same fresh episodes (seed purpose "compare", never drawn in training) in distribution
+and at out-of-distribution points: wider tasks (more outputs / arms / classes / inputs),
+longer lifetimes. A cell is the family's score, mean ± standard error over episodes;
+"n/a" where a learner cannot run at all (the monolithic learner has a fixed input width).
+
+    python benchmarks/compare_learners.py [--episodes 2000] [--families bandits,regression]
+        [--runs runs/compare] [--out docs/comparison]
+
+Writes ``<out>/<family>.csv`` and ``<out>/<family>_steps.png`` (error per step in
+distribution) and prints one markdown table per family.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from badger_graph.cli import build_from_config
+from badger_graph.learner import RecurrentLearner
+from badger_graph.seeds import episode_seed
+from badger_graph.tasks import (
+    BernoulliBandits,
+    GuessingGame,
+    OnlineClassification,
+    OnlineRegression,
+)
+
+ROOT = Path(__file__).parents[1]
+
+
+@dataclasses.dataclass
+class Point:
+    """One column of a family's table: a task (None: the trained one), T, experts for d."""
+
+    label: str
+    task: object | None = None
+    steps: int | None = None
+    experts: int | None = None  # BADGER's own axis: more experts than in training
+
+
+@dataclasses.dataclass
+class Family:
+    score: str
+    judge: Callable  # errors [T, B] -> per-episode score [B]
+    points: list[Point]
+
+
+FAMILIES = {
+    "guessing": Family(
+        "final error (last step)",
+        lambda e: e[-1],
+        [
+            Point("in distribution (d=3, T=20)"),
+            Point("T=40", steps=40),
+            Point("d=5", GuessingGame(5, feedback="scalar", feedback_to=[0])),
+        ],
+    ),
+    "fig7": Family(
+        "final error (last step)",
+        lambda e: e[-1],
+        [
+            Point("in distribution (d=3, 20 experts)"),
+            Point("d=6", GuessingGame(6, feedback="scalar", feedback_to="all")),
+            Point("d=10", GuessingGame(10, feedback="scalar", feedback_to="all")),
+            Point("d=20", GuessingGame(20, feedback="scalar", feedback_to="all")),
+            Point("T=40", steps=40),
+            Point("d=3, 100 experts", experts=100),
+        ],
+    ),
+    "bandits": Family(
+        "cumulative regret",
+        lambda e: e.sum(0),
+        [
+            Point("in distribution (k=3..5, T=20)"),
+            Point("k=3, T=20", BernoulliBandits(3)),
+            Point("k=5, T=10", BernoulliBandits(5), steps=10),
+            Point("k=5, T=100", BernoulliBandits(5), steps=100),
+            Point("k=10, T=10", BernoulliBandits(10), steps=10),
+            Point("k=10, T=100", BernoulliBandits(10), steps=100),
+        ],
+    ),
+    "regression": Family(
+        "error after 10 observations",
+        lambda e: e[10],
+        [
+            Point("in distribution (m=2..4, T=20)"),
+            Point("m=1", OnlineRegression(1)),
+            Point("m=8", OnlineRegression(8)),
+            Point("T=40", steps=40),
+        ],
+    ),
+    "classification": Family(
+        "mean cross-entropy / log c",
+        lambda e: e.mean(0),
+        [
+            Point("in distribution (c=3, m=2, T=20)"),
+            Point("T=40", steps=40),
+            Point("c=5", OnlineClassification(5, 2, 0.5)),
+        ],
+    ),
+}
+
+
+def _stat(values: torch.Tensor) -> tuple[float, float]:
+    return float(values.mean()), float(values.std()) / math.sqrt(values.numel())
+
+
+def _episodes(runner, point: Point, episodes: int, batch: int, key: int, learner: bool):
+    """Errors [T, N] of the runner's learner (``learner``) or of each task baseline."""
+    trained_task, trained_T = runner.task, runner.inner_steps
+    if point.task is not None:
+        runner.task = point.task
+    if point.steps is not None:
+        runner.inner_steps = point.steps
+    try:
+        experts = runner.agent.experts_for(
+            runner.task.num_outputs, point.experts or runner.num_experts
+        )
+        if learner:
+            if point.experts and isinstance(runner.agent, RecurrentLearner):
+                raise ValueError("no experts to add: the monolithic learner is not a wider task")
+            runner.agent.check_task(runner.task, experts)
+        out: dict[str, list] = {}
+        with torch.no_grad():
+            for i in range(-(-episodes // batch)):
+                seed = episode_seed("compare", key, i)
+                size = min(batch, episodes - i * batch)
+                if learner:
+                    out.setdefault("learner", []).append(
+                        runner.run(seed, size, num_experts=experts).errors.cpu()
+                    )
+                    continue
+                for name, play in runner.task.baselines().items():
+                    episode, _ = runner.begin(seed, size, experts, device="cpu")
+                    try:  # an exact optimum can be too large to compute at this point
+                        out.setdefault(name, []).append(play(episode, runner.inner_steps))
+                    except ValueError:
+                        out[name] = None
+        return {k: torch.cat(v, 1) for k, v in out.items() if v is not None}
+    finally:
+        runner.task, runner.inner_steps = trained_task, trained_T
+
+
+def compare(name: str, runs: Path, episodes: int, batch: int) -> tuple[list[dict], dict]:
+    """Rows (strategy, point, mean, se) of one family, and the in-distribution step curves."""
+    family = FAMILIES[name]
+    fi = list(FAMILIES).index(name)
+    models, info = {}, {}
+    for learner in ("badger", "rnn"):
+        config = ROOT / "configs" / "compare" / f"{name}_{learner}.yaml"
+        ckpt = runs / f"{name}_{learner}" / "checkpoints" / "last.ckpt"
+        models[learner] = build_from_config(str(config), str(ckpt))
+        trained = torch.load(ckpt, map_location="cpu", weights_only=True)
+        info[learner] = {
+            "batches": trained["global_step"],
+            "weights": sum(p.numel() for p in models[learner].parameters()),
+        }
+    rows, curves = [], {}
+    for pi, point in enumerate(family.points):
+        key = 1000 * fi + pi
+        results = {}
+        for learner, model in models.items():
+            try:
+                results[learner] = _episodes(model.runner, point, episodes, batch, key, True)[
+                    "learner"
+                ]
+            except ValueError as e:
+                if "no experts to add" in str(e):
+                    rows.append({"strategy": learner, "point": point.label, "note": "no experts"})
+                    continue
+                if "wider task" not in str(e):
+                    raise
+                rows.append({"strategy": learner, "point": point.label, "note": "cannot run"})
+        results.update(_episodes(models["badger"].runner, point, episodes, batch, key, False))
+        for strategy, errors in results.items():
+            mean, se = _stat(family.judge(errors))
+            rows.append({"strategy": strategy, "point": point.label, "mean": mean, "se": se})
+            if pi == 0:
+                curves[strategy] = errors.mean(1)
+    return rows, {"curves": curves, "info": info}
+
+
+def table(name: str, rows: list[dict], info: dict) -> str:
+    """The family's markdown table: strategies × points."""
+    points = [p.label for p in FAMILIES[name].points]
+    strategies = list(dict.fromkeys(r["strategy"] for r in rows))
+    cell = {(r["strategy"], r["point"]): r for r in rows}
+    lines = [
+        f"**{name}** — {FAMILIES[name].score} (mean ± s.e.)",
+        "",
+        "| | " + " | ".join(points) + " |",
+        "|---|" + "---|" * len(points),
+    ]
+    for s in strategies:
+        label = s
+        if s in info:
+            label = f"{'BADGER' if s == 'badger' else 'monolithic (RL2)'}"
+            label += f" [{info[s]['weights']:,} w, {info[s]['batches']:,} batches]"
+        out = []
+        for p in points:
+            r = cell.get((s, p))
+            if r is None:
+                out.append("")
+            elif "mean" not in r:
+                out.append("—" if r.get("note") == "no experts" else "n/a")
+            else:
+                out.append(f"{r['mean']:.4f} ± {r['se']:.4f}")
+        lines.append(f"| {label} | " + " | ".join(out) + " |")
+    return "\n".join(lines)
+
+
+def plot(name: str, curves: dict, out: Path) -> Path:
+    """Mean error per step in distribution, every strategy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for s, c in curves.items():
+        style = "-" if s in ("badger", "rnn") else "--"
+        label = {"badger": "BADGER", "rnn": "monolithic (RL2)"}.get(s, s)
+        ax.plot(range(1, len(c) + 1), c.numpy(), style, label=label)
+    ax.set_xlabel("inner step")
+    ax.set_ylabel("mean error")
+    ax.set_yscale("log")
+    ax.set_title(f"{name}: error per step, in distribution")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = out / f"{name}_steps.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--families", default=",".join(FAMILIES))
+    p.add_argument("--episodes", type=int, default=2000)
+    p.add_argument("--batch", type=int, default=500)
+    p.add_argument("--runs", default="runs/compare")
+    p.add_argument("--out", default="docs/comparison")
+    a = p.parse_args()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in a.families.split(","):
+        if name not in FAMILIES:
+            p.error(f"--families: unknown {name!r}; choose from {','.join(FAMILIES)}")
+        rows, extra = compare(name, Path(a.runs), a.episodes, a.batch)
+        with (out / f"{name}.csv").open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["strategy", "point", "mean", "se", "note"])
+            w.writeheader()
+            w.writerows(rows)
+        plot(name, extra["curves"], out)
+        print(table(name, rows, extra["info"]), flush=True)
+        print()
+
+
+if __name__ == "__main__":
+    main()
