@@ -183,6 +183,10 @@ def compare(name: str, runs: Path, episodes: int, batch: int) -> tuple[list[dict
                     raise
                 rows.append({"strategy": learner, "point": point.label, "note": "cannot run"})
         results.update(_episodes(models["badger"].runner, point, episodes, batch, key, False))
+        task = point.task or models["badger"].runner.task
+        T = point.steps or models["badger"].runner.inner_steps
+        chance = family.judge(torch.full((T, 1), task.chance_level()))
+        rows.append({"strategy": "chance", "point": point.label, "mean": float(chance), "se": 0.0})
         for strategy, errors in results.items():
             mean, se = _stat(family.judge(errors))
             rows.append({"strategy": strategy, "point": point.label, "mean": mean, "se": se})
@@ -215,7 +219,7 @@ def table(name: str, rows: list[dict], info: dict) -> str:
             elif "mean" not in r:
                 out.append("—" if r.get("note") == "no experts" else "n/a")
             else:
-                out.append(f"{r['mean']:.4f} ± {r['se']:.4f}")
+                out.append(f"{r['mean']:.3g} ± {r['se']:.1g}" if r["se"] else f"{r['mean']:.3g}")
         lines.append(f"| {label} | " + " | ".join(out) + " |")
     return "\n".join(lines)
 
