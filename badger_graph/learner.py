@@ -295,3 +295,233 @@ def _pad(value: Tensor | None, B: int, width: int, device) -> Tensor:
     if value.size(1) < width:
         value = torch.nn.functional.pad(value, (0, width - value.size(1)))
     return value[:, :width]
+
+
+@dataclasses.dataclass(frozen=True)
+class SupervisedState:
+    """What a gradient-adapted learner keeps: the labelled points seen so far, per agent.
+
+    Attributes:
+        x (torch.Tensor): ``[B, n, max_inputs]`` inputs seen (n grows by one per step).
+        y (torch.Tensor): ``[B, n, max_outputs]`` their targets (regression) or one-hot
+            labels (classification).
+        step (int): inner steps done.
+    """
+
+    x: Tensor
+    y: Tensor
+    step: int = 0
+
+    @property
+    def num_agents(self) -> int:
+        """B."""
+        return self.x.size(0)
+
+    def agent_range(self, start: int, stop: int) -> SupervisedState:
+        """The learners ``start..stop-1``."""
+        return dataclasses.replace(self, x=self.x[start:stop], y=self.y[start:stop])
+
+
+class MAMLLearner(nn.Module):
+    r"""MAML (Finn et al., 2017) as a learner of the same lifetimes: a network adapted by SGD.
+
+    A small MLP (``max_inputs`` → ``hidden`` → ``hidden`` → ``max_outputs``, ReLU) with
+    meta-learned initial weights :math:`\theta`. Every inner step it takes ``inner_steps``
+    gradient steps of size ``inner_lr`` from :math:`\theta` on the labelled points seen so
+    far in the lifetime (K of them after K steps: K-shot adaptation), predicts the shown
+    input with the adapted weights, and is scored by the task. The outer loop
+    (:class:`~badger_graph.outer.Backprop`) differentiates through the adaptation
+    (second order). Only supervised families apply, where the task reveals the target:
+
+    - ``target="miss"``: the signal is the signed miss :math:`y - \hat y` (regression,
+      sinusoid): target :math:`y = \hat y + s`, squared-error inner loss;
+    - ``target="label"``: the signal's largest entry marks the true class
+      (classification): cross-entropy inner loss.
+
+    Args:
+        max_outputs (int): outputs (1 for regression, ``c`` for classification).
+        max_inputs (int): input width ``m`` (narrower episodes are zero-padded).
+        target (str): ``"miss"`` or ``"label"`` (above).
+        hidden_channels (int, optional): MLP width. (default: :obj:`40`, MAML's)
+        inner_steps (int, optional): gradient steps per inner step. (default: :obj:`1`)
+        inner_lr (float, optional): their step size. (default: :obj:`0.01`, MAML's)
+        execution (Execution, optional): only ``check_finite`` applies.
+    """
+
+    def __init__(
+        self,
+        max_outputs: int,
+        max_inputs: int,
+        target: str = "miss",
+        hidden_channels: int = 40,
+        inner_steps: int = 1,
+        inner_lr: float = 0.01,
+        execution: Execution | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value, low in (
+            ("max_outputs", max_outputs, 1),
+            ("max_inputs", max_inputs, 1),
+            ("hidden_channels", hidden_channels, 1),
+            ("inner_steps", inner_steps, 0),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        if target not in ("miss", "label"):
+            raise ValueError(f"target must be 'miss' or 'label', got {target!r}")
+        if not inner_lr > 0:
+            raise ValueError(f"inner_lr must be > 0, got {inner_lr!r}")
+        self.max_outputs, self.max_inputs, self.target = max_outputs, max_inputs, target
+        self.hidden_channels, self.inner_steps, self.inner_lr = (
+            hidden_channels,
+            inner_steps,
+            float(inner_lr),
+        )
+        self.execution = execution if execution is not None else Execution()
+        self.layers = nn.ModuleList(
+            [
+                nn.Linear(max_inputs, hidden_channels),
+                nn.Linear(hidden_channels, hidden_channels),
+                nn.Linear(hidden_channels, max_outputs),
+            ]
+        )
+
+    # -- the Learner interface -----------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        """Where the weights live."""
+        return self.layers[0].weight.device
+
+    def _check_width(self, d: int, m: int) -> None:
+        if d > self.max_outputs or m > self.max_inputs:
+            raise ValueError(
+                f"{type(self).__name__} was built for at most {self.max_outputs} outputs and "
+                f"{self.max_inputs} inputs, got d={d}, m={m}: it cannot play a wider task "
+                f"than it was built for"
+            )
+
+    def check_task(self, task: Task, num_experts: int) -> None:
+        """Raise if ``task`` can draw more outputs than this learner has."""
+        self._check_width(task.num_outputs, 0)
+
+    def experts_for(self, num_outputs: int, num_experts: int) -> int:
+        """No experts: the argument is passed through."""
+        return num_experts
+
+    def reseed(self, seed: int) -> None:
+        """Nothing random in the learner."""
+
+    def begin(
+        self,
+        episode: Episode,
+        num_experts: int,
+        generator: torch.Generator,
+        device: torch.device | str,
+        address_seed: int | None = None,
+    ) -> SupervisedState:
+        """No point seen yet."""
+        self._check_width(episode.num_outputs, episode.num_inputs)
+        B = episode.num_agents
+        return SupervisedState(
+            torch.zeros(B, 0, self.max_inputs, device=device),
+            torch.zeros(B, 0, self.max_outputs, device=device),
+        )
+
+    # -- the batched network with per-agent weights ----------------------------------------
+    def _net(self, weights: list[Tensor], x: Tensor) -> Tensor:
+        """``x`` ``[B, n, in]`` through per-agent weights (``[B, ...]`` each)."""
+        h = x
+        for i in range(0, len(weights), 2):
+            h = torch.baddbmm(weights[i + 1].unsqueeze(1), h, weights[i])
+            if i + 2 < len(weights):
+                h = torch.relu(h)
+        return h
+
+    def _loss(self, weights: list[Tensor], x: Tensor, y: Tensor, mask_d: Tensor) -> Tensor:
+        out = self._net(weights, x)  # [B, n, D]
+        if self.target == "miss":
+            return ((out - y).pow(2) * mask_d.unsqueeze(1)).sum(2).mean(1).sum()
+        logits = out.masked_fill(mask_d.unsqueeze(1) == 0, float("-inf"))
+        logp = torch.log_softmax(logits, dim=2)
+        return -(logp * y).sum(2).mean(1).sum()
+
+    def adapt(self, x: Tensor, y: Tensor, mask_d: Tensor) -> list[Tensor]:
+        """Per-agent weights after ``inner_steps`` SGD steps from the meta-weights on (x, y)."""
+        B = x.size(0)
+        weights = []
+        for layer in self.layers:
+            weights += [layer.weight.t().expand(B, -1, -1), layer.bias.expand(B, -1)]
+        if x.size(1) == 0:
+            return weights
+        create = torch.is_grad_enabled()
+        for _ in range(self.inner_steps):
+            with torch.enable_grad():
+                if not create:
+                    weights = [w.detach().requires_grad_() for w in weights]
+                grads = torch.autograd.grad(
+                    self._loss(weights, x, y, mask_d), weights, create_graph=create
+                )
+            weights = [w - self.inner_lr * g for w, g in zip(weights, grads, strict=True)]
+        return weights
+
+    def forward(
+        self,
+        task: Task,
+        episode: Episode,
+        state: SupervisedState,
+        steps: int,
+        record: bool = False,
+        detach_feedback: bool = False,
+        total_steps: int | None = None,
+        result: StepResult | None = None,
+        growth: Sequence[GrowthEvent] = (),
+        generator: torch.Generator | None = None,
+    ) -> Lifetime:
+        """Play ``steps`` steps, adapting from the meta-weights on the points seen so far."""
+        if record or growth:
+            raise ValueError(f"{type(self).__name__} has no experts: no record or growth")
+        if not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps (T) must be an int >= 1, got {steps!r}")
+        d, m = episode.num_outputs, episode.num_inputs
+        self._check_width(d, m)
+        D, M, B = self.max_outputs, self.max_inputs, episode.num_agents
+        dev = state.x.device
+        mask_d = _columns(D, episode.dims, d, dev).expand(B, -1)
+        if result is None:
+            episode.step_index = state.step
+            result = check_step_result(episode.first(), episode)
+        xs, ys, step = state.x, state.y, state.step
+        actions, errors = [], []
+        for _ in range(steps):
+            x = _pad(result.observation, B, M, dev).unsqueeze(1)  # [B, 1, M]
+            weights = self.adapt(xs, ys, mask_d)
+            action = self._net(weights, x)[:, 0] * mask_d
+            episode.step_index = step
+            result = check_step_result(episode.step(action[:, :d]), episode)
+            signal = _pad(result.signal, B, D, dev).detach()
+            if self.target == "miss":
+                y = action.detach() + signal
+            else:
+                y = torch.nn.functional.one_hot(
+                    signal.masked_fill(mask_d == 0, float("-inf")).argmax(1), D
+                ).float()
+            xs = torch.cat([xs, x], 1)
+            ys = torch.cat([ys, y.unsqueeze(1)], 1)
+            actions.append(action[:, :d])
+            errors.append(result.error)
+            step += 1
+        return Lifetime(
+            torch.stack(actions),
+            torch.stack(errors),
+            SupervisedState(xs, ys, step),
+            [],
+            episode,
+            result,
+        )
+
+    def extra_repr(self) -> str:
+        """Sizes shown in ``repr``."""
+        return (
+            f"max_outputs={self.max_outputs}, max_inputs={self.max_inputs}, "
+            f"target={self.target!r}, inner_steps={self.inner_steps}, inner_lr={self.inner_lr}"
+        )

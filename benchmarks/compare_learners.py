@@ -27,16 +27,19 @@ from pathlib import Path
 import torch
 
 from badger_graph.cli import build_from_config
-from badger_graph.learner import RecurrentLearner
+from badger_graph.learner import MAMLLearner, RecurrentLearner
 from badger_graph.seeds import episode_seed
 from badger_graph.tasks import (
     BernoulliBandits,
     GuessingGame,
     OnlineClassification,
     OnlineRegression,
+    SinusoidRegression,
 )
 
 ROOT = Path(__file__).parents[1]
+#: the learners compared, each from ``configs/compare/<family>_<learner>.yaml`` if it exists
+LEARNERS = {"badger": "BADGER", "rnn": "monolithic (RL2)", "maml": "MAML"}
 
 
 @dataclasses.dataclass
@@ -47,6 +50,7 @@ class Point:
     task: object | None = None
     steps: int | None = None
     experts: int | None = None  # BADGER's own axis: more experts than in training
+    judge: Callable | None = None  # another score than the family's (e.g. another shot)
 
 
 @dataclasses.dataclass
@@ -76,6 +80,20 @@ FAMILIES = {
             Point("d=20", GuessingGame(20, feedback="scalar", feedback_to="all")),
             Point("T=40", steps=40),
             Point("d=3, 100 experts", experts=100),
+        ],
+    ),
+    "sinusoid": Family(
+        "squared error after K shots (step K)",
+        lambda e: e[5],
+        [
+            Point("5-shot (T=20)"),
+            Point("10-shot (T=20)", judge=lambda e: e[10]),
+            Point(
+                "10-shot, amplitude in [5, 10]",
+                SinusoidRegression(amplitude=(5.0, 10.0)),
+                judge=lambda e: e[10],
+            ),
+            Point("30-shot (T=40)", steps=40, judge=lambda e: e[30]),
         ],
     ),
     "bandits": Family(
@@ -128,7 +146,7 @@ def _episodes(runner, point: Point, episodes: int, batch: int, key: int, learner
             runner.task.num_outputs, point.experts or runner.num_experts
         )
         if learner:
-            if point.experts and isinstance(runner.agent, RecurrentLearner):
+            if point.experts and isinstance(runner.agent, RecurrentLearner | MAMLLearner):
                 raise ValueError("no experts to add: the monolithic learner is not a wider task")
             runner.agent.check_task(runner.task, experts)
         out: dict[str, list] = {}
@@ -157,8 +175,10 @@ def compare(name: str, runs: Path, episodes: int, batch: int) -> tuple[list[dict
     family = FAMILIES[name]
     fi = list(FAMILIES).index(name)
     models, info = {}, {}
-    for learner in ("badger", "rnn"):
+    for learner in LEARNERS:
         config = ROOT / "configs" / "compare" / f"{name}_{learner}.yaml"
+        if not config.is_file():
+            continue
         ckpt = runs / f"{name}_{learner}" / "checkpoints" / "last.ckpt"
         models[learner] = build_from_config(str(config), str(ckpt))
         trained = torch.load(ckpt, map_location="cpu", weights_only=True)
@@ -185,10 +205,11 @@ def compare(name: str, runs: Path, episodes: int, batch: int) -> tuple[list[dict
         results.update(_episodes(models["badger"].runner, point, episodes, batch, key, False))
         task = point.task or models["badger"].runner.task
         T = point.steps or models["badger"].runner.inner_steps
-        chance = family.judge(torch.full((T, 1), task.chance_level()))
+        judge = point.judge or family.judge
+        chance = judge(torch.full((T, 1), task.chance_level()))
         rows.append({"strategy": "chance", "point": point.label, "mean": float(chance), "se": 0.0})
         for strategy, errors in results.items():
-            mean, se = _stat(family.judge(errors))
+            mean, se = _stat(judge(errors))
             rows.append({"strategy": strategy, "point": point.label, "mean": mean, "se": se})
             if pi == 0:
                 curves[strategy] = errors.mean(1)
@@ -209,8 +230,7 @@ def table(name: str, rows: list[dict], info: dict) -> str:
     for s in strategies:
         label = s
         if s in info:
-            label = f"{'BADGER' if s == 'badger' else 'monolithic (RL2)'}"
-            label += f" [{info[s]['weights']:,} w, {info[s]['batches']:,} batches]"
+            label = f"{LEARNERS[s]} [{info[s]['weights']:,} w, {info[s]['batches']:,} batches]"
         out = []
         for p in points:
             r = cell.get((s, p))
@@ -233,8 +253,8 @@ def plot(name: str, curves: dict, out: Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for s, c in curves.items():
-        style = "-" if s in ("badger", "rnn") else "--"
-        label = {"badger": "BADGER", "rnn": "monolithic (RL2)"}.get(s, s)
+        style = "-" if s in LEARNERS else "--"
+        label = LEARNERS.get(s, s)
         ax.plot(range(1, len(c) + 1), c.numpy(), style, label=label)
     ax.set_xlabel("inner step")
     ax.set_ylabel("mean error")

@@ -12,6 +12,7 @@ from badger_graph.tasks.mixture import TaskMixture
 from badger_graph.tasks.moving_target import MovingTarget
 from badger_graph.tasks.optimization import HotColdOptimization
 from badger_graph.tasks.regression import OnlineRegression
+from badger_graph.tasks.sinusoid import SinusoidRegression
 
 __all__ = [
     "BernoulliBandits",
@@ -22,6 +23,7 @@ __all__ = [
     "MovingTarget",
     "OnlineClassification",
     "OnlineRegression",
+    "SinusoidRegression",
     "StepResult",
     "Task",
     "TaskMixture",

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from badger_graph import BadgerModule
-from badger_graph.learner import Learner, RecurrentLearner
+from badger_graph.learner import Learner, MAMLLearner, RecurrentLearner
 from badger_graph.matrix import evaluate
 from badger_graph.runner import EpisodeRunner
 from badger_graph.tasks import (
@@ -21,9 +21,11 @@ from badger_graph.tasks import (
     MovingTarget,
     OnlineClassification,
     OnlineRegression,
+    SinusoidRegression,
 )
 from badger_graph.tasks.bandits import _BetaBernoulliDP, bayes_optimal, gittins_indices
 from badger_graph.tasks.regression import posterior_mean
+from badger_graph.tasks.sinusoid import oracle_least_squares
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,20 +75,22 @@ def test_matched_parameter_counts():
         assert abs(n - target) / target < 0.01
 
 
-@pytest.mark.parametrize("family", ["guessing", "bandits", "regression", "classification", "fig7"])
+@pytest.mark.parametrize(
+    "family", ["guessing", "bandits", "regression", "classification", "fig7", "sinusoid"]
+)
 def test_compare_configs_state_their_parameter_counts(family):
-    """Each pair in configs/compare: the counts in the headers are the models' real counts."""
+    """configs/compare: the counts in the headers are the models' real counts."""
     from badger_graph.cli import build_from_config
 
-    counts = []
-    for learner in ("badger", "rnn"):
-        path = ROOT / "configs" / "compare" / f"{family}_{learner}.yaml"
+    counts = {}
+    for path in sorted((ROOT / "configs" / "compare").glob(f"{family}_*.yaml")):
         stated = re.search(r"\(([\d,]+) weights\)", path.read_text().splitlines()[0])
         model = build_from_config(str(path))
         real = sum(p.numel() for p in model.parameters())
-        assert int(stated.group(1).replace(",", "")) == real
-        counts.append(real)
-    assert abs(counts[0] - counts[1]) / counts[0] < 0.01  # matched within 1 %
+        assert int(stated.group(1).replace(",", "")) == real, path.name
+        counts[path.stem.split("_")[-1]] = real
+    # the monolithic learner is matched to BADGER within 1 % (MAML keeps its paper's MLP)
+    assert abs(counts["badger"] - counts["rnn"]) / counts["badger"] < 0.01
 
 
 def test_module_trains_the_recurrent_learner_and_matrix_takes_it():
@@ -193,3 +197,54 @@ def test_posterior_mean_is_the_closed_form_posterior():
         mean = torch.linalg.solve(A, (X.transpose(1, 2) @ y.unsqueeze(2)) / 0.09)[..., 0]
         torch.testing.assert_close(preds[t], (mean * xs[t]).sum(1), rtol=1e-4, atol=1e-5)
     assert w_true.shape == (5, 3)
+
+
+@pytest.mark.parametrize(
+    ("task", "kwargs"),
+    [
+        (SinusoidRegression(), {"max_outputs": 1, "max_inputs": 1}),
+        (OnlineRegression([2, 4]), {"max_outputs": 1, "max_inputs": 4}),
+        (OnlineClassification(3, 2), {"max_outputs": 3, "max_inputs": 2, "target": "label"}),
+    ],
+)
+def test_maml_plays_the_supervised_families_and_adapts(task, kwargs):
+    torch.manual_seed(0)
+    maml = MAMLLearner(**kwargs, inner_steps=2, inner_lr=0.05)
+    assert isinstance(maml, Learner)
+    runner = EpisodeRunner(maml, task, num_experts=1, inner_steps=6)
+    life = runner.run(seed=3, batch_size=16)
+    assert life.errors.shape == (6, 16)
+    life.errors.mean().backward()  # second order: through the inner SGD steps
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in maml.parameters())
+    # the adapted weights fit the points seen better than the meta-weights
+    state = life.state
+    mask = torch.ones(16, maml.max_outputs)
+    with torch.no_grad():
+        meta = maml.adapt(state.x[:, :0], state.y[:, :0], mask)
+    adapted = maml.adapt(state.x, state.y, mask)
+    assert maml._loss(adapted, state.x, state.y, mask) < maml._loss(meta, state.x, state.y, mask)
+
+
+def test_maml_without_inner_steps_does_not_adapt():
+    maml = MAMLLearner(1, 1, inner_steps=0)
+    runner = EpisodeRunner(maml, SinusoidRegression(), num_experts=1, inner_steps=5)
+    life = runner.run(seed=0, batch_size=4)
+    x = torch.stack([life.state.x[:, t, 0] for t in range(5)])
+    with torch.no_grad():
+        net = [maml.layers[i // 2].weight.t() if i % 2 == 0 else maml.layers[i // 2].bias
+               for i in range(6)]  # fmt: skip
+        expect = torch.relu(torch.relu(x.unsqueeze(2) @ net[0] + net[1]) @ net[2] + net[3])
+        expect = expect @ net[4] + net[5]
+    torch.testing.assert_close(life.actions, expect)
+
+
+def test_sinusoid_oracle_is_exact_after_two_shots_and_chance_is_right():
+    task = SinusoidRegression()
+    runner_free = task.reset(20_000, generator=torch.Generator().manual_seed(0))
+    e = oracle_least_squares(runner_free, 6)
+    # y = a sin x + b cos x: two points determine it (unless nearly pi apart)
+    assert float(e[2:].median()) < 1e-8
+    assert float(e[4:].mean()) < 1e-3 * float(e[0].mean())
+    zero = task.reset(20_000, generator=torch.Generator().manual_seed(1))
+    errs = zero.step(torch.zeros(20_000, 1)).error
+    assert float(errs.mean()) == pytest.approx(task.chance_level(), rel=0.03)
