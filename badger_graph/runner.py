@@ -14,6 +14,7 @@ task directly::
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -24,7 +25,7 @@ from badger_graph.learner import Learner
 from badger_graph.records import Lifetime
 from badger_graph.seeds import derive, generator
 from badger_graph.state import ExpertGraph, Role
-from badger_graph.tasks.base import Episode, Task
+from badger_graph.tasks.base import BaselineUnavailable, Episode, Task
 
 _EMPTY = EpisodeSpec()
 
@@ -121,7 +122,10 @@ class EpisodeRunner:
         out = {}
         for name, play in self.task.baselines().items():
             episode, _ = self.begin(seed, batch_size, num_experts, num_outputs, device="cpu")
-            out[name] = play(episode, self.inner_steps)
+            try:
+                out[name] = play(episode, self.inner_steps)
+            except BaselineUnavailable as e:
+                warnings.warn(f"baseline {name} left out: {e}", stacklevel=2)
         return out
 
     def growth_events(

@@ -36,6 +36,7 @@ from badger_graph.tasks import (
     OnlineRegression,
     SinusoidRegression,
 )
+from badger_graph.tasks.base import BaselineUnavailable
 
 ROOT = Path(__file__).parents[1]
 #: the learners compared, each from ``configs/compare/<family>_<learner>.yaml`` if it exists
@@ -150,6 +151,7 @@ def _episodes(runner, point: Point, episodes: int, batch: int, key: int, learner
                 raise ValueError("no experts to add: the monolithic learner is not a wider task")
             runner.agent.check_task(runner.task, experts)
         out: dict[str, list] = {}
+        failed: set[str] = set()
         with torch.no_grad():
             for i in range(-(-episodes // batch)):
                 seed = episode_seed("compare", key, i)
@@ -160,12 +162,14 @@ def _episodes(runner, point: Point, episodes: int, batch: int, key: int, learner
                     )
                     continue
                 for name, play in runner.task.baselines().items():
+                    if name in failed:
+                        continue
                     episode, _ = runner.begin(seed, size, experts, device="cpu")
                     try:  # an exact optimum can be too large to compute at this point
                         out.setdefault(name, []).append(play(episode, runner.inner_steps))
-                    except ValueError:
-                        out[name] = None
-        return {k: torch.cat(v, 1) for k, v in out.items() if v is not None}
+                    except BaselineUnavailable:
+                        failed.add(name)
+        return {k: torch.cat(v, 1) for k, v in out.items() if k not in failed}
     finally:
         runner.task, runner.inner_steps = trained_task, trained_T
 
@@ -219,7 +223,9 @@ def compare(name: str, runs: Path, episodes: int, batch: int) -> tuple[list[dict
 def table(name: str, rows: list[dict], info: dict) -> str:
     """The family's markdown table: strategies × points."""
     points = [p.label for p in FAMILIES[name].points]
-    strategies = list(dict.fromkeys(r["strategy"] for r in rows))
+    seen = list(dict.fromkeys(r["strategy"] for r in rows))
+    strategies = [s for s in LEARNERS if s in seen]
+    strategies += [s for s in seen if s not in LEARNERS and s != "chance"] + ["chance"]
     cell = {(r["strategy"], r["point"]): r for r in rows}
     lines = [
         f"**{name}** — {FAMILIES[name].score} (mean ± s.e.)",

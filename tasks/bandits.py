@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from badger_graph.tasks.base import (
+    BaselineUnavailable,
     Episode,
     StepResult,
     Task,
@@ -138,15 +139,18 @@ class BernoulliBandits(Task):
         return {"cumulative_regret": cumulative_regret}
 
     def baselines(self) -> dict:
-        """UCB1, Thompson, Gittins and (k <= 5) the exact Bayes-optimal policy.
+        """UCB1, Thompson, Gittins and, where computable, the exact Bayes-optimal policy.
 
         Thompson sampling with Beta(1, 1) priors; :func:`gittins`; :func:`bayes_optimal`
-        by dynamic programming. All play the same episodes as the agent.
+        by dynamic programming (left out where it is too large). All play the same episodes
+        as the agent.
         """
-        out = {"ucb1": ucb1, "thompson": thompson, "gittins": gittins}
-        if self.num_arms[1] <= 5:
-            out["bayes_optimal"] = bayes_optimal
-        return out
+        return {
+            "ucb1": ucb1,
+            "thompson": thompson,
+            "gittins": gittins,
+            "bayes_optimal": bayes_optimal,
+        }
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(k={list(self.num_arms)}, sharpness={self.sharpness})"
@@ -219,7 +223,7 @@ class _BetaBernoulliDP:
         v = self.values.get(key)
         if v is None:
             if len(self.values) >= MAX_DP_STATES:
-                raise ValueError(
+                raise BaselineUnavailable(
                     f"the exact Bayes-optimal bandit policy for k={len(counts)} needs more than "
                     f"{MAX_DP_STATES:,} states at this horizon; use gittins"
                 )
@@ -250,7 +254,8 @@ def bayes_optimal(episode: BanditEpisode, steps: int) -> Tensor:
     on average. Feasible for small ``k`` and ``T`` (k = 5, T = 20: 0.25 M states).
 
     Raises:
-        ValueError: when the programme would visit more than :data:`MAX_DP_STATES` states.
+        BaselineUnavailable: when the programme would visit more than
+            :data:`MAX_DP_STATES` states (k = 5, T = 100 does; k = 10, T = 10 does not).
     """
     ks = episode.valid.sum(1).tolist()
     dp = _BetaBernoulliDP()

@@ -161,6 +161,13 @@ class Task(ABC):
         return {}
 
 
+class BaselineUnavailable(ValueError):
+    """A baseline that cannot be computed for these episodes (e.g. an exact optimum too large).
+
+    :meth:`~badger_graph.runner.EpisodeRunner.baselines` leaves it out with a warning.
+    """
+
+
 def check_step_result(result, episode: Episode) -> StepResult:
     """Check a task's answer against the sizes its episode declares; returns it.
 
