@@ -328,11 +328,15 @@ class BadgerModule(pl.LightningModule):
             root = e
             while root.__cause__ is not None or root.__context__ is not None:
                 root = root.__cause__ or root.__context__
-            first = str(e).strip().splitlines()
+            missing = _unimportable(read_checkpoint(checkpoint_path).get("hyper_parameters"))
+            what = (
+                f"name classes that cannot be imported: {missing}"
+                if missing
+                else (f"do not build a model: {str(e).strip().splitlines()[0]}")
+            )
             raise ValueError(
-                f"{str(checkpoint_path)!r}: its saved hyperparameters do not build a model: "
-                f"{' '.join(x.strip() for x in first[:3])} ({type(root).__name__}: {root}); "
-                f"give the experiment's config with --config"
+                f"{str(checkpoint_path)!r}: its saved hyperparameters {what} "
+                f"({type(root).__name__}: {root}); give the experiment's config with --config"
             ) from None
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -362,3 +366,24 @@ class BadgerModule(pl.LightningModule):
             "optimizer": opt,
             "lr_scheduler": {"scheduler": self.lr_scheduler(opt), "interval": "step"},
         }
+
+
+def _unimportable(value) -> list[str]:
+    """The ``class_path`` values in (nested) hyperparameters that cannot be imported."""
+    import importlib
+
+    found = []
+    if isinstance(value, dict):
+        path = value.get("class_path")
+        if isinstance(path, str):
+            module, _, name = path.rpartition(".")
+            try:
+                getattr(importlib.import_module(module), name)
+            except (ImportError, AttributeError, ValueError):
+                found.append(path)
+        for v in value.values():
+            found += _unimportable(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            found += _unimportable(v)
+    return found

@@ -21,6 +21,7 @@ import argparse
 import csv
 import dataclasses
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -169,7 +170,10 @@ def _episodes(runner, point: Point, episodes: int, batch: int, key: int, learner
                         out.setdefault(name, []).append(play(episode, runner.inner_steps))
                     except BaselineUnavailable:
                         failed.add(name)
-        return {k: torch.cat(v, 1) for k, v in out.items() if k not in failed}
+        # a baseline that could not be computed here: an empty entry (shown as n/a)
+        return {k: torch.cat(v, 1) if k not in failed else None for k, v in out.items()} | {
+            k: None for k in failed
+        }
     finally:
         runner.task, runner.inner_steps = trained_task, trained_T
 
@@ -184,6 +188,9 @@ def compare(name: str, runs: Path, episodes: int, batch: int) -> tuple[list[dict
         if not config.is_file():
             continue
         ckpt = runs / f"{name}_{learner}" / "checkpoints" / "last.ckpt"
+        if not ckpt.is_file():
+            print(f"{name}: no checkpoint {ckpt}, {learner} left out", file=sys.stderr)
+            continue
         models[learner] = build_from_config(str(config), str(ckpt))
         trained = torch.load(ckpt, map_location="cpu", weights_only=True)
         info[learner] = {
@@ -196,9 +203,8 @@ def compare(name: str, runs: Path, episodes: int, batch: int) -> tuple[list[dict
         results = {}
         for learner, model in models.items():
             try:
-                results[learner] = _episodes(model.runner, point, episodes, batch, key, True)[
-                    "learner"
-                ]
+                learned = _episodes(model.runner, point, episodes, batch, key, True)
+                results[learner] = learned["learner"]
             except ValueError as e:
                 if "no experts to add" in str(e):
                     rows.append({"strategy": learner, "point": point.label, "note": "no experts"})
@@ -213,6 +219,9 @@ def compare(name: str, runs: Path, episodes: int, batch: int) -> tuple[list[dict
         chance = judge(torch.full((T, 1), task.chance_level()))
         rows.append({"strategy": "chance", "point": point.label, "mean": float(chance), "se": 0.0})
         for strategy, errors in results.items():
+            if errors is None:
+                rows.append({"strategy": strategy, "point": point.label, "note": "too large"})
+                continue
             mean, se = _stat(judge(errors))
             rows.append({"strategy": strategy, "point": point.label, "mean": mean, "se": se})
             if pi == 0:

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Train BADGER and the monolithic learner of every family in configs/compare/ on the same
-# wall-clock budget: the two of a family run at the same time, one thread each, so both see
-# the same machine. Checkpoints go to runs/compare/<family>_<learner>/checkpoints/.
+# Train the learners of every family in configs/compare/ (<family>_badger, _rnn and, where
+# it exists, _maml) on the same wall-clock budget: the learners of a family run at the same
+# time, one thread each, so all see the same machine. Checkpoints go to
+# runs/compare/<family>_<learner>/checkpoints/, logs to runs/compare/<family>_<learner>.log.
 # Usage: benchmarks/compare_train.sh [family ...]   (default: every family)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 families=("$@")
-[ ${#families[@]} -gt 0 ] || families=(guessing bandits regression classification)
+[ ${#families[@]} -gt 0 ] || families=(guessing bandits regression classification fig7 sinusoid)
 mkdir -p runs/compare
 for f in "${families[@]}"; do
-  for learner in badger rnn; do
-    OMP_NUM_THREADS=1 badger fit --config "configs/compare/${f}_${learner}.yaml" --threads 1 \
+  for learner in badger rnn maml; do
+    config="configs/compare/${f}_${learner}.yaml"
+    [ -f "$config" ] || continue
+    OMP_NUM_THREADS=1 badger fit --config "$config" --threads 1 \
       --trainer.enable_progress_bar false > "runs/compare/${f}_${learner}.log" 2>&1 &
   done
   wait
