@@ -49,7 +49,7 @@ def test_rls_reaches_the_noise_floor_and_beats_lms():
     floor = 0.01 / 1.01
     assert e_rls[10] < 2 * floor
     assert e_rls[10] < e_nlms[10] < e_lms[10]
-    assert set(OnlineRegression().baselines()) == {"rls", "lms", "nlms"}
+    assert set(OnlineRegression().baselines()) == {"posterior_mean", "rls", "lms", "nlms"}
 
 
 def test_input_width_varies_per_agent_and_the_agent_runs():
