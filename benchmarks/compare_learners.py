@@ -10,6 +10,7 @@ longer lifetimes. A cell is the family's score, mean ± standard error over epis
 
     python benchmarks/compare_learners.py [--episodes 2000] [--families bandits,regression]
         [--runs runs/compare] [--out docs/comparison]
+    python benchmarks/compare_learners.py --runs badger_graph/checkpoints/compare  # shipped
 
 Writes ``<out>/<family>.csv`` and ``<out>/<family>_steps.png`` (error per step in
 distribution) and prints one markdown table per family.
@@ -188,6 +189,8 @@ def compare(name: str, runs: Path, episodes: int, batch: int) -> tuple[list[dict
         if not config.is_file():
             continue
         ckpt = runs / f"{name}_{learner}" / "checkpoints" / "last.ckpt"
+        if not ckpt.is_file():  # the shipped layout: <runs>/<family>_<learner>.ckpt
+            ckpt = runs / f"{name}_{learner}.ckpt"
         if not ckpt.is_file():
             print(f"{name}: no checkpoint {ckpt}, {learner} left out", file=sys.stderr)
             continue
