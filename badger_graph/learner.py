@@ -112,7 +112,57 @@ def _columns(width: int, dims: Tensor | None, full: int, device) -> Tensor:
     return (cols < dims.to(device).unsqueeze(1)).float()
 
 
-class RecurrentLearner(nn.Module):
+class FixedWidthLearner(nn.Module):
+    """Base of learners built for at most ``max_outputs`` outputs and ``max_inputs`` inputs.
+
+    The Learner members that do not depend on the network: width checks (a task wider
+    than the learner is refused, naming both), no experts, nothing random. Subclasses set
+    ``self.max_outputs``, ``self.max_inputs`` and ``self.execution`` and define ``device``,
+    ``begin`` and ``forward``.
+    """
+
+    max_outputs: int
+    max_inputs: int
+    execution: Execution
+
+    @staticmethod
+    def _check_ints(**values: tuple[int, int]) -> None:
+        """Raise ``ValueError`` naming the first value that is not an int >= its low."""
+        for name, (value, low) in values.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+
+    def _check_width(self, d: int, m: int) -> None:
+        if d > self.max_outputs or m > self.max_inputs:
+            raise ValueError(
+                f"{type(self).__name__} was built for at most {self.max_outputs} outputs and "
+                f"{self.max_inputs} inputs, got d={d}, m={m}: it cannot play a wider task "
+                f"than it was built for"
+            )
+
+    def _check_lifetime(self, episode: Episode, steps: int, record: bool, growth) -> None:
+        if record or growth:
+            raise ValueError(
+                f"{type(self).__name__} has no experts: record and growth apply to BADGER "
+                f"agents only"
+            )
+        if not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps (T) must be an int >= 1, got {steps!r}")
+        self._check_width(episode.num_outputs, episode.num_inputs)
+
+    def check_task(self, task: Task, num_experts: int) -> None:
+        """Raise if ``task`` can draw more outputs than this learner has."""
+        self._check_width(task.num_outputs, 0)
+
+    def experts_for(self, num_outputs: int, num_experts: int) -> int:
+        """No experts: the argument is passed through."""
+        return num_experts
+
+    def reseed(self, seed: int) -> None:
+        """Nothing random in the learner."""
+
+
+class RecurrentLearner(FixedWidthLearner):
     r"""The monolithic meta-learner (RL²): one GRU over the whole observation and feedback.
 
     Every inner step its input is
@@ -141,13 +191,11 @@ class RecurrentLearner(nn.Module):
         execution: Execution | None = None,
     ) -> None:
         super().__init__()
-        for name, value, low in (
-            ("max_outputs", max_outputs, 1),
-            ("max_inputs", max_inputs, 0),
-            ("hidden_channels", hidden_channels, 1),
-        ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        self._check_ints(
+            max_outputs=(max_outputs, 1),
+            max_inputs=(max_inputs, 0),
+            hidden_channels=(hidden_channels, 1),
+        )
         self.max_outputs, self.max_inputs = max_outputs, max_inputs
         self.hidden_channels = hidden_channels
         self.execution = execution if execution is not None else Execution()
@@ -182,25 +230,6 @@ class RecurrentLearner(nn.Module):
         """Where the weights live."""
         return self.head.weight.device
 
-    def _check_width(self, d: int, m: int) -> None:
-        if d > self.max_outputs or m > self.max_inputs:
-            raise ValueError(
-                f"{type(self).__name__} was built for at most {self.max_outputs} outputs and "
-                f"{self.max_inputs} inputs, got d={d}, m={m}: a monolithic learner cannot "
-                f"play a wider task than it was built for"
-            )
-
-    def check_task(self, task: Task, num_experts: int) -> None:
-        """Raise if ``task`` can draw more outputs than this learner has."""
-        self._check_width(task.num_outputs, 0)
-
-    def experts_for(self, num_outputs: int, num_experts: int) -> int:
-        """No experts: the argument is passed through."""
-        return num_experts
-
-    def reseed(self, seed: int) -> None:
-        """Nothing random in the learner."""
-
     def begin(
         self,
         episode: Episode,
@@ -227,15 +256,8 @@ class RecurrentLearner(nn.Module):
         generator: torch.Generator | None = None,
     ) -> Lifetime:
         """Play ``steps`` steps (``record`` and ``growth`` do not apply and are refused)."""
-        if record or growth:
-            raise ValueError(
-                f"{type(self).__name__} has no experts: record and growth apply to BADGER "
-                f"agents only"
-            )
-        if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps (T) must be an int >= 1, got {steps!r}")
+        self._check_lifetime(episode, steps, record, growth)
         d, m = episode.num_outputs, episode.num_inputs
-        self._check_width(d, m)
         D, M, B = self.max_outputs, self.max_inputs, episode.num_agents
         dev = state.h.device
         mask_d = _columns(D, episode.dims, d, dev).expand(B, -1)
@@ -322,7 +344,7 @@ class SupervisedState:
         return dataclasses.replace(self, x=self.x[start:stop], y=self.y[start:stop])
 
 
-class MAMLLearner(nn.Module):
+class MAMLLearner(FixedWidthLearner):
     r"""MAML (Finn et al., 2017) as a learner of the same lifetimes: a network adapted by SGD.
 
     A small MLP (``max_inputs`` → ``hidden`` → ``hidden`` → ``max_outputs``, ReLU) with
@@ -359,14 +381,12 @@ class MAMLLearner(nn.Module):
         execution: Execution | None = None,
     ) -> None:
         super().__init__()
-        for name, value, low in (
-            ("max_outputs", max_outputs, 1),
-            ("max_inputs", max_inputs, 1),
-            ("hidden_channels", hidden_channels, 1),
-            ("inner_steps", inner_steps, 0),
-        ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        self._check_ints(
+            max_outputs=(max_outputs, 1),
+            max_inputs=(max_inputs, 1),
+            hidden_channels=(hidden_channels, 1),
+            inner_steps=(inner_steps, 0),
+        )
         if target not in ("miss", "label"):
             raise ValueError(f"target must be 'miss' or 'label', got {target!r}")
         if not inner_lr > 0:
@@ -391,25 +411,6 @@ class MAMLLearner(nn.Module):
     def device(self) -> torch.device:
         """Where the weights live."""
         return self.layers[0].weight.device
-
-    def _check_width(self, d: int, m: int) -> None:
-        if d > self.max_outputs or m > self.max_inputs:
-            raise ValueError(
-                f"{type(self).__name__} was built for at most {self.max_outputs} outputs and "
-                f"{self.max_inputs} inputs, got d={d}, m={m}: it cannot play a wider task "
-                f"than it was built for"
-            )
-
-    def check_task(self, task: Task, num_experts: int) -> None:
-        """Raise if ``task`` can draw more outputs than this learner has."""
-        self._check_width(task.num_outputs, 0)
-
-    def experts_for(self, num_outputs: int, num_experts: int) -> int:
-        """No experts: the argument is passed through."""
-        return num_experts
-
-    def reseed(self, seed: int) -> None:
-        """Nothing random in the learner."""
 
     def begin(
         self,
@@ -478,12 +479,8 @@ class MAMLLearner(nn.Module):
         generator: torch.Generator | None = None,
     ) -> Lifetime:
         """Play ``steps`` steps, adapting from the meta-weights on the points seen so far."""
-        if record or growth:
-            raise ValueError(f"{type(self).__name__} has no experts: no record or growth")
-        if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps (T) must be an int >= 1, got {steps!r}")
-        d, m = episode.num_outputs, episode.num_inputs
-        self._check_width(d, m)
+        self._check_lifetime(episode, steps, record, growth)
+        d = episode.num_outputs
         D, M, B = self.max_outputs, self.max_inputs, episode.num_agents
         dev = state.x.device
         mask_d = _columns(D, episode.dims, d, dev).expand(B, -1)
