@@ -49,10 +49,22 @@ SCORES = {
 }
 
 
-def compare(family: str, runs: Path, episodes: int, batch: int = 500) -> list[dict]:
-    """Rows (strategy, score, final error, mean error) of one family."""
-    config = ROOT / "configs" / f"{FAMILIES[family]}.yaml"
-    ckpt = runs / FAMILIES[family] / "checkpoints" / "best.ckpt"
+def compare(
+    family: str,
+    runs: Path,
+    episodes: int,
+    batch: int = 500,
+    config: str | None = None,
+    ckpt: str | None = None,
+) -> list[dict]:
+    """Rows (strategy, score, final error, mean error) of one family.
+
+    A family of :data:`FAMILIES` by name, or any other by its ``config`` and ``ckpt``
+    (scored by the mean error over the lifetime unless it is in :data:`SCORES`).
+    """
+    if config is None:
+        config = ROOT / "configs" / f"{FAMILIES[family]}.yaml"
+        ckpt = runs / FAMILIES[family] / "checkpoints" / "best.ckpt"
     model = build_from_config(str(config), str(ckpt))
     runner = model.runner
     errors: dict[str, list] = {"agent": []}
@@ -67,7 +79,7 @@ def compare(family: str, runs: Path, episodes: int, batch: int = 500) -> list[di
             for name, e in runner.baselines(seed, batch).items():
                 errors.setdefault(name, []).append(e)
     rows = []
-    label, score = SCORES[family]
+    label, score = SCORES.get(family, ("mean error over the lifetime", lambda e, jump: e.mean()))
     for name, parts in errors.items():
         e = torch.cat(parts, 1)
         value = score(e, torch.cat(jumps) if jumps else None)
@@ -121,22 +133,36 @@ def regression_inputs(runs: Path, inputs: list[int], episodes: int) -> list[dict
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--episodes", type=int, default=2000)
-    p.add_argument("--families", default=",".join(FAMILIES))
+    p.add_argument("--families", default=None, help="(default: all, and every --family)")
+    p.add_argument(
+        "--family",
+        action="append",
+        default=[],
+        metavar="NAME=CONFIG:CKPT",
+        help="another family: the config that trained its agent and the checkpoint",
+    )
     p.add_argument("--runs", default=str(ROOT / "runs"))
     p.add_argument("--inputs", default=None, help="m values for the regression agent")
     p.add_argument("--plot", default=None, help="folder for one error-per-step plot per family")
     a = p.parse_args()
-    families = [f for f in a.families.split(",") if f]
-    bad = [f for f in families if f not in FAMILIES]
+    extra = {}
+    for spec in a.family:
+        name, sep, rest = spec.partition("=")
+        config, sep2, ckpt = rest.rpartition(":")
+        if not (sep and sep2 and name and config and ckpt):
+            p.error(f"--family must look like NAME=CONFIG:CKPT, got {spec!r}")
+        extra[name] = (config, ckpt)
+    families = [f for f in (a.families or ",".join([*FAMILIES, *extra])).split(",") if f]
+    bad = [f for f in families if f not in FAMILIES and f not in extra]
     if bad:
-        p.error(f"unknown families {bad}; choose from {sorted(FAMILIES)}")
+        p.error(f"unknown families {bad}; choose from {sorted([*FAMILIES, *extra])}")
     if a.episodes < 1:
         p.error(f"--episodes must be >= 1, got {a.episodes}")
     print(f"{a.episodes} fresh episodes per family (seeds 'compare'), T from each config")
     print("| family | strategy | score | value | final error | mean error |")
     print("|---|---|---|---|---|---|")
     for family in families:
-        rows = compare(family, Path(a.runs), a.episodes)
+        rows = compare(family, Path(a.runs), a.episodes, 500, *extra.get(family, (None, None)))
         if a.plot:
             from badger_graph.plots import plot_curves
 

@@ -1,8 +1,9 @@
 """A task family written as a new user would (one file, one config) runs in every tool.
 
 Nothing of the library is touched: the family lives in its own module on the path, the
-config names it by class path, and ``badger fit``, ``badger test`` and ``badger matrix``
-(``--family NAME=CLASS_PATH``) take it, with the BADGER agent and the monolithic learner.
+config names it by class path, and ``badger fit``, ``badger test``, ``badger matrix``
+(``--family NAME=CLASS_PATH``) and ``benchmarks/task_baselines.py`` (``--family
+NAME=CONFIG:CKPT``) take it, with the BADGER agent and the monolithic learner.
 """
 
 from __future__ import annotations
@@ -93,6 +94,15 @@ def test_new_family_in_fit_test_and_matrix(tmp_path, monkeypatch, capsys, name, 
               "sign=sign_family.Sign", "--family", f"sign_cfg={config}",
               "--families", "sign,sign_cfg,guessing", "--episodes", "8", "--out", "m"])  # fmt: skip
     out = capsys.readouterr().out
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import task_baselines
+
+    rows = task_baselines.compare("sign", tmp_path, 8, 8, str(config), ckpt)
+    assert {r["strategy"] for r in rows} == {"agent", "zero"}
+    assert all(r["value"] >= 0 for r in rows)
     assert "-> sign " in out
     assert "-> sign_cfg " in out
     assert "zero" in out
