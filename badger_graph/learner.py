@@ -140,7 +140,10 @@ class FixedWidthLearner(nn.Module):
                 f"than it was built for"
             )
 
-    def _check_lifetime(self, episode: Episode, steps: int, record: bool, growth) -> None:
+    def _start(
+        self, episode: Episode, step: int, steps: int, record: bool, growth, result, device
+    ) -> tuple[Tensor, StepResult]:
+        """Check a lifetime's arguments; the ``[B, max_outputs]`` output mask, first result."""
         if record or growth:
             raise ValueError(
                 f"{type(self).__name__} has no experts: record and growth apply to BADGER "
@@ -149,6 +152,11 @@ class FixedWidthLearner(nn.Module):
         if not isinstance(steps, int) or steps < 1:
             raise ValueError(f"steps (T) must be an int >= 1, got {steps!r}")
         self._check_width(episode.num_outputs, episode.num_inputs)
+        mask_d = _columns(self.max_outputs, episode.dims, episode.num_outputs, device)
+        if result is None:
+            episode.step_index = step
+            result = check_step_result(episode.first(), episode)
+        return mask_d.expand(episode.num_agents, -1), result
 
     def check_task(self, task: Task, num_experts: int) -> None:
         """Raise if ``task`` can draw more outputs than this learner has."""
@@ -256,16 +264,12 @@ class RecurrentLearner(FixedWidthLearner):
         generator: torch.Generator | None = None,
     ) -> Lifetime:
         """Play ``steps`` steps (``record`` and ``growth`` do not apply and are refused)."""
-        self._check_lifetime(episode, steps, record, growth)
+        dev = state.h.device
+        mask_d, result = self._start(episode, state.step, steps, record, growth, result, dev)
         d, m = episode.num_outputs, episode.num_inputs
         D, M, B = self.max_outputs, self.max_inputs, episode.num_agents
-        dev = state.h.device
-        mask_d = _columns(D, episode.dims, d, dev).expand(B, -1)
         mask_m = _columns(M, episode.input_dims, m, dev).expand(B, -1)
         total = steps if total_steps is None else total_steps
-        if result is None:
-            episode.step_index = state.step
-            result = check_step_result(episode.first(), episode)
         h, step = state.h, state.step
         action = h.new_zeros(B, D)
         actions, errors = [], []
@@ -479,14 +483,10 @@ class MAMLLearner(FixedWidthLearner):
         generator: torch.Generator | None = None,
     ) -> Lifetime:
         """Play ``steps`` steps, adapting from the meta-weights on the points seen so far."""
-        self._check_lifetime(episode, steps, record, growth)
+        dev = state.x.device
+        mask_d, result = self._start(episode, state.step, steps, record, growth, result, dev)
         d = episode.num_outputs
         D, M, B = self.max_outputs, self.max_inputs, episode.num_agents
-        dev = state.x.device
-        mask_d = _columns(D, episode.dims, d, dev).expand(B, -1)
-        if result is None:
-            episode.step_index = state.step
-            result = check_step_result(episode.first(), episode)
         xs, ys, step = state.x, state.y, state.step
         actions, errors = [], []
         for _ in range(steps):
