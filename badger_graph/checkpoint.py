@@ -152,15 +152,16 @@ def safe_load(path: str | Path, what: str = "torch checkpoint"):
     """
     import pickle
 
-    allowed = {
-        f"{t.__module__}.{t.__qualname__}"
-        for t in [*safe_types(), *torch.serialization.get_safe_globals()]
-        if isinstance(t, type)
-    }
+    types = safe_types()
     try:
-        with torch.serialization.safe_globals(safe_types()):
+        with torch.serialization.safe_globals(types):
             return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        allowed = {
+            f"{t.__module__}.{t.__qualname__}"
+            for t in [*types, *torch.serialization.get_safe_globals()]
+            if isinstance(t, type)
+        }
         try:
             unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
         except Exception:  # not even a torch zip file

@@ -105,7 +105,7 @@ def evaluate(
                         "chance": task.chance_level(),
                         "experts": experts,
                         "note": f"cannot play: {e}",
-                    }  # fmt: skip
+                    }
                 )
                 continue
             agent, base = [], {}

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from badger_graph.agent import Agent, Lifetime
 from badger_graph.checkpoint import check_version, load_weights, read_checkpoint, stamp
 from badger_graph.curriculum import Curriculum, EpisodeSpec, episode_spec
-from badger_graph.errors import NonFiniteError, check_choice, check_int
+from badger_graph.errors import CheckpointError, NonFiniteError, check_choice, check_int
 from badger_graph.execution import Execution
 from badger_graph.growth import GrowthEvent, growth_events
 from badger_graph.guards import TrainingGuard
@@ -126,6 +126,8 @@ class BadgerModule(pl.LightningModule):
         check_choice("warmup_objective", warmup_objective, (*OBJECTIVES, None))
         check_int("warmup_steps", warmup_steps, 0)
         check_int("eval_num_experts", eval_num_experts, 1, optional=True)
+        if task is None:
+            raise ValueError("task is required (the family of episodes to train on)")
         chance = float(task.chance_level())
         if diverged_after and not (math.isfinite(chance) and chance > 0):
             raise ValueError(
@@ -134,8 +136,6 @@ class BadgerModule(pl.LightningModule):
                 f"(or set diverged_after=0 to turn the guard off)"
             )
         self.guard = TrainingGuard(nonfinite, max_skipped, diverged_after, diverged_at, chance)
-        if task is None:
-            raise ValueError("task is required (the family of episodes to train on)")
         if learner is None:
             if policy is None or topology is None:
                 raise ValueError(
@@ -320,7 +320,7 @@ class BadgerModule(pl.LightningModule):
                 return super().load_from_checkpoint(buffer, map_location=map_location, **kwargs)
         except RuntimeError as e:  # load_state_dict: the hyperparameters were edited
             lines = [x.strip() for x in str(e).splitlines()[1:4]]
-            raise ValueError(
+            raise CheckpointError(
                 f"{str(checkpoint_path)!r}: its weights do not fit the model its saved "
                 f"hyperparameters describe (were they edited?): {'; '.join(lines)}"
             ) from None
@@ -334,7 +334,7 @@ class BadgerModule(pl.LightningModule):
                 if missing
                 else (f"do not build a model: {str(e).strip().splitlines()[0]}")
             )
-            raise ValueError(
+            raise CheckpointError(
                 f"{str(checkpoint_path)!r}: its saved hyperparameters {what} "
                 f"({type(root).__name__}: {root}); give the experiment's config with --config"
             ) from None

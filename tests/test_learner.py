@@ -118,6 +118,8 @@ def test_module_trains_the_recurrent_learner_and_matrix_takes_it():
     assert rows[0]["best_baseline"] in ("bayes_optimal", "gittins")
     with pytest.raises(ValueError, match="policy and topology, or another learner"):
         BadgerModule(task=BernoulliBandits(3))
+    with pytest.raises(ValueError, match="task is required"):
+        BadgerModule(learner=RecurrentLearner(3, hidden_channels=4))
 
 
 def _brute_force_value(k: int, T: int) -> Fraction:
