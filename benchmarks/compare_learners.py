@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from badger_graph.cli import build_from_config
-from badger_graph.learner import MAMLLearner, RecurrentLearner
+from badger_graph.learner import FixedWidthLearner
 from badger_graph.seeds import episode_seed
 from badger_graph.tasks import (
     BernoulliBandits,
@@ -149,7 +149,7 @@ def _episodes(runner, point: Point, episodes: int, batch: int, key: int, learner
             runner.task.num_outputs, point.experts or runner.num_experts
         )
         if learner:
-            if point.experts and isinstance(runner.agent, RecurrentLearner | MAMLLearner):
+            if point.experts and isinstance(runner.agent, FixedWidthLearner):
                 raise ValueError("no experts to add: the monolithic learner is not a wider task")
             runner.agent.check_task(runner.task, experts)
         out: dict[str, list] = {}
