@@ -6,7 +6,8 @@ Installed as ``badger_graph.tasks``; the source lives in the repository's top-le
 
 from badger_graph.tasks.bandits import BernoulliBandits
 from badger_graph.tasks.base import Episode, StepResult, Task, play
-from badger_graph.tasks.classification import OnlineClassification
+from badger_graph.tasks.classification import MLPClassification, OnlineClassification
+from badger_graph.tasks.datasets import DatasetClassification
 from badger_graph.tasks.guessing_game import GuessingEpisode, GuessingGame, guessing_error
 from badger_graph.tasks.mixture import TaskMixture
 from badger_graph.tasks.moving_target import MovingTarget
@@ -16,10 +17,12 @@ from badger_graph.tasks.sinusoid import SinusoidRegression
 
 __all__ = [
     "BernoulliBandits",
+    "DatasetClassification",
     "Episode",
     "GuessingEpisode",
     "GuessingGame",
     "HotColdOptimization",
+    "MLPClassification",
     "MovingTarget",
     "OnlineClassification",
     "OnlineRegression",
