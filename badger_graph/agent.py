@@ -307,17 +307,26 @@ class Agent(nn.Module):
             num_inputs=num_inputs,
         )
 
-    def static_features(self, state: ExpertGraph, task: Task) -> dict[str, Tensor]:
-        """Node input columns that do not change within a lifetime, by feature name."""
+    def static_features(
+        self, state: ExpertGraph, task: Task, episode: Episode | None = None
+    ) -> dict[str, Tensor]:
+        """Node input columns that do not change within a lifetime, by feature name.
+
+        The nodes that receive feedback are the episode's ``feedback_to`` if it names them
+        (a mixture's family), else the task's.
+        """
         role = state.role
         dtype = state.h.dtype
         is_expert = role == int(Role.EXPERT)
-        if task.feedback_to == "all":
+        feedback_to = task.feedback_to
+        if episode is not None and episode.feedback_to is not None:
+            feedback_to = episode.feedback_to
+        if feedback_to == "all":
             receives = is_expert
-        elif task.feedback_to == "nodes":
+        elif feedback_to == "nodes":
             receives = torch.ones_like(is_expert)
         else:
-            targets = torch.tensor(task.feedback_to, device=role.device, dtype=torch.long)
+            targets = torch.tensor(feedback_to, device=role.device, dtype=torch.long)
             receives = is_expert & torch.isin(state.local_index, targets)
         return {
             "receives_feedback": receives.to(dtype),
@@ -652,7 +661,7 @@ class Agent(nn.Module):
             raise ValueError(
                 f"growth at step(s) {late} but this lifetime ends before step {state.step + steps}"
             )
-        static = self.static_features(state, task)
+        static = self.static_features(state, task, episode)
         links = self.ports.links(state) if self.ports is not None else None
         owners, inputs = self.owners(state), self.inputs(state)
         if result is None:
@@ -674,7 +683,7 @@ class Agent(nn.Module):
             for event in events:
                 state = grow(state, event.count, event.mode, None, generator, self.identity)
             if events:
-                static = self.static_features(state, task)
+                static = self.static_features(state, task, episode)
                 links = self.ports.links(state) if self.ports is not None else None
                 owners, inputs = self.owners(state), self.inputs(state)
             if detach_feedback:

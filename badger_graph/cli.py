@@ -246,7 +246,53 @@ def _plain(value):
     return value
 
 
+def expand_overlays(argv: list[str]) -> list[str]:
+    """Each ``--config X`` whose YAML names a ``base:`` becomes its base's, then its own.
+
+    An overlay holds only the lines an experiment changes and names the file it changes
+    (``base: ../base/guessing_game.yaml``, relative to the overlay; a base may itself name
+    one). jsonargparse stacks ``--config`` files in order, so the overlay's lines win and
+    ``badger fit --config configs/X.yaml`` stays one command.
+
+    Raises:
+        ValueError: naming the file, when a base does not exist or the chain loops.
+    """
+    import yaml
+
+    def chain(path: Path, seen: tuple[Path, ...]) -> list[str]:
+        if not path.is_file():
+            named = f" (the base of {str(seen[-1])!r})" if seen else ""
+            raise ValueError(f"config {str(path)!r}{named} does not exist")
+        if path.resolve() in seen:
+            raise ValueError(f"config {str(path)!r} names itself as a base (loop)")
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict) or "base" not in data:
+            return [str(path)]
+        base = path.parent / str(data.pop("base"))
+        return [*chain(base, (*seen, path.resolve())), yaml.safe_dump(data, sort_keys=False)]
+
+    out, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--config" and i + 1 < len(argv):
+            value, i = argv[i + 1], i + 2
+        elif arg.startswith("--config="):
+            value, i = arg.split("=", 1)[1], i + 1
+        else:
+            out.append(arg)
+            i += 1
+            continue
+        files = [value]
+        if value.endswith((".yaml", ".yml")) and Path(value).is_file():
+            files = chain(Path(value), ())
+        for f in files:
+            out += ["--config", f]
+    return out
+
+
 def _lightning_cli(args: ArgsType = None, run: bool = True) -> BadgerCLI:
+    if args is None or isinstance(args, list):
+        args = expand_overlays(list(sys.argv[1:] if args is None else args))
     return BadgerCLI(
         BadgerModule,
         EpisodeData,

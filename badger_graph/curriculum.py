@@ -36,6 +36,9 @@ class EpisodeSpec:
         address_seed (int, optional): one set of port addresses for the whole batch, drawn
             from this seed (``None``: fresh addresses per episode).
         growth (GrowthCurriculum, optional): draws mid-lifetime growth events.
+        family_weights (tuple of float, optional): how often a
+            :class:`~badger_graph.tasks.TaskMixture` draws each family in this batch
+            (``None``: the mixture's own weights).
     """
 
     num_outputs: tuple[int, int] | None = None
@@ -44,6 +47,7 @@ class EpisodeSpec:
     experts_scale: str = "uniform"
     address_seed: int | None = None
     growth: GrowthCurriculum | None = None
+    family_weights: tuple[float, ...] | None = None
 
 
 class Curriculum:
@@ -126,6 +130,62 @@ class RangeCurriculum(Curriculum):
         if self.num_experts is not None:
             changes["experts_scale"] = self.experts_scale
         return dataclasses.replace(spec, **changes)
+
+
+class FamilyCurriculum(Curriculum):
+    """Train on a task mixture's families in stages, e.g. from easy to hard.
+
+    Each stage is ``[start_step, weights]``: from that training batch on, the
+    :class:`~badger_graph.tasks.TaskMixture` draws its families with these weights (a zero
+    leaves a family out) until the next stage starts. Validation and tests use the
+    mixture's own weights.
+
+    YAML::
+
+        curriculum:
+        - class_path: badger_graph.curriculum.FamilyCurriculum
+          init_args: {stages: [[0, [1, 1, 0, 0]], [1000, [1, 1, 1, 1]]]}
+
+    Args:
+        stages (list of [int, list of float]): start steps (increasing, the first 0) and
+            the weights from each.
+    """
+
+    def __init__(self, stages: Sequence[Sequence]) -> None:
+        stages = [(int(start), tuple(float(w) for w in weights)) for start, weights in stages]
+        starts = [start for start, _ in stages]
+        if not stages or starts[0] != 0 or starts != sorted(set(starts)):
+            raise ValueError(f"stages must start at step 0 in increasing order, got {starts}")
+        widths = {len(w) for _, w in stages}
+        if len(widths) != 1:
+            raise ValueError(f"every stage needs one weight per family, got lengths {widths}")
+        for start, weights in stages:
+            if min(weights) < 0 or sum(weights) <= 0:
+                raise ValueError(
+                    f"stage at step {start}: weights must be >= 0 with a positive sum, "
+                    f"got {list(weights)}"
+                )
+        self.stages = stages
+
+    def check(self, task) -> None:
+        """Raise unless ``task`` is a mixture of as many families as each stage weighs."""
+        from badger_graph.tasks.mixture import TaskMixture
+
+        if not isinstance(task, TaskMixture):
+            raise ValueError(
+                f"a FamilyCurriculum needs a TaskMixture, the task is {type(task).__name__}"
+            )
+        width = len(self.stages[0][1])
+        if width != len(task.tasks):
+            raise ValueError(
+                f"the FamilyCurriculum gives {width} weights for a mixture of "
+                f"{len(task.tasks)} families"
+            )
+
+    def apply(self, spec: EpisodeSpec, step: int) -> EpisodeSpec:
+        """The weights of the last stage started at ``step``."""
+        weights = [w for start, w in self.stages if start <= step][-1]
+        return dataclasses.replace(spec, family_weights=weights)
 
 
 class AddressCurriculum(Curriculum):

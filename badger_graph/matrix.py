@@ -17,6 +17,7 @@ from badger_graph.tasks import (
     OnlineClassification,
     OnlineRegression,
     Task,
+    TaskMixture,
 )
 
 
@@ -83,12 +84,16 @@ def evaluate(
     expert i owns output i, so a model trained with fewer experts than a family has outputs
     (a one-expert regression model on three arms) plays that family with one expert per
     output (the shared policy runs on any number of experts); the row's ``experts`` says
-    how many.
+    how many. A model trained on a :class:`~badger_graph.tasks.TaskMixture` plays each
+    family as the mixture showed it (:meth:`TaskMixture.view`: its feedback convention,
+    and its family code, zeros for a family it never saw).
     """
     trained = runner.task
     rows = []
     try:
         for f, (name, task) in enumerate(families.items()):
+            if isinstance(trained, TaskMixture):
+                task = trained.view(task)
             runner.task = task
             experts = runner.agent.experts_for(task.num_outputs, runner.num_experts)
             try:

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from badger_graph.agent import Agent, Lifetime
 from badger_graph.checkpoint import check_version, load_weights, read_checkpoint, stamp
-from badger_graph.curriculum import Curriculum, EpisodeSpec, episode_spec
+from badger_graph.curriculum import Curriculum, EpisodeSpec, FamilyCurriculum, episode_spec
 from badger_graph.errors import CheckpointError, NonFiniteError, check_choice, check_int
 from badger_graph.execution import Execution
 from badger_graph.growth import GrowthEvent, growth_events
@@ -159,6 +159,9 @@ class BadgerModule(pl.LightningModule):
         self.outer_loop = outer_loop if outer_loop is not None else Backprop()
         self.automatic_optimization = self.outer_loop.automatic_optimization
         self.curriculum = list(curriculum or [])
+        for c in self.curriculum:
+            if isinstance(c, FamilyCurriculum):
+                c.check(self.runner.task)
         #: the current training batch's episode settings, from the curricula
         self.spec = EpisodeSpec()
         #: batches skipped without an optimizer step (with ``global_step``: the batch index)

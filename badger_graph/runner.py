@@ -102,7 +102,10 @@ class EpisodeRunner:
         elif not isinstance(num_experts, int) or num_experts < 1:
             raise ValueError(f"num_experts must be an int >= 1, got {num_experts!r}")
         self.agent.reseed(derive(seed, "topology", bits=32))
-        episode = self.task.reset(batch_size, generator=g, num_outputs=num_outputs, device=device)
+        if spec.family_weights is None:
+            episode = self.task.reset(batch_size, g, num_outputs, device)
+        else:  # a FamilyCurriculum (checked against the mixture by BadgerModule)
+            episode = self.task.reset(batch_size, g, num_outputs, device, spec.family_weights)
         state = self.agent.begin(episode, num_experts, g, device, spec.address_seed)
         return episode, state
 

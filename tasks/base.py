@@ -56,6 +56,10 @@ class Episode(ABC):
         num_inputs (int): m, the width of the observation (the largest m when it varies);
             the agent gets one input port node per column. (default: :obj:`0`)
         input_dims (torch.Tensor, optional): ``[B]`` m of each agent when it varies.
+        feedback_to (list of int, "all" or "nodes", optional): who gets these episodes'
+            scalar feedback when it is not the task's ``feedback_to`` (a
+            :class:`~badger_graph.tasks.TaskMixture` sets its family's); ``None``: the
+            task's.
         step_index (int): set by the agent before every call: ``0`` for :meth:`first`,
             ``t`` when :meth:`step` scores the action of inner step ``t`` (0-based), so an
             episode can change with time (e.g. a target that moves at a given step).
@@ -66,6 +70,7 @@ class Episode(ABC):
     dims: Tensor | None = None
     num_inputs: int = 0
     input_dims: Tensor | None = None
+    feedback_to: Sequence[int] | str | None = None
     step_index: int = 0
 
     @abstractmethod
