@@ -1,8 +1,7 @@
-r"""The agent: shared policy + topology + read-out, and the inner loop (a lifetime)."""
+r"""The agent: shared policy + topology + read-out (its lifetimes: :mod:`.lifetime`)."""
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from collections.abc import Sequence
 
@@ -10,76 +9,18 @@ import torch
 import torch.utils.checkpoint
 from torch import Tensor, nn
 
-from badger_graph.errors import NonFiniteError
-from badger_graph.execution import (
-    Execution,
-    adjacency,
-    capture_step,
-    mark_step_begin,
-    replays_reuse_outputs,
-)
-from badger_graph.growth import GrowthEvent, grow
-from badger_graph.policies import RolePolicies
-from badger_graph.policy import ExpertPolicy
+from badger_graph import lifetime
+from badger_graph.errors import all_finite, check_finite
+from badger_graph.execution import CompiledFunctions, Execution, adjacency
+from badger_graph.growth import GrowthEvent
+from badger_graph.policy import ExpertPolicy, Policy
 from badger_graph.ports import AddressedPorts, PortLinks, random_addresses
 from badger_graph.records import Lifetime, StepRecord
 from badger_graph.seeds import generator as seeded
 from badger_graph.sparse import CSRAdjacency
 from badger_graph.state import FEATURES, ExpertGraph, Role
-from badger_graph.tasks.base import Episode, StepResult, Task, check_step_result
+from badger_graph.tasks.base import Episode, StepResult, Task
 from badger_graph.topologies.base import Topology, available_memory
-
-
-def _all_finite(value: Tensor) -> bool:
-    """No NaN / inf in ``value``: one sum (NaN and inf propagate), exact check if it is not."""
-    return bool(value.sum().isfinite()) or bool(value.isfinite().all())
-
-
-def _check_finite(name: str, value: Tensor, step: int, round: int | None = None) -> None:
-    if not _all_finite(value):
-        raise NonFiniteError(name, value, step=step, round=round, where="inner step")
-
-
-def _needs_grad(value: Tensor) -> Tensor:
-    """``value`` itself if it requires grad, else a leaf copy of it that does."""
-    return value if value.requires_grad else value.detach().requires_grad_()
-
-
-def _uniform(result: StepResult, state: ExpertGraph, inputs: int, grad: bool) -> StepResult:
-    """The task's answer in one form for every step, so that one graph serves them all.
-
-    A missing feedback or signal (observation, with ``inputs`` columns) becomes zeros
-    (what :meth:`Agent.write` writes for it anyway); with ``grad`` each one requires grad.
-    """
-    B, d = state.num_agents, state.num_outputs
-    zeros = state.h.new_zeros
-    feedback = result.feedback if result.feedback is not None else zeros(B)
-    signal = result.signal if result.signal is not None else zeros(B, d)
-    observation = result.observation
-    if observation is None and inputs:
-        observation = zeros(B, inputs)
-    if grad:
-        feedback, signal = _needs_grad(feedback), _needs_grad(signal)
-        observation = None if observation is None else _needs_grad(observation)
-    return StepResult(result.error, feedback, signal, observation)
-
-
-def _check_result(
-    result, episode: Episode, state: ExpertGraph, inputs: tuple[Tensor, Tensor, Tensor]
-) -> StepResult:
-    """A task's answer checked against the episode (:func:`check_step_result`) and the state.
-
-    ``inputs``: the state's input nodes from :meth:`Agent.inputs` (known per lifetime, so
-    that no step reads back from the device whether there are any).
-    """
-    if isinstance(result, StepResult) and result.observation is not None and not inputs[0].numel():
-        raise ValueError(
-            f"{type(episode).__name__} returned an observation but the agent has no input "
-            f"nodes: the episode must declare num_inputs >= 1 (got {episode.num_inputs!r}) "
-            f"and the state be built with them"
-        )
-    return check_step_result(result, episode)
-
 
 #: bytes per node per hidden channel a lifetime needs at least (states, inputs, messages
 #: and the GRU's gates of a step, in float32)
@@ -112,32 +53,6 @@ def _inputs(episode: Episode) -> int | list[int]:
     return m if dims is None else [int(x) for x in dims.tolist()]
 
 
-class _RuntimeCache(dict):
-    """Compiled functions of one agent instance (bound to it).
-
-    A copy or a pickle of the agent starts with an empty cache: a copied compiled function
-    would run the original's weights.
-    """
-
-    def __deepcopy__(self, memo) -> _RuntimeCache:
-        return _RuntimeCache()
-
-    def __reduce__(self):
-        return (_RuntimeCache, ())
-
-
-@dataclasses.dataclass(frozen=True)
-class _StepPlan:
-    """What a captured inner step needs that depends only on the graph's structure."""
-
-    state: ExpertGraph  # the structure; its h / value are replaced every step
-    static: dict[str, Tensor]
-    links: PortLinks | None
-    owners: tuple[Tensor, Tensor, Tensor]
-    inputs: tuple[Tensor, Tensor, Tensor]
-    edges: tuple | None  # a static topology's (adj, edge_weight, edge_index), else None
-
-
 class Agent(nn.Module):
     r"""A BADGER agent: experts (graph nodes) that share one :class:`ExpertPolicy`.
 
@@ -147,7 +62,8 @@ class Agent(nn.Module):
     No parameter is changed during a lifetime.
 
     Args:
-        policy (ExpertPolicy): the shared expert policy.
+        policy (Policy): the shared expert policy (an :class:`ExpertPolicy`, a
+            :class:`~badger_graph.policies.RolePolicies`, or a user's :class:`Policy`).
         topology (Topology): edge generator, called every inner step.
         rounds (int, optional): communication rounds per inner step :math:`k`.
             (default: :obj:`1`)
@@ -165,7 +81,7 @@ class Agent(nn.Module):
 
     def __init__(
         self,
-        policy: ExpertPolicy | RolePolicies,
+        policy: Policy,
         topology: Topology,
         rounds: int = 1,
         output_ports: bool = False,
@@ -189,8 +105,8 @@ class Agent(nn.Module):
                 f"got aggr={policy.aggregation!r}"
             )
         for name, part in (("topology", topology), ("ports", ports)):
-            hidden = getattr(part, "hidden_channels", policy.hidden_channels)
-            if hidden != policy.hidden_channels:
+            hidden = None if part is None else part.hidden_channels
+            if hidden is not None and hidden != policy.hidden_channels:
                 raise ValueError(
                     f"{name} hidden_channels={hidden} must equal the policy's "
                     f"hidden_channels={policy.hidden_channels}"
@@ -205,6 +121,8 @@ class Agent(nn.Module):
             self.output_ports = True
         self.ports = ports
         self.readout = nn.Linear(policy.hidden_channels, 1)
+        #: this agent's compiled steps and rounds (built on first use, never copied)
+        self.runtime = CompiledFunctions()
 
     # -- the Learner interface (see badger_graph.learner) ---------------------------------
     @property
@@ -364,14 +282,14 @@ class Agent(nn.Module):
         cols = dict(static)
         if result.feedback is not None:
             if check:
-                _check_finite("task feedback", result.feedback, state.step)
+                check_finite("task feedback", result.feedback, state.step)
             cols["feedback"] = result.feedback[state.batch] * static["receives_feedback"]
         else:
             cols["feedback"] = state.h.new_zeros(N)
         signal = state.h.new_zeros(N)
         if result.signal is not None:
             if check:
-                _check_finite("task signal", result.signal, state.step)
+                check_finite("task signal", result.signal, state.step)
             owner, agent, column = owners if owners is not None else self.owners(state)
             signal = signal.index_put((owner,), result.signal[agent, column])
         if self.ports is not None:
@@ -380,7 +298,7 @@ class Agent(nn.Module):
             signal = signal + self.ports.read(state, links)
         if result.observation is not None:
             if check:
-                _check_finite("task observation", result.observation, state.step)
+                check_finite("task observation", result.observation, state.step)
             node, agent, column = inputs if inputs is not None else self.inputs(state)
             signal = signal.index_put((node,), result.observation[agent, column])
         cols["signal"] = signal
@@ -441,13 +359,13 @@ class Agent(nn.Module):
         check = ex.check_finite if check is None else check
         u = self.policy.encode(x)
         if check:
-            _check_finite("node inputs", u, state.step)
+            check_finite("node inputs", u, state.step)
         if edges is None:
             edges = adjacency(self.policy, self.topology, state, ex, record)
         adj, edge_weight, edge_index = edges
         if check and edge_weight is not None:
             name = f"edge weights of {type(self.topology).__name__}"
-            _check_finite(name, edge_weight, state.step)
+            check_finite(name, edge_weight, state.step)
         round_fn = self._round_fn(adj)
         messages, states = [], []
 
@@ -460,11 +378,11 @@ class Agent(nn.Module):
                     states.append(h.detach())
                 else:
                     h = round_fn(h, u, adj, edge_weight)
-                if check and not _all_finite(h):
+                if check and not all_finite(h):
                     # name the first non-finite tensor of the round: messages, else states
                     sent = self.policy.send(prev) if isinstance(self.policy, ExpertPolicy) else prev
-                    _check_finite("messages", sent, state.step, r)
-                    _check_finite("expert states", h, state.step, r)
+                    check_finite("messages", sent, state.step, r)
+                    check_finite("expert states", h, state.step, r)
             return h
 
         if ex.checkpoint and not record and torch.is_grad_enabled():
@@ -487,130 +405,11 @@ class Agent(nn.Module):
             )
         return state.replace(h=h, step=state.step + 1), rec
 
-    def _captured_step(
-        self,
-        plan: _StepPlan,
-        h: Tensor,
-        value: Tensor | None,
-        result: StepResult,
-        time: Tensor,
-    ) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:
-        """One inner step as a function of tensors: the part a CUDA graph can replay.
-
-        Everything that depends only on the graph's structure comes in ``plan`` (built once
-        per lifetime), the step time ``t / T`` as a 0-d tensor, and no value is read back to
-        the host: finite checks come back as a flag instead of raising here. Returns the new
-        states, port values, the action and that flag.
-        """
-        state = plan.state.replace(h=h, value=value)
-        x = self.write(
-            state,
-            result,
-            plan.static,
-            time,
-            links=plan.links,
-            owners=plan.owners,
-            inputs=plan.inputs,
-            check=False,
-        )
-        state, _ = self.step(state, x, check=False, edges=plan.edges)
-        if self.ports is not None:
-            state = state.replace(value=self.ports.write(state, plan.links))
-        action = self.read(state, plan.owners)
-        finite = x.isfinite().all() & state.h.isfinite().all()
-        if state.value is not None:
-            finite = finite & state.value.isfinite().all()
-        return state.h, state.value, action, finite
-
-    def _capture(self, state: ExpertGraph, record: bool, growth: Sequence[GrowthEvent]):
-        """The compiled inner step of ``execution.capture``, or ``None`` to run eagerly."""
-        if not self.execution.capture or record or growth or state.num_agents == 0:
-            return None
-        if torch._C._functorch.maybe_current_level() is not None:
-            return None  # inside torch.func transforms (the ES population's vmap): eager
-        if not self.topology.capturable:
-            if not self.__dict__.get("_capture_warned"):  # once per agent
-                self.__dict__["_capture_warned"] = True
-                warnings.warn(
-                    f"execution.capture: {type(self.topology).__name__} draws its edges "
-                    "outside a compiled graph; its lifetimes run eagerly",
-                    stacklevel=3,
-                )
-            return None
-        captured = self.__dict__.setdefault("_captured", _RuntimeCache())
-        key = state.h.device.type
-        if key not in captured:
-            captured[key] = capture_step(self._captured_step, state.h.device)
-        return captured[key]
-
-    def _captured_lifetime(
-        self,
-        step_fn,
-        episode: Episode,
-        state: ExpertGraph,
-        plan: _StepPlan,
-        result,
-        steps,
-        total,
-        detach_feedback: bool,
-    ):
-        """The inner loop of :meth:`forward` with every step through ``step_fn``."""
-        times = torch.arange(total + 1, dtype=torch.float64, device=state.h.device) / total
-        grad = torch.is_grad_enabled()
-        if grad:  # later steps' states need grad: one graph for every step
-            state = state.replace(
-                h=_needs_grad(state.h),
-                value=None if state.value is None else _needs_grad(state.value),
-            )
-        actions, errors, finite = [], [], []
-        num_inputs = episode.num_inputs if plan.inputs[0].numel() else 0
-        mark_step_begin(state.h.device)
-        copy_out = replays_reuse_outputs(state.h.device)
-        for _ in range(steps):
-            if detach_feedback:
-                result = result.detach()
-            result = _uniform(result, state, num_inputs, grad)
-            h, value, action, ok = step_fn(plan, state.h, state.value, result, times[state.step])
-            if copy_out:  # the next replay may reuse these outputs' memory: keep copies
-                action, ok = action.clone(), ok.clone()
-                if not grad:
-                    h, value = h.clone(), None if value is None else value.clone()
-            state = state.replace(h=h, value=value, step=state.step + 1)
-            episode.step_index = state.step - 1  # the step whose action is scored
-            finite.append(ok)
-            try:
-                result = _check_result(episode.step(action), episode, state, plan.inputs)
-            except Exception as error:
-                # a task may fail on a NaN action: name the NaN, as an eager run would
-                self._raise_nonfinite(finite, state.step - len(finite), error)
-                raise
-            actions.append(action)
-            errors.append(result.error)
-        self._raise_nonfinite(finite, state.step - steps)
-        if copy_out and grad:  # the last states still live in the replayed graph's memory
-            state = state.replace(
-                h=state.h.clone(), value=None if state.value is None else state.value.clone()
-            )
-        return torch.stack(actions), torch.stack(errors), state, result
-
-    def _raise_nonfinite(self, finite: list[Tensor], first_step: int, cause=None) -> None:
-        """With ``check_finite``: raise for the first step whose flag is false (one read-back)."""
-        if not self.execution.check_finite or not finite:
-            return
-        bad = (~torch.stack(finite)).nonzero()
-        if bad.numel():
-            raise NonFiniteError(
-                "node inputs, expert states or port values",
-                None,
-                step=first_step + int(bad[0, 0]),
-                where="inner step (captured)",
-            ) from cause
-
     def _round_fn(self, adj):
         """The policy's round, compiled on first use with ``compile`` (not for CSR)."""
         if not self.execution.compile or isinstance(adj, CSRAdjacency):
             return self.policy
-        compiled = self.__dict__.setdefault("_compiled", _RuntimeCache())
+        compiled = self.runtime.rounds
         key = (type(adj).__name__, id(self.policy))
         if key not in compiled:
             compiled[key] = torch.compile(self.policy.forward, dynamic=True)
@@ -629,7 +428,7 @@ class Agent(nn.Module):
         growth: Sequence[GrowthEvent] = (),
         generator: torch.Generator | None = None,
     ) -> Lifetime:
-        """Run ``steps`` inner steps of ``state`` against ``episode``.
+        """Run ``steps`` inner steps of ``state`` against ``episode`` (:func:`.lifetime.run`).
 
         A whole lifetime by default; with ``total_steps`` and ``result`` (the previous
         chunk's ``last_result``) a chunk of a longer one that starts at ``state.step``.
@@ -648,62 +447,19 @@ class Agent(nn.Module):
                 given steps (existing states are kept bit-for-bit).
             generator (torch.Generator, optional): for random identities of grown experts.
         """
-        if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps (T) must be an int >= 1, got {steps!r}")
-        if state.num_outputs != episode.num_outputs:
-            raise ValueError(
-                f"state has d={state.num_outputs} outputs but the episode has "
-                f"d={episode.num_outputs}"
-            )
-        total = steps if total_steps is None else total_steps
-        late = [g.step for g in growth if g.step >= state.step + steps]
-        if late:
-            raise ValueError(
-                f"growth at step(s) {late} but this lifetime ends before step {state.step + steps}"
-            )
-        static = self.static_features(state, task, episode)
-        links = self.ports.links(state) if self.ports is not None else None
-        owners, inputs = self.owners(state), self.inputs(state)
-        if result is None:
-            episode.step_index = state.step
-            result = _check_result(episode.first(), episode, state, inputs)
-        step_fn = self._capture(state, record, growth)
-        if step_fn is not None:
-            edges = None
-            if self.topology.static:  # the same edges every step: built once, not captured
-                edges = adjacency(self.policy, self.topology, state, self.execution)
-            plan = _StepPlan(state.replace(step=0), static, links, owners, inputs, edges)
-            actions, errors, state, result = self._captured_lifetime(
-                step_fn, episode, state, plan, result, steps, total, detach_feedback
-            )
-            return Lifetime(actions, errors, state, [], episode, result)
-        actions, errors, records = [], [], []
-        for _ in range(steps):
-            events = [g for g in growth if g.step == state.step]
-            for event in events:
-                state = grow(state, event.count, event.mode, None, generator, self.identity)
-            if events:
-                static = self.static_features(state, task, episode)
-                links = self.ports.links(state) if self.ports is not None else None
-                owners, inputs = self.owners(state), self.inputs(state)
-            if detach_feedback:
-                result = result.detach()
-            x = self.write(state, result, static, state.step / total, links, owners, inputs)
-            state, rec = self.step(state, x, record)
-            if self.ports is not None:
-                state = state.replace(value=self.ports.write(state, links))
-                if self.execution.check_finite:
-                    _check_finite("port values", state.value, state.step - 1)
-            action = self.read(state, owners)
-            if rec is not None:
-                rec.action = action.detach()
-            episode.step_index = state.step - 1  # the step whose action is scored
-            result = _check_result(episode.step(action), episode, state, inputs)
-            actions.append(action)
-            errors.append(result.error)
-            if rec is not None:
-                records.append(rec)
-        return Lifetime(torch.stack(actions), torch.stack(errors), state, records, episode, result)
+        return lifetime.run(
+            self,
+            task,
+            episode,
+            state,
+            steps,
+            record,
+            detach_feedback,
+            total_steps,
+            result,
+            growth,
+            generator,
+        )
 
     def extra_repr(self) -> str:
         """Hyperparameters shown in ``repr``."""

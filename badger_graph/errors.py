@@ -65,3 +65,14 @@ class RunFolderError(RuntimeError):
 
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be used: unreadable, unsafe, foreign, or not fitting."""
+
+
+def all_finite(value: Tensor) -> bool:
+    """No NaN / inf in ``value``: one sum (NaN and inf propagate), exact check if it is not."""
+    return bool(value.sum().isfinite()) or bool(value.isfinite().all())
+
+
+def check_finite(name: str, value: Tensor, step: int, round: int | None = None) -> None:
+    """Raise a :class:`NonFiniteError` naming ``name``, the step and round, on NaN or inf."""
+    if not all_finite(value):
+        raise NonFiniteError(name, value, step=step, round=round, where="inner step")

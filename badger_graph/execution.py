@@ -155,7 +155,7 @@ def adjacency(
     """This step's edges in the form the round will use: ``(adj, edge_weight, edge_index)``.
 
     The one place where the path is chosen (with :func:`blocked_rows`, which the policy
-    asks per round), from what the policy (``policy.fused``: messages
+    asks per round), from what the policy (``policy.sender_only``: messages
     depend on the sender only) and the topology (``topology.supports_dense``) declare and
     from the execution settings:
 
@@ -168,7 +168,7 @@ def adjacency(
     ``edge_index`` is ``None`` when the topology's own dense form was used (no edge list drawn).
     User-written topologies are validated here every step.
     """
-    fused = bool(getattr(policy, "fused", False))
+    fused = policy.sender_only
     user = not type(topology).__module__.startswith("badger_graph.")
     n_max = -(-state.num_nodes // max(state.num_agents, 1))  # the agent size if all are equal
     if (
@@ -193,7 +193,7 @@ def adjacency(
         out = check_topology_output(out, state, topology)
     edge_index, edge_weight = out
     if not record and fused and execution.dense == "auto":
-        weighted = getattr(policy, "aggregation", None) == "weighted"
+        weighted = policy.aggregation == "weighted"
         block = _block_from_edges(state, edge_index, edge_weight if weighted else None, execution)
         if block is not None:
             return block, None, edge_index
@@ -205,6 +205,28 @@ def adjacency(
     ):
         return CSRAdjacency.from_edge_index(edge_index, state.num_nodes), edge_weight, edge_index
     return edge_index, edge_weight, edge_index
+
+
+class CompiledFunctions:
+    """The compiled functions of one agent, built on first use.
+
+    ``steps``: its captured inner steps by device type (:attr:`Execution.capture`);
+    ``rounds``: its compiled rounds by adjacency kind (:attr:`Execution.compile`);
+    ``warned``: whether it has said that its topology cannot be captured. A copy or a
+    pickle of the agent starts empty: a copied compiled function would run the original's
+    weights.
+    """
+
+    def __init__(self) -> None:
+        self.steps: dict = {}
+        self.rounds: dict = {}
+        self.warned = False
+
+    def __deepcopy__(self, memo) -> CompiledFunctions:
+        return CompiledFunctions()
+
+    def __reduce__(self):
+        return (CompiledFunctions, ())
 
 
 class CapturedStep:

@@ -34,7 +34,7 @@ def plot_rollout(life: Lifetime, out: str | Path, max_dims: int = 3) -> Path:
     norm of the message on every edge of the first episode over the steps.
     """
     actions = life.actions.detach().cpu()  # [T, B, d]
-    target = getattr(life.episode, "target", None)
+    target = life.episode.target
     T, B, d = actions.shape
     dims = min(d, max_dims)
     fig, axes = plt.subplots(2, max(dims, 2), figsize=(4 * max(dims, 2), 6.5), squeeze=False)

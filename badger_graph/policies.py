@@ -110,7 +110,7 @@ class RolePolicies(nn.Module):
         aggs = {p.aggregation for p in learned}
         if len(aggs) > 1:
             raise ValueError(f"learned policies must share one aggregation, got {sorted(aggs)}")
-        if any(not p.fused for p in learned):
+        if any(not p.sender_only for p in learned):
             raise ValueError("RolePolicies needs receiver_term=False in every learned policy")
         self.policies = nn.ModuleList(policies)
         self.roles = {r: int(roles.get(r, 0)) for r in ROLES}
@@ -163,7 +163,7 @@ class RolePolicies(nn.Module):
             lambda p, n: p.update_from_input(x[n], agg[n], h[n]),
         )
 
-    fused = True  # messages depend on the sender only: any adjacency form works
+    sender_only = True  # messages depend on the sender only: any adjacency form works
 
     def forward(
         self,

@@ -2,7 +2,7 @@ r"""The expert policy: ONE message-passing layer shared by every expert of every
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -37,6 +37,41 @@ def _linear_into(x: Tensor, weight_t: Tensor, bias: Tensor | None, out: Tensor) 
     if bias is None:
         return torch.mm(x, weight_t, out=out)
     return torch.addmm(bias, x, weight_t, out=out)
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """What an :class:`~badger_graph.Agent` reads of its expert policy.
+
+    :class:`ExpertPolicy` and :class:`~badger_graph.policies.RolePolicies` implement it; a
+    user's policy that does too runs every execution path.
+
+    Attributes:
+        hidden_channels (int): width of an expert's state.
+        identity_channels (int): node identity columns it expects after the features.
+        aggregation (str): how a node combines its messages: ``"sum"``, ``"mean"``,
+            ``"max"`` or ``"weighted"`` (by the topology's edge weights).
+        sender_only (bool): whether a message depends on its sender only; then rounds may
+            aggregate with a matrix product (CSR or dense adjacency) instead of per edge.
+    """
+
+    hidden_channels: int
+    identity_channels: int
+    aggregation: str
+    sender_only: bool
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Node inputs ``[N, F]`` to what every round of the step reads."""
+
+    def __call__(
+        self,
+        h: Tensor,
+        u: Tensor,
+        adj,
+        edge_weight: Tensor | None = None,
+        return_messages: bool = False,
+    ):
+        """One round: new states ``[N, H]`` (and the messages with ``return_messages``)."""
 
 
 class ExpertPolicy(MessagePassing):
@@ -136,7 +171,7 @@ class ExpertPolicy(MessagePassing):
         return torch.relu(self.lin_in(x))
 
     @property
-    def fused(self) -> bool:
+    def sender_only(self) -> bool:
         """Whether rounds can aggregate with a matrix product (CSR or dense adjacency).
 
         True when a message depends on its sender only (``receiver_term=False``): the
@@ -165,7 +200,7 @@ class ExpertPolicy(MessagePassing):
         - a :class:`~badger_graph.sparse.DenseAdjacency` ``[B, n, n]``: one batched matrix
           product (small agents of equal size).
 
-        The last two need :attr:`fused` (``receiver_term=False``).
+        The last two need :attr:`sender_only` (``receiver_term=False``).
 
         Args:
             h (torch.Tensor): internal states ``[N, H]``.
@@ -181,7 +216,7 @@ class ExpertPolicy(MessagePassing):
             return self._edge_round(h, u, adj, edge_weight, return_messages)
         if return_messages:
             raise ValueError("per-edge messages are only recorded on an edge index [2, E]")
-        if not self.fused:
+        if not self.sender_only:
             raise ValueError(
                 f"a {type(adj).__name__} needs receiver_term=False (messages that depend on "
                 f"the sender only); pass the edge index instead"

@@ -53,7 +53,7 @@ class Snapshot:
     @classmethod
     def of(cls, agent, lifetime, total_steps: int | None = None) -> Snapshot:
         """Snapshot of ``agent`` at the end of ``lifetime`` (a :class:`~badger_graph.Lifetime`)."""
-        gen = getattr(agent.topology, "generator", None)
+        gen = agent.topology.generator
         return cls(
             state=lifetime.state.to(torch.device("cpu")),
             episode=lifetime.episode,
@@ -64,15 +64,14 @@ class Snapshot:
 
     def restore(self, agent) -> None:
         """Put the topology's random generator back where the snapshot was taken."""
-        gen = getattr(agent.topology, "generator", None)
+        gen = agent.topology.generator
         if self.topology_rng is not None:
             if not isinstance(gen, torch.Generator):
                 raise ValueError(
                     f"the snapshot holds a random topology's generator state but "
                     f"{agent.topology!r} has no generator"
                 )
-            setter = getattr(agent.topology, "set_generator_state", gen.set_state)
-            setter(self.topology_rng)
+            agent.topology.set_generator_state(self.topology_rng)
         hidden = agent.policy.hidden_channels
         if self.state.h.size(1) != hidden:
             raise ValueError(

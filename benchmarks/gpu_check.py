@@ -185,7 +185,7 @@ def train_row(device, name: str, B: int, reps: int, capture: bool = False) -> di
     row.update({"B": B, "seconds": t})
     if capture:
         row["first_batch_s"] = first
-        failed = [c.failed for c in model.agent.__dict__.get("_captured", {}).values()]
+        failed = [c.failed for c in model.agent.runtime.steps.values()]
         row["captured"] = not any(failed) and bool(failed)
     return row
 

@@ -79,7 +79,7 @@ def row(setup: str) -> dict:
     captured.load_state_dict(model.state_dict())
     metrics.reset()
     captured.lifetime(1, B).errors[-1].mean().backward()
-    steps = captured.agent.__dict__["_captured"]["cpu"]
+    steps = captured.agent.runtime.steps["cpu"]
     return {
         "setup": f"{setup} (B={B}, T={T})",
         "eager ops / step, fwd+bwd": train.n / T,

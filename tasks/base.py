@@ -56,6 +56,8 @@ class Episode(ABC):
         num_inputs (int): m, the width of the observation (the largest m when it varies);
             the agent gets one input port node per column. (default: :obj:`0`)
         input_dims (torch.Tensor, optional): ``[B]`` m of each agent when it varies.
+        target (torch.Tensor, optional): ``[B, d]`` the hidden answer, where the task has a
+            fixed one (``badger rollout`` draws it beside the outputs).
         feedback_to (list of int, "all" or "nodes", optional): who gets these episodes'
             scalar feedback when it is not the task's ``feedback_to`` (a
             :class:`~badger_graph.tasks.TaskMixture` sets its family's); ``None``: the
@@ -70,6 +72,7 @@ class Episode(ABC):
     dims: Tensor | None = None
     num_inputs: int = 0
     input_dims: Tensor | None = None
+    target: Tensor | None = None
     feedback_to: Sequence[int] | str | None = None
     step_index: int = 0
 
@@ -204,21 +207,43 @@ def check_step_result(result, episode: Episode) -> StepResult:
     return result
 
 
+def run_steps(
+    episode: Episode,
+    result: StepResult,
+    steps: int,
+    act: Callable[[StepResult, int], Tensor],
+    start: int = 0,
+    check: Callable[[StepResult], StepResult] | None = None,
+) -> tuple[list[Tensor], list[Tensor], StepResult]:
+    """The lifetime loop every learner and baseline shares.
+
+    For ``t = start, ..., start + steps - 1``: ``act(result, t)`` answers the action of
+    step ``t`` from the last result; the episode scores it (with ``step_index = t``) and
+    answers the next result, passed through ``check`` if given. Returns the actions, the
+    errors (one per step) and the last result.
+    """
+    actions, errors = [], []
+    for t in range(start, start + steps):
+        action = act(result, t)
+        episode.step_index = t
+        result = episode.step(action)
+        if check is not None:
+            result = check(result)
+        actions.append(action)
+        errors.append(result.error)
+    return actions, errors, result
+
+
 def play(episode: Episode, steps: int, act: Callable[[StepResult, int], Tensor]) -> Tensor:
     """Run a hand-written strategy for ``steps`` steps; its errors ``[T, B]``.
 
     ``act(result, t)`` gets the last :class:`StepResult` (the episode's ``first()`` at
-    ``t = 0``) and returns the action ``[B, d]`` of step ``t``.
+    ``t = 0``) and returns the action ``[B, d]`` of step ``t`` (see :func:`run_steps`).
     """
     episode.step_index = 0
     result = episode.first()
-    errors = []
     with torch.no_grad():
-        for t in range(steps):
-            action = act(result, t)
-            episode.step_index = t
-            result = episode.step(action)
-            errors.append(result.error)
+        _, errors, _ = run_steps(episode, result, steps, act)
     return torch.stack(errors)
 
 

@@ -24,7 +24,7 @@ class MovingTargetEpisode(Episode):
         self.feedback_mode = feedback
         self.num_agents, self.num_outputs = first.shape
 
-    def target(self, step: int) -> Tensor:
+    def target_at(self, step: int) -> Tensor:
         """The targets ``[B, d]`` that the action of inner step ``step`` is scored against."""
         moved = (step >= self.jump).unsqueeze(1)
         return torch.where(moved, self.targets[1], self.targets[0])
@@ -42,7 +42,7 @@ class MovingTargetEpisode(Episode):
                 f"action must have shape {list(self.targets[0].shape)} (agents × d), "
                 f"got {list(action.shape)}"
             )
-        target = self.target(self.step_index)
+        target = self.target_at(self.step_index)
         error = guessing_error(action, target)
         signal = target - action if self.feedback_mode == "vector" else None
         return StepResult(error=error, feedback=error, signal=signal)

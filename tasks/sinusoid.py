@@ -42,7 +42,7 @@ class SinusoidEpisode(Episode):
         u = torch.rand(self.num_agents, 1, generator=self._gen).to(self.amplitude.device)
         return (2 * u - 1) * self.x_range
 
-    def target(self, x: Tensor) -> Tensor:
+    def target_of(self, x: Tensor) -> Tensor:
         """``A sin(x + phase)`` for ``x`` ``[B, n]``."""
         return self.amplitude.unsqueeze(1) * torch.sin(x + self.phase.unsqueeze(1))
 
@@ -59,7 +59,7 @@ class SinusoidEpisode(Episode):
             raise ValueError(
                 f"action must have shape [{self.num_agents}, 1], got {list(action.shape)}"
             )
-        y = self.target(self.x)[:, 0]
+        y = self.target_of(self.x)[:, 0]
         miss = y - action[:, 0]
         self.y = y
         self.x = self._draw_x()

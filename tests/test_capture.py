@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch._dynamo.testing import CompileCounter
 
-import badger_graph.agent as agent_module
+import badger_graph.lifetime as lifetime_module
 from badger_graph import Agent, ExpertPolicy
 from badger_graph.errors import NonFiniteError
 from badger_graph.execution import CapturedStep, Execution
@@ -30,7 +30,7 @@ def counter(monkeypatch):
     """Every captured step compiles with one shared counting backend."""
     backend = CompileCounter()
     monkeypatch.setattr(
-        agent_module, "capture_step", lambda fn, device: CapturedStep(fn, device, backend)
+        lifetime_module, "capture_step", lambda fn, device: CapturedStep(fn, device, backend)
     )
     torch._dynamo.reset()  # compiled steps are cached per code object, across agents
     yield backend
@@ -100,7 +100,7 @@ def test_captured_lifetime_equals_eager_in_one_graph(counter, kind):
     seed = 3 if kind == "inputs varied" else 4  # (other seeds give other agent sizes)
     _same(_run(eager, kind, seed=seed), _run(captured, kind, seed=seed))
     assert counter.frame_count == 1  # a second lifetime of the same shape: no recompile
-    assert captured.__dict__["_captured"]["cpu"].failed is None
+    assert captured.runtime.steps["cpu"].failed is None
 
 
 def test_new_shapes_recompile_then_generalise(counter):
@@ -200,7 +200,7 @@ def test_untraceable_step_warns_once_and_runs_eagerly():
     with pytest.warns(UserWarning, match="cannot be compiled as one graph"):
         b = _run(captured, "fig6")
     _same(_run(eager, "fig6"), b)
-    assert captured.__dict__["_captured"]["cpu"].failed
+    assert captured.runtime.steps["cpu"].failed
 
 
 def test_random_topology_runs_eagerly_with_a_warning(counter):
@@ -221,7 +221,7 @@ def test_inductor_capture_equals_eager():
     eager, captured = _agent("ports", False), _agent("ports", True)
     captured.load_state_dict(eager.state_dict())
     _same(_run(eager, "ports"), _run(captured, "ports"))
-    assert captured.__dict__["_captured"]["cpu"].failed is None
+    assert captured.runtime.steps["cpu"].failed is None
 
 
 class _CrossingTopology(_HostTopology):
@@ -297,7 +297,7 @@ def test_copies_of_replay_outputs_change_nothing(counter, monkeypatch):
     """The copies a CUDA lifetime keeps of each replay's outputs give the same lifetime."""
     eager, captured = _agent("ports", False), _agent("ports", True)
     captured.load_state_dict(eager.state_dict())
-    monkeypatch.setattr(agent_module, "replays_reuse_outputs", lambda device: True)
+    monkeypatch.setattr(lifetime_module, "replays_reuse_outputs", lambda device: True)
     _same(_run(eager, "ports"), _run(captured, "ports"))
     runner = EpisodeRunner(captured, _task("ports"), num_experts=5, inner_steps=6)
     with torch.no_grad():

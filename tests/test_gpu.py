@@ -168,7 +168,7 @@ def test_captured_steps_match_eager_over_training_and_evaluation(make):
         torch.testing.assert_close(y, x, rtol=2e-3, atol=1e-4)
     for k, g in results["eager"][4].items():
         torch.testing.assert_close(results["captured"][4][k], g, rtol=1e-2, atol=1e-4, msg=k)
-    steps = captured.agent.__dict__["_captured"]
+    steps = captured.agent.runtime.steps
     assert steps
     assert all(step.failed is None for step in steps.values())
 

@@ -8,6 +8,7 @@ import pytest
 CORE = [
     "badger_graph",
     "badger_graph.agent",
+    "badger_graph.lifetime",
     "badger_graph.analysis",
     "badger_graph.checkpoint",
     "badger_graph.curriculum",

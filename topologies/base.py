@@ -40,6 +40,15 @@ class Topology(nn.Module):
     capturable: bool = True
     #: the private random generator of a random topology (saved in live-agent snapshots)
     generator: torch.Generator | None = None
+    #: the expert-state width a learned topology reads (must equal the policy's);
+    #: ``None``: it reads no states
+    hidden_channels: int | None = None
+
+    def set_generator_state(self, state: Tensor) -> None:
+        """Continue the random draws from ``state`` (a live-agent snapshot's)."""
+        if self.generator is None:
+            raise ValueError(f"{self!r} has no random generator to restore")
+        self.generator.set_state(state)
 
     def reseed(self, seed: int) -> None:
         """Re-seed the random draws from a training or evaluation batch's seed.

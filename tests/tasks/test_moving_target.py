@@ -25,7 +25,7 @@ def test_target_moves_at_the_jump_step():
     assert ep.jump.max() <= 5
     for t in range(8):
         want = torch.where((t >= ep.jump).unsqueeze(1), ep.targets[1], ep.targets[0])
-        assert torch.equal(ep.target(t), want)
+        assert torch.equal(ep.target_at(t), want)
     with pytest.raises(ValueError, match=r"action must have shape \[8, 3\]"):
         ep.step(torch.zeros(8, 2))
 
