@@ -52,7 +52,15 @@ def test_configs_exist():
     } <= names
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+#: the experiment folders (real datasets, the generalist): overlays and learners of all kinds
+FOLDERS = sorted(
+    p
+    for folder in ("datasets", "generalist")
+    for p in (Path(__file__).parents[1] / "configs" / folder).glob("*.yaml")
+)
+
+
+@pytest.mark.parametrize("config", CONFIGS + FOLDERS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_config_fast_dev_run(config, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cli_main(["fit", "--config", str(config), "--trainer.fast_dev_run=true", *SMALL])
