@@ -10,6 +10,7 @@ import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from badger_graph import lifetime
+from badger_graph.adjacency import CSRAdjacency
 from badger_graph.errors import all_finite, check_finite
 from badger_graph.execution import CompiledFunctions, Execution, adjacency
 from badger_graph.growth import GrowthEvent
@@ -17,7 +18,6 @@ from badger_graph.policy import ExpertPolicy, Policy
 from badger_graph.ports import AddressedPorts, PortLinks, random_addresses
 from badger_graph.records import Lifetime, StepRecord
 from badger_graph.seeds import generator as seeded
-from badger_graph.sparse import CSRAdjacency
 from badger_graph.state import FEATURES, ExpertGraph, Role
 from badger_graph.tasks.base import Episode, StepResult, Task
 from badger_graph.topologies.base import Topology, available_memory
@@ -225,7 +225,7 @@ class Agent(nn.Module):
             num_inputs=num_inputs,
         )
 
-    def static_features(
+    def constant_features(
         self, state: ExpertGraph, task: Task, episode: Episode | None = None
     ) -> dict[str, Tensor]:
         """Node input columns that do not change within a lifetime, by feature name.
@@ -258,7 +258,7 @@ class Agent(nn.Module):
         self,
         state: ExpertGraph,
         result: StepResult,
-        static: dict[str, Tensor],
+        constant: dict[str, Tensor],
         time: float | Tensor,
         links: PortLinks | None = None,
         owners: tuple[Tensor, Tensor, Tensor] | None = None,
@@ -279,11 +279,11 @@ class Agent(nn.Module):
         """
         N = state.num_nodes
         check = self.execution.check_finite if check is None else check
-        cols = dict(static)
+        cols = dict(constant)
         if result.feedback is not None:
             if check:
                 check_finite("task feedback", result.feedback, state.step)
-            cols["feedback"] = result.feedback[state.batch] * static["receives_feedback"]
+            cols["feedback"] = result.feedback[state.batch] * constant["receives_feedback"]
         else:
             cols["feedback"] = state.h.new_zeros(N)
         signal = state.h.new_zeros(N)
@@ -348,7 +348,7 @@ class Agent(nn.Module):
         """One inner step: this step's edges, then ``rounds`` rounds of the shared policy.
 
         ``check`` overrides ``execution.check_finite``; ``edges`` is this step's
-        ``(adj, edge_weight, edge_index)`` when already built (a static topology's edges,
+        ``(adj, edge_weight, edge_index)`` when already built (a fixed-edges topology's edges,
         once per lifetime), else the topology is asked.
 
         Raises:

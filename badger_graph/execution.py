@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from badger_graph.sparse import Adjacency, CSRAdjacency, DenseAdjacency
+from badger_graph.adjacency import Adjacency, CSRAdjacency, DenseAdjacency
 from badger_graph.state import ExpertGraph
 from badger_graph.topologies.base import check_topology_output, equal_sizes
 
@@ -92,7 +92,7 @@ class Execution:
 
 
 #: time of one edge on the CSR path over one pair of the dense block, measured on fully
-#: connected agents (``benchmarks/dense_crossover.py``: 4x at n = 64, 15x at 256, 28x at 512)
+#: connected agents (``benchmarks/dense_crossover.py``)
 CSR_EDGE_COST = 8.0
 #: agent size up to which the dense path is taken when the topology's edge count is unknown
 DEFAULT_DENSE_NODES = 256
@@ -118,7 +118,7 @@ def blocked_rows(h: Tensor, chunk: int) -> bool:
     """Whether a round without autograd aggregates and updates its receivers in row blocks.
 
     Blocks of ``chunk`` rows keep the aggregate and the GRU gates of a block in the CPU
-    cache (2.3x faster at 1M experts on a 2-core CPU, ``docs/performance.md``). It is a CPU
+    cache (measured in ``docs/performance.md``). It is a CPU
     trick: on a GPU each block is a handful of kernel launches from a Python loop, so there
     the round is one fused pass (one sparse product and one GRU call). With autograd the
     round is always one pass (blocks would slow the backward down).
@@ -159,10 +159,10 @@ def adjacency(
     depend on the sender only) and the topology (``topology.supports_dense``) declare and
     from the execution settings:
 
-    1. a :class:`~badger_graph.sparse.DenseAdjacency` for agents of equal size when the
+    1. a :class:`~badger_graph.adjacency.DenseAdjacency` for agents of equal size when the
        block is cheaper than the edges: the topology's own dense form, or else the drawn
        edges scattered into a block (the same edges either way);
-    2. a :class:`~badger_graph.sparse.CSRAdjacency` for large graphs;
+    2. a :class:`~badger_graph.adjacency.CSRAdjacency` for large graphs;
     3. the edge index otherwise, and always when the step is recorded.
 
     ``edge_index`` is ``None`` when the topology's own dense form was used (no edge list drawn).

@@ -75,11 +75,11 @@ class StepPlan:
     """What a captured inner step needs that depends only on the graph's structure."""
 
     state: ExpertGraph  # the structure; its h / value are replaced every step
-    static: dict[str, Tensor]
+    constant: dict[str, Tensor]
     links: PortLinks | None
     owners: tuple[Tensor, Tensor, Tensor]
     inputs: tuple[Tensor, Tensor, Tensor]
-    edges: tuple | None  # a static topology's (adj, edge_weight, edge_index), else None
+    edges: tuple | None  # a fixed-edges topology's (adj, edge_weight, edge_index), else None
 
 
 def captured_step(
@@ -101,7 +101,7 @@ def captured_step(
     x = agent.write(
         state,
         result,
-        plan.static,
+        plan.constant,
         time,
         links=plan.links,
         owners=plan.owners,
@@ -237,7 +237,7 @@ def run(
         raise ValueError(
             f"growth at step(s) {late} but this lifetime ends before step {state.step + steps}"
         )
-    static = agent.static_features(state, task, episode)
+    constant = agent.constant_features(state, task, episode)
     links = agent.ports.links(state) if agent.ports is not None else None
     owners, inputs = agent.owners(state), agent.inputs(state)
     if result is None:
@@ -246,9 +246,9 @@ def run(
     step_fn = _capture(agent, state, record, growth)
     if step_fn is not None:
         edges = None
-        if agent.topology.static:  # the same edges every step: built once, not captured
+        if agent.topology.fixed_edges:  # the same edges every step: built once, not captured
             edges = adjacency(agent.policy, agent.topology, state, agent.execution)
-        plan = StepPlan(state.replace(step=0), static, links, owners, inputs, edges)
+        plan = StepPlan(state.replace(step=0), constant, links, owners, inputs, edges)
         actions, errors, state, result = _captured(
             agent, step_fn, episode, state, plan, result, steps, total, detach_feedback
         )
@@ -256,17 +256,17 @@ def run(
     records = []
 
     def act(result: StepResult, t: int) -> Tensor:
-        nonlocal state, static, links, owners, inputs
+        nonlocal state, constant, links, owners, inputs
         events = [g for g in growth if g.step == t]
         for event in events:
             state = grow(state, event.count, event.mode, None, generator, agent.identity)
         if events:
-            static = agent.static_features(state, task, episode)
+            constant = agent.constant_features(state, task, episode)
             links = agent.ports.links(state) if agent.ports is not None else None
             owners, inputs = agent.owners(state), agent.inputs(state)
         if detach_feedback:
             result = result.detach()
-        x = agent.write(state, result, static, t / total, links, owners, inputs)
+        x = agent.write(state, result, constant, t / total, links, owners, inputs)
         state, rec = agent.step(state, x, record)
         if agent.ports is not None:
             state = state.replace(value=agent.ports.write(state, links))

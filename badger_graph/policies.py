@@ -31,8 +31,8 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
+from badger_graph.adjacency import Adjacency
 from badger_graph.policy import ExpertPolicy
-from badger_graph.sparse import Adjacency
 from badger_graph.state import FEATURES
 
 ROLES = ("expert", "feedback", "port")

@@ -8,8 +8,8 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
+from badger_graph.adjacency import Adjacency, CSRAdjacency, DenseAdjacency
 from badger_graph.execution import blocked_rows
-from badger_graph.sparse import Adjacency, CSRAdjacency, DenseAdjacency
 from badger_graph.state import NUM_FEATURES
 
 Aggregation = Literal["mean", "sum", "weighted"]
@@ -194,10 +194,10 @@ class ExpertPolicy(MessagePassing):
 
         - an edge index ``[2, E]`` (sender → receiver): PyG's gather / scatter
           ``propagate``; the only form that can return the per-edge messages;
-        - a :class:`~badger_graph.sparse.CSRAdjacency`: one sparse-matrix product over the
+        - a :class:`~badger_graph.adjacency.CSRAdjacency`: one sparse-matrix product over the
           ``[N, M]`` sender messages (large graphs; on a CPU without autograd and for more
           than :attr:`update_chunk` nodes, aggregation and GRU run in cache-sized row blocks);
-        - a :class:`~badger_graph.sparse.DenseAdjacency` ``[B, n, n]``: one batched matrix
+        - a :class:`~badger_graph.adjacency.DenseAdjacency` ``[B, n, n]``: one batched matrix
           product (small agents of equal size).
 
         The last two need :attr:`sender_only` (``receiver_term=False``).
@@ -313,8 +313,8 @@ class ExpertPolicy(MessagePassing):
         """GRU update ``h' = GRU([u, a], h)``.
 
         On a CPU without autograd (inference) and for more than :attr:`update_chunk` nodes,
-        the update runs in blocks of rows that stay in the CPU cache: 2.3x faster at 1M
-        nodes on this project's CPU, same results. With autograd or on a GPU one call
+        the update runs in blocks of rows that stay in the CPU cache (faster at large
+        graphs, ``docs/performance.md``; same results). With autograd or on a GPU one call
         (:func:`~badger_graph.execution.blocked_rows`).
         """
         if _is_vmapped(self.rnn.weight_ih):

@@ -1,9 +1,8 @@
 """Intra-op thread count chosen by measurement, so training survives a busy machine.
 
-Small agents (the paper's configs) gain little from a second thread: on a 2-core CPU a Fig. 6
-batch takes 0.061 s with 2 threads and 0.089 s with 1 when the machine is idle, but 0.39 s
-with 2 threads and 0.086 s with 1 as soon as another process keeps one core busy (torch's
-threads wait for each other at every operation). :class:`ThreadChooser` times a few batches
+Small agents (the paper's configs) gain little from a second thread, and lose much as soon
+as another process keeps a core busy (torch's threads wait for each other at every
+operation; figures in ``docs/performance.md``). :class:`ThreadChooser` times a few batches
 with each candidate count, keeps the faster one, and measures again every ``recheck_every``
 batches, so a run adapts when other work starts or stops.
 

@@ -12,7 +12,7 @@ import time
 import torch
 
 from badger_graph import ExpertGraph, ExpertPolicy
-from badger_graph.sparse import CSRAdjacency
+from badger_graph.adjacency import CSRAdjacency
 from badger_graph.topologies import RandomOutDegree
 
 torch.manual_seed(0)

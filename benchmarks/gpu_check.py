@@ -64,7 +64,7 @@ def _peak_mb(device: torch.device) -> float | None:
 def round_row(device, n: int, topo: str, path: str, backward: bool, reps: int) -> dict:
     """One policy round over ``n`` experts; edges and CSR built outside the timing."""
     from badger_graph import ExpertGraph, ExpertPolicy
-    from badger_graph.sparse import CSRAdjacency
+    from badger_graph.adjacency import CSRAdjacency
     from badger_graph.topologies import Attention, RandomOutDegree
 
     torch.manual_seed(0)

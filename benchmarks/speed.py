@@ -108,7 +108,7 @@ def policy_row(
     (inference); forward + backward rows with it.
     """
     from badger_graph import ExpertGraph, ExpertPolicy
-    from badger_graph.sparse import CSRAdjacency
+    from badger_graph.adjacency import CSRAdjacency
     from badger_graph.topologies import Attention, RandomOutDegree
 
     device = torch.device(device)

@@ -187,7 +187,7 @@ class _HostTopology(FullyConnected):
         return super().forward(state)
 
     supports_dense = False
-    static = False  # asked every step (a static topology's edges are built outside)
+    fixed_edges = False  # asked every step (a fixed topology's edges are built outside)
 
 
 def test_untraceable_step_warns_once_and_runs_eagerly():

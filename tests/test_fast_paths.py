@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from badger_graph import Agent, ExpertPolicy
+from badger_graph.adjacency import CSRAdjacency, DenseAdjacency
 from badger_graph.execution import Execution, adjacency
-from badger_graph.sparse import CSRAdjacency, DenseAdjacency
 from badger_graph.tasks import GuessingGame
 from badger_graph.tasks.guessing_game import GuessingEpisode
 from badger_graph.topologies import (
@@ -124,7 +124,7 @@ def _edges_cases():
 @pytest.mark.parametrize("aggr", ["mean", "sum", "weighted"])
 @pytest.mark.parametrize("case", ["unsorted", "sorted_by_sender", "empty", "one_receiver"])
 def test_csr_equals_edges_forward_and_gradients(aggr, case):
-    from badger_graph.sparse import CSRAdjacency
+    from badger_graph.adjacency import CSRAdjacency
 
     torch.manual_seed(0)
     n, cases = _edges_cases()
@@ -151,7 +151,7 @@ def test_csr_equals_edges_forward_and_gradients(aggr, case):
 
 @pytest.mark.parametrize("aggr", ["mean", "weighted"])
 def test_csr_gradcheck(aggr):
-    from badger_graph.sparse import CSRAdjacency
+    from badger_graph.adjacency import CSRAdjacency
 
     n, cases = _edges_cases()
     adj = CSRAdjacency.from_edge_index(cases["unsorted"], n)

@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from badger_graph import BadgerModule, Execution, ExpertPolicy
+from badger_graph.adjacency import CSRAdjacency, DenseAdjacency
 from badger_graph.execution import adjacency
 from badger_graph.ports import AddressedPorts
-from badger_graph.sparse import CSRAdjacency, DenseAdjacency
 from badger_graph.tasks import GuessingGame
 from badger_graph.topologies import Attention, FullyConnected, RandomOutDegree
 

@@ -54,7 +54,7 @@ def test_observation_reaches_the_input_nodes_and_the_experts():
     obs = torch.tensor([[0.5, -1.0, 2.0], [1.0, 0.0, 0.0]])
     episode = _Echo(obs)
     state = agent.init_state(2, 1, num_agents=2, num_inputs=3)
-    x = agent.write(state, episode.first(), agent.static_features(state, GuessingGame(1)), 0.0)
+    x = agent.write(state, episode.first(), agent.constant_features(state, GuessingGame(1)), 0.0)
     signal = x[:, 2]  # FEATURES: feedback, receives_feedback, signal, ...
     torch.testing.assert_close(signal[state.is_input], obs.reshape(-1))
     assert signal[~state.is_input].eq(0).all()
@@ -99,7 +99,7 @@ def test_a_steps_output_depends_on_its_observation_from_two_rounds_on(rounds):
     state = state.replace(h=torch.randn_like(state.h))
     obs = torch.tensor([[0.5, -1.0]], requires_grad=True)
     result = StepResult(error=torch.zeros(1), observation=obs)
-    x = agent.write(state, result, agent.static_features(state, GuessingGame(1)), 0.0)
+    x = agent.write(state, result, agent.constant_features(state, GuessingGame(1)), 0.0)
     new, _ = agent.step(state, x)
     (grad,) = torch.autograd.grad(agent.read(new).sum(), obs, allow_unused=True)
     reaches = grad is not None and bool(grad.abs().sum() > 0)

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from badger_graph import Agent, ExpertPolicy
+from badger_graph.adjacency import CSRAdjacency, DenseAdjacency
 from badger_graph.execution import Execution, adjacency
 from badger_graph.policies import RelayFeedback, RolePolicies
-from badger_graph.sparse import CSRAdjacency, DenseAdjacency
 from badger_graph.tasks import GuessingGame
 from badger_graph.tasks.guessing_game import GuessingEpisode
 from badger_graph.topologies import FullyConnected
@@ -26,7 +26,7 @@ def test_each_node_updated_by_its_roles_policy():
     x = agent.write(
         state,
         GuessingEpisode(torch.zeros(2, 3), "scalar").first(),
-        agent.static_features(state, GuessingGame(3)),
+        agent.constant_features(state, GuessingGame(3)),
         0.0,
     )
     which = multi.assignment(x)

@@ -33,7 +33,7 @@ class Topology(nn.Module):
     #: whether the edges depend only on the graph's structure (which nodes each agent has),
     #: never on the states: the same in every step of a lifetime (hardwired generators).
     #: A captured lifetime (:attr:`~badger_graph.Execution.capture`) then builds them once.
-    static: bool = False
+    fixed_edges: bool = False
     #: whether a step with this topology can run as one compiled graph
     #: (:attr:`~badger_graph.Execution.capture`); random draws with a private generator
     #: and host-side checks cannot, and run eagerly

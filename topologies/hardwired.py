@@ -34,7 +34,7 @@ class FullyConnected(Topology):
         self_loops (bool, optional): also connect each node to itself. (default: ``False``)
     """
 
-    static = True  # the same edges every step
+    fixed_edges = True  # the same edges every step
 
     supports_dense = True
 
@@ -90,7 +90,7 @@ class CommNet(FullyConnected):
 class Ring(Topology):
     """Node ``i`` sends to ``i + 1`` (mod agent size); both ways if ``bidirectional``."""
 
-    static = True  # the same edges every step
+    fixed_edges = True  # the same edges every step
 
     def __init__(self, bidirectional: bool = True) -> None:
         super().__init__()
@@ -123,7 +123,7 @@ class Layered(Topology):
         bidirectional (bool, optional): add the reverse edges. (default: ``True``)
     """
 
-    static = True  # the same edges every step
+    fixed_edges = True  # the same edges every step
 
     def __init__(self, width: int = 1, bidirectional: bool = True) -> None:
         super().__init__()
@@ -165,7 +165,7 @@ class Star(Topology):
         center (int, optional): local index of the hub. (default: :obj:`0`)
     """
 
-    static = True  # the same edges every step
+    fixed_edges = True  # the same edges every step
 
     def __init__(self, center: int = 0) -> None:
         super().__init__()
@@ -206,7 +206,7 @@ class EdgeList(Topology):
         num_nodes (int, optional): nodes the pattern spans (default: ``max index + 1``).
     """
 
-    static = True  # the same edges every step
+    fixed_edges = True  # the same edges every step
 
     def __init__(self, edges: list[list[int]] | Tensor, num_nodes: int | None = None) -> None:
         super().__init__()

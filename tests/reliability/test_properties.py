@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from badger_graph import Agent, ExpertGraph, ExpertPolicy
+from badger_graph.adjacency import CSRAdjacency
 from badger_graph.execution import Execution
 from badger_graph.growth import grow, remove
-from badger_graph.sparse import CSRAdjacency
 from badger_graph.state import Role
 from badger_graph.tasks import GuessingGame
 from badger_graph.tasks.guessing_game import GuessingEpisode

@@ -37,8 +37,8 @@ def test_each_family_keeps_its_feedback_convention(agent):
         family = [regression, bandits][episode.family]
         assert episode.feedback_to == family.feedback_to
         state = agent.begin(episode, 3, _gen(0), "cpu")
-        receives = agent.static_features(state, each, episode)["receives_feedback"]
-        is_expert = agent.static_features(state, each, episode)["is_expert"]
+        receives = agent.constant_features(state, each, episode)["receives_feedback"]
+        is_expert = agent.constant_features(state, each, episode)["is_expert"]
         if episode.family == 0:  # the regression's miss reaches every node
             assert receives.all()
         else:

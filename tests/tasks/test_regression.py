@@ -78,10 +78,10 @@ def test_miss_feedback_reaches_every_node_with_feedback_to_nodes():
 
     agent = Agent(ExpertPolicy(16, 8, 8, 4), FullyConnected())
     state = agent.init_state(4, 1, num_agents=5, num_inputs=3)
-    static = agent.static_features(state, task)
+    static = agent.constant_features(state, task)
     assert static["receives_feedback"].tolist() == [1.0] * state.num_nodes
     x = agent.write(state, r, static, 0.0)
     col = x[:, 0].view(5, -1)  # the feedback column, one row of nodes per agent
     assert torch.equal(col, r.feedback.unsqueeze(1).expand_as(col))
-    experts_only = agent.static_features(state, OnlineRegression(3, feedback_to="all"))
+    experts_only = agent.constant_features(state, OnlineRegression(3, feedback_to="all"))
     assert experts_only["receives_feedback"].sum() == 5 * 4

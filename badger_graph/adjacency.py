@@ -4,8 +4,7 @@ The per-edge path of :class:`~badger_graph.ExpertPolicy` gathers one message per
 (``[E, M]``) and scatters it into the receivers. When the message depends on the sender
 only (``receiver_term=False``), aggregation is the sparse product ``A @ s`` of the
 receiver-major adjacency with the ``[N, M]`` sender messages, which never builds the
-``[E, M]`` intermediate: 3.5x faster forward and 2.5x faster forward + backward at
-1M experts x out-degree 8 on the 2-core CPU of this project (``docs/performance.md``).
+``[E, M]`` intermediate (measured speed-ups: ``docs/performance.md``).
 
 :class:`CSRAdjacency` is built once per inner step from the topology's edges (one sort
 by receiver, one by sender for the backward) and reused by all rounds of the step.
