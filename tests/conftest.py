@@ -1,5 +1,6 @@
 import pytest
 import torch
+from helpers import tiny_policy
 
 from badger_graph import Agent, ExpertPolicy
 from badger_graph.tasks import GuessingGame
@@ -31,7 +32,7 @@ def make_module():
 
     def make(**kw):
         args = {
-            "policy": ExpertPolicy(16, 8, 8, 4),
+            "policy": tiny_policy(),
             "topology": FullyConnected(),
             "task": GuessingGame(3),
         }

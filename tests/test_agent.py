@@ -1,7 +1,8 @@
 import pytest
 import torch
+from helpers import tiny_policy
 
-from badger_graph import Agent, ExpertGraph, ExpertPolicy
+from badger_graph import Agent, ExpertGraph
 from badger_graph.tasks import GuessingGame
 from badger_graph.tasks.base import Episode, StepResult
 from badger_graph.tasks.guessing_game import GuessingEpisode
@@ -66,7 +67,7 @@ def test_identity_matters(small_policy, game):
 
 
 def test_lifetime_changes_no_parameter(small_policy, game):
-    policy = ExpertPolicy(16, 8, 8, 4, aggr="weighted")
+    policy = tiny_policy(aggr="weighted")
     agent = Agent(policy, Attention(16, 4), rounds=2)
     before = {k: v.clone() for k, v in agent.state_dict().items()}
     life = _run(agent, game, [4, 6], _target(2))
@@ -176,7 +177,7 @@ def test_silent_edge_cases_are_errors(monkeypatch):
     from badger_graph.topologies import base
 
     ex = Execution(dense="never")  # the edge list, not the dense block, is what cannot fit
-    model = BadgerModule(ExpertPolicy(16, 8, 8, 4), FullyConnected(), GuessingGame(3), execution=ex)
+    model = BadgerModule(tiny_policy(), FullyConnected(), GuessingGame(3), execution=ex)
     with pytest.raises(ValueError, match="num_experts must be an int >= 1, got 0"):
         model.lifetime(0, 2, num_experts=0)
     with pytest.raises(ValueError, match=r"growth at step\(s\) \[20\]"):

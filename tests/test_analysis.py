@@ -1,8 +1,9 @@
 import networkx as nx
 import pytest
 import torch
+from helpers import tiny_policy
 
-from badger_graph import Agent, ExpertPolicy, analysis
+from badger_graph import Agent, analysis
 from badger_graph.tasks import GuessingGame
 from badger_graph.tasks.guessing_game import GuessingEpisode
 from badger_graph.topologies import Attention, FullyConnected
@@ -10,7 +11,7 @@ from badger_graph.topologies import Attention, FullyConnected
 
 def _life(topology=None, aggr="mean"):
     torch.manual_seed(0)
-    agent = Agent(ExpertPolicy(16, 8, 8, 4, aggr=aggr), topology or FullyConnected())
+    agent = Agent(tiny_policy(aggr=aggr), topology or FullyConnected())
     target = torch.rand(2, 3) * 2 - 1
     state = agent.init_state([4, 3], 3)
     return agent(GuessingGame(3), GuessingEpisode(target, "scalar"), state, 5, record=True)
@@ -64,7 +65,7 @@ def test_metrics_on_hand_built_graph():
 
 def test_unrecorded_lifetime_is_rejected():
     torch.manual_seed(0)
-    agent = Agent(ExpertPolicy(16, 8, 8, 4), FullyConnected())
+    agent = Agent(tiny_policy(), FullyConnected())
     life = agent(
         GuessingGame(3),
         GuessingEpisode(torch.zeros(1, 3), "scalar"),

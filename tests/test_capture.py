@@ -11,10 +11,11 @@ import dataclasses
 
 import pytest
 import torch
+from helpers import tiny_policy
 from torch._dynamo.testing import CompileCounter
 
 import badger_graph.lifetime as lifetime_module
-from badger_graph import Agent, ExpertPolicy
+from badger_graph import Agent
 from badger_graph.errors import NonFiniteError
 from badger_graph.execution import CapturedStep, Execution
 from badger_graph.policies import RelayFeedback, RolePolicies
@@ -41,21 +42,21 @@ def _agent(kind: str, capture: bool) -> Agent:
     torch.manual_seed(0)
     ex = Execution(capture=capture)
     if kind == "fig6":
-        return Agent(ExpertPolicy(16, 8, 8, 4, aggr="mean"), FullyConnected(), execution=ex)
+        return Agent(tiny_policy(aggr="mean"), FullyConnected(), execution=ex)
     if kind == "ports":  # the Fig. 7 setup: addressed output ports
         ports = AddressedPorts(16, address_channels=4)
-        policy = ExpertPolicy(16, 8, 8, 4, aggr="mean")
+        policy = tiny_policy(aggr="mean")
         return Agent(policy, FullyConnected(), identity="random", ports=ports, execution=ex)
     if kind == "attention":
-        policy = ExpertPolicy(16, 8, 8, 4, aggr="weighted")
+        policy = tiny_policy(aggr="weighted")
         return Agent(policy, Attention(16, 4, top_k=3), output_ports=True, execution=ex)
     if kind == "mixed":  # role policies: a handcrafted relay receives the feedback
         policy = RolePolicies(
-            [ExpertPolicy(16, 8, 8, 4, aggr="mean"), RelayFeedback(16, 8)], roles={"feedback": 1}
+            [tiny_policy(aggr="mean"), RelayFeedback(16, 8)], roles={"feedback": 1}
         )
         return Agent(policy, FullyConnected(), execution=ex)
     if kind in ("inputs", "inputs varied"):  # observations on input nodes, 2 rounds
-        policy = ExpertPolicy(16, 8, 8, 4, aggr="mean")
+        policy = tiny_policy(aggr="mean")
         return Agent(policy, FullyConnected(), rounds=2, output_ports=True, execution=ex)
     raise ValueError(kind)
 
@@ -193,7 +194,7 @@ class _HostTopology(FullyConnected):
 def test_untraceable_step_warns_once_and_runs_eagerly():
     """A step that cannot be one graph: one warning naming why, then eager, same results."""
     torch.manual_seed(0)
-    policy = ExpertPolicy(16, 8, 8, 4, aggr="mean")
+    policy = tiny_policy(aggr="mean")
     eager = Agent(policy, _HostTopology())
     captured = Agent(policy, _HostTopology(), execution=Execution(capture=True))
     captured.load_state_dict(eager.state_dict())
@@ -206,7 +207,7 @@ def test_untraceable_step_warns_once_and_runs_eagerly():
 def test_random_topology_runs_eagerly_with_a_warning(counter):
     """Random draws are not captured: one warning, the eager path, the same edges."""
     torch.manual_seed(0)
-    policy = ExpertPolicy(16, 8, 8, 4, aggr="mean")
+    policy = tiny_policy(aggr="mean")
     eager = Agent(policy, RandomOutDegree(2, seed=0))
     captured = Agent(policy, RandomOutDegree(2, seed=0), execution=Execution(capture=True))
     captured.load_state_dict(eager.state_dict())
@@ -234,7 +235,7 @@ class _CrossingTopology(_HostTopology):
 
 def test_a_real_error_of_the_step_is_raised_as_eagerly(recwarn):
     """Bad user edges raise the eager run's own error, not a compile warning."""
-    policy = ExpertPolicy(16, 8, 8, 4, aggr="mean")
+    policy = tiny_policy(aggr="mean")
     agent = Agent(policy, _CrossingTopology(), execution=Execution(capture=True))
     with pytest.raises(ValueError, match="between different agents"):
         _run(agent, "fig6")

@@ -1,6 +1,7 @@
 """Curricula return a typed spec per training batch; nothing stays behind when they stop."""
 
 import pytest
+from helpers import tiny_policy
 
 from badger_graph.curriculum import (
     AddressCurriculum,
@@ -41,13 +42,13 @@ def test_later_curricula_win_and_combine():
 def test_module_takes_the_spec_of_each_batch():
     import torch
 
-    from badger_graph import BadgerModule, ExpertPolicy
+    from badger_graph import BadgerModule
     from badger_graph.ports import AddressedPorts
     from badger_graph.tasks import GuessingGame
     from badger_graph.topologies import FullyConnected
 
     model = BadgerModule(
-        ExpertPolicy(16, 8, 8, 4),
+        tiny_policy(),
         FullyConnected(),
         GuessingGame(3, feedback_to="all"),
         num_experts=4,

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from helpers import tiny_policy
 
 from badger_graph import Agent, ExpertPolicy
 from badger_graph.adjacency import CSRAdjacency, DenseAdjacency
@@ -57,7 +58,7 @@ CASES = [
 @pytest.mark.parametrize("output_ports", [False, True])
 def test_dense_equals_sparse(aggr, make_topology, output_ports):
     torch.manual_seed(0)
-    policy = ExpertPolicy(16, 8, 8, 4, aggr=aggr)
+    policy = tiny_policy(aggr=aggr)
     topo = make_topology()
     dense = Agent(
         policy, topo, rounds=2, output_ports=output_ports, execution=Execution(dense="auto")
@@ -86,25 +87,21 @@ def _path(agent, state, record=False):
 
 
 def test_unequal_sizes_fall_back_to_sparse():
-    agent = Agent(ExpertPolicy(16, 8, 8, 4), FullyConnected())
+    agent = Agent(tiny_policy(), FullyConnected())
     assert _path(agent, agent.init_state([3, 4], 3)) is not DenseAdjacency
-    capped = Agent(
-        ExpertPolicy(16, 8, 8, 4), FullyConnected(), execution=Execution(dense_max_nodes=256)
-    )
+    capped = Agent(tiny_policy(), FullyConnected(), execution=Execution(dense_max_nodes=256))
     assert _path(capped, capped.init_state([300], 3)) is not DenseAdjacency  # > dense_max_nodes
     assert _path(agent, agent.init_state([300], 3)) is DenseAdjacency  # by cost: all pairs
-    tight = Agent(
-        ExpertPolicy(16, 8, 8, 4), FullyConnected(), execution=Execution(dense_max_bytes=10**5)
-    )
+    tight = Agent(tiny_policy(), FullyConnected(), execution=Execution(dense_max_bytes=10**5))
     assert _path(tight, tight.init_state([300], 3)) is not DenseAdjacency  # block too big
-    sparse = Agent(ExpertPolicy(16, 8, 8, 4), RandomInDegree(3, seed=0))
+    sparse = Agent(tiny_policy(), RandomInDegree(3, seed=0))
     assert _path(sparse, sparse.init_state([20, 20], 3)) is DenseAdjacency  # 400 <= 8 * 60
     assert _path(sparse, sparse.init_state([30, 30], 3)) is not DenseAdjacency  # 900 > 8 * 90
 
 
 def test_bad_dense_mode():
     with pytest.raises(ValueError, match="dense"):
-        Agent(ExpertPolicy(16, 8, 8, 4), FullyConnected(), execution=Execution(dense="sometimes"))
+        Agent(tiny_policy(), FullyConnected(), execution=Execution(dense="sometimes"))
 
 
 # -- CSR aggregation (sparse-matrix product) vs PyG gather/scatter -----------------------
@@ -168,9 +165,9 @@ def test_agent_csr_equals_edges(make_topology):
 
     torch.manual_seed(0)
     if make_topology == "random":
-        policy, topo = ExpertPolicy(16, 8, 8, 4), RandomOutDegree(3, seed=5)
+        policy, topo = tiny_policy(), RandomOutDegree(3, seed=5)
     else:
-        policy, topo = ExpertPolicy(16, 8, 8, 4, aggr="weighted"), make_topology()
+        policy, topo = tiny_policy(aggr="weighted"), make_topology()
     csr = Agent(policy, topo, rounds=2, execution=Execution(dense="never", sparse="csr"))
     edges = Agent(policy, topo, rounds=2, execution=Execution(dense="never", sparse="edges"))
     edges.load_state_dict(csr.state_dict())
@@ -189,23 +186,23 @@ def test_agent_csr_equals_edges(make_topology):
 
 def test_auto_sparse_switches_on_edge_count():
     ex = Execution(dense="never", csr_min_edges=12)
-    agent = Agent(ExpertPolicy(16, 8, 8, 4), FullyConnected(), execution=ex)
+    agent = Agent(tiny_policy(), FullyConnected(), execution=ex)
     assert _path(agent, agent.init_state([3, 3], 3)) is CSRAdjacency  # 12 edges
     assert _path(agent, agent.init_state([3, 2], 2)) is torch.Tensor  # 8 edges
     recv = Agent(
-        ExpertPolicy(16, 8, 8, 4, receiver_term=True),
+        tiny_policy(receiver_term=True),
         FullyConnected(),
         execution=Execution(sparse="csr"),
     )
     assert _path(recv, recv.init_state([3, 3], 3)) is torch.Tensor  # needs per-edge messages
     assert _path(agent, agent.init_state([3, 3], 3), record=True) is torch.Tensor
     with pytest.raises(ValueError, match="sparse"):
-        Agent(ExpertPolicy(16, 8, 8, 4), FullyConnected(), execution=Execution(sparse="fast"))
+        Agent(tiny_policy(), FullyConnected(), execution=Execution(sparse="fast"))
 
 
 def test_blocked_inference_update_equals_one_call():
     torch.manual_seed(0)
-    policy = ExpertPolicy(16, 8, 8, 4)
+    policy = tiny_policy()
     h, u, agg = torch.randn(50, 16), torch.randn(50, 8), torch.randn(50, 8)
     with torch.no_grad():
         whole = policy.gru_update(u, agg, h)
@@ -223,7 +220,7 @@ def test_blocked_inference_csr_round_equals_per_edge_round(aggr):
     h, u = torch.randn(n, 16, generator=g), torch.randn(n, 8, generator=g)
     w = torch.rand(ei.size(1), generator=g) if aggr == "weighted" else None
     torch.manual_seed(0)
-    policy = ExpertPolicy(16, 8, 8, 4, aggr=aggr)
+    policy = tiny_policy(aggr=aggr)
     with torch.no_grad():
         ref = policy(h, u, ei, w)
         policy.update_chunk = 7  # blocks of 7 receivers, the last one partial
@@ -248,7 +245,7 @@ def test_row_blocks_only_on_cpu_inference():
 def test_compiled_equals_eager(dense):
     """torch.compile(dynamic=True) of the policy's rounds: same lifetime and gradients."""
     torch.manual_seed(0)
-    policy = ExpertPolicy(16, 8, 8, 4)
+    policy = tiny_policy()
     eager = Agent(
         policy, FullyConnected(), rounds=2, execution=Execution(dense=dense, sparse="edges")
     )
@@ -274,7 +271,7 @@ def test_torch_scatter_equals_native_scatter(monkeypatch):
     import torch_geometric.typing
 
     torch.manual_seed(0)
-    policy = ExpertPolicy(16, 8, 8, 4)
+    policy = tiny_policy()
     agent = Agent(
         policy, FullyConnected(), rounds=2, execution=Execution(dense="never", sparse="edges")
     )
@@ -298,7 +295,7 @@ def test_torch_scatter_equals_native_scatter(monkeypatch):
 )
 def test_activation_checkpointing_gives_the_same_gradients(aggr, make_topology, kwargs):
     torch.manual_seed(0)
-    policy = ExpertPolicy(16, 8, 8, 4, aggr=aggr)
+    policy = tiny_policy(aggr=aggr)
     plain = Agent(policy, make_topology(), rounds=2, execution=Execution(**kwargs))
     ckpt = Agent(policy, make_topology(), rounds=2, execution=Execution(checkpoint=True, **kwargs))
     ckpt.load_state_dict(plain.state_dict())
@@ -344,7 +341,7 @@ def test_activation_checkpointing_keeps_less_for_backward():
 def test_random_in_degree_dense_path_equals_sparse_path(output_ports):
     """Both paths draw the same senders from equally seeded generators."""
     torch.manual_seed(0)
-    policy = ExpertPolicy(16, 8, 8, 4)
+    policy = tiny_policy()
     kw = {"rounds": 2, "output_ports": output_ports}
     dense = Agent(policy, RandomInDegree(3, seed=2), execution=Execution(dense="auto"), **kw)
     sparse = Agent(policy, RandomInDegree(3, seed=2), execution=Execution(dense="never"), **kw)
@@ -366,7 +363,7 @@ def test_random_in_degree_dense_path_equals_sparse_path(output_ports):
 def test_random_edges_as_a_dense_block_equal_the_edge_path(make_topology, aggr):
     """Small agents of random topologies take the dense path from the same drawn edges."""
     torch.manual_seed(0)
-    policy = ExpertPolicy(16, 8, 8, 4, aggr=aggr)
+    policy = tiny_policy(aggr=aggr)
     dense = Agent(policy, make_topology(), rounds=2)
     edges = Agent(
         policy, make_topology(), rounds=2, execution=Execution(dense="never", sparse="edges")

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import tiny_policy
 
-from badger_graph import BadgerModule, Execution, ExpertPolicy
+from badger_graph import BadgerModule, Execution
 from badger_graph.adjacency import CSRAdjacency, DenseAdjacency
 from badger_graph.execution import adjacency
 from badger_graph.ports import AddressedPorts
@@ -32,14 +33,12 @@ ROOT = Path(__file__).parents[1]
 
 
 def _fig6(execution: Execution) -> BadgerModule:
-    return BadgerModule(
-        ExpertPolicy(16, 8, 8, 4), FullyConnected(), GuessingGame(3), execution=execution
-    )
+    return BadgerModule(tiny_policy(), FullyConnected(), GuessingGame(3), execution=execution)
 
 
 def _fig7(execution: Execution, top_k: int | None = None) -> BadgerModule:
     return BadgerModule(
-        ExpertPolicy(16, 8, 8, 4, aggr="weighted"),
+        tiny_policy(aggr="weighted"),
         Attention(16, 8, top_k=top_k),
         GuessingGame(3, feedback_to="all"),
         num_experts=6,
@@ -95,7 +94,7 @@ def test_large_inference_matches_cpu():
     # fixed edges (fully connected, on the CSR path), so the CPU and the device runs see the
     # same graph: 2 agents x 300 experts, more nodes than update_chunk
     cpu = BadgerModule(
-        ExpertPolicy(16, 8, 8, 4),
+        tiny_policy(),
         FullyConnected(),
         GuessingGame(3),
         num_experts=300,
@@ -121,7 +120,7 @@ def test_large_inference_matches_cpu():
 
 def test_random_edges_drawn_on_device_and_reproducible():
     model = BadgerModule(
-        ExpertPolicy(16, 8, 8, 4), RandomOutDegree(3, seed=0), GuessingGame(3), num_experts=8
+        tiny_policy(), RandomOutDegree(3, seed=0), GuessingGame(3), num_experts=8
     ).to(DEVICE)
     state = model.runner.begin(4, 16, device=DEVICE)[1]
     topo = model.agent.topology

@@ -4,8 +4,9 @@ import warnings
 
 import pytest
 import torch
+from helpers import tiny_policy
 
-from badger_graph import Agent, ExpertGraph, ExpertPolicy
+from badger_graph import Agent, ExpertGraph
 from badger_graph.growth import grow
 from badger_graph.state import Role
 from badger_graph.tasks import GuessingGame
@@ -50,7 +51,7 @@ def test_input_nodes_layout_and_index():
 
 def test_observation_reaches_the_input_nodes_and_the_experts():
     torch.manual_seed(0)
-    agent = Agent(ExpertPolicy(16, 8, 8, 4), FullyConnected())
+    agent = Agent(tiny_policy(), FullyConnected())
     obs = torch.tensor([[0.5, -1.0, 2.0], [1.0, 0.0, 0.0]])
     episode = _Echo(obs)
     state = agent.init_state(2, 1, num_agents=2, num_inputs=3)
@@ -67,7 +68,7 @@ def test_observation_reaches_the_input_nodes_and_the_experts():
 
 @pytest.mark.parametrize("topology", [FullyConnected(), Attention(16, 4)])
 def test_parameter_count_independent_of_m_and_any_m_runs(topology):
-    policy = ExpertPolicy(16, 8, 8, 4, aggr="weighted" if topology.weighted else "mean")
+    policy = tiny_policy(aggr="weighted" if topology.weighted else "mean")
     agent = Agent(policy, topology)
     count = sum(p.numel() for p in agent.parameters())
     for m in (1, 2, 5, 10):
@@ -80,7 +81,7 @@ def test_parameter_count_independent_of_m_and_any_m_runs(topology):
 
 
 def test_bad_observations_are_named():
-    agent = Agent(ExpertPolicy(16, 8, 8, 4), FullyConnected())
+    agent = Agent(tiny_policy(), FullyConnected())
     obs = torch.zeros(2, 3)
     with pytest.raises(ValueError, match="no input nodes"):
         agent(GuessingGame(1), _Echo(obs), agent.init_state(2, 1, num_agents=2), 2)
@@ -94,7 +95,7 @@ def test_bad_observations_are_named():
 def test_a_steps_output_depends_on_its_observation_from_two_rounds_on(rounds):
     """Round 1 sends the messages of the states before the observation was read."""
     torch.manual_seed(0)
-    agent = Agent(ExpertPolicy(16, 8, 8, 4), FullyConnected(), rounds=rounds)
+    agent = Agent(tiny_policy(), FullyConnected(), rounds=rounds)
     state = agent.init_state(3, 1, num_agents=1, num_inputs=2)
     state = state.replace(h=torch.randn_like(state.h))
     obs = torch.tensor([[0.5, -1.0]], requires_grad=True)
@@ -111,9 +112,7 @@ def test_one_round_with_observations_warns():
     from badger_graph.tasks import OnlineRegression
 
     for rounds, expect in ((1, True), (2, False)):
-        model = BadgerModule(
-            ExpertPolicy(16, 8, 8, 4), FullyConnected(), OnlineRegression(2), rounds=rounds
-        )
+        model = BadgerModule(tiny_policy(), FullyConnected(), OnlineRegression(2), rounds=rounds)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             model.lifetime(0, 2)

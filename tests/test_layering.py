@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import tiny_policy
 
 CORE = [
     "badger_graph",
@@ -45,7 +46,7 @@ def test_evaluation_without_lightning():
     """A sweep point from an agent and a task alone."""
     import torch
 
-    from badger_graph import Agent, EpisodeRunner, ExpertPolicy
+    from badger_graph import Agent, EpisodeRunner
     from badger_graph.evaluation import final_error
     from badger_graph.ports import AddressedPorts
     from badger_graph.seeds import derive
@@ -53,7 +54,7 @@ def test_evaluation_without_lightning():
     from badger_graph.topologies import FullyConnected
 
     torch.manual_seed(0)
-    agent = Agent(ExpertPolicy(16, 8, 8, 4), FullyConnected(), ports=AddressedPorts(16, 4))
+    agent = Agent(tiny_policy(), FullyConnected(), ports=AddressedPorts(16, 4))
     runner = EpisodeRunner(agent, GuessingGame(3, feedback_to="all"), 5, inner_steps=3)
     with torch.no_grad():
         got = final_error(runner, 2, 5, episodes=10, seed=3, max_nodes=21)  # 3 agents a batch

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from helpers import tiny_policy
 
 from badger_graph import Agent, ExpertPolicy
 from badger_graph.adjacency import CSRAdjacency, DenseAdjacency
@@ -14,7 +15,7 @@ from badger_graph.topologies import FullyConnected
 
 def _policies(roles):
     torch.manual_seed(0)
-    a, b = ExpertPolicy(16, 8, 8, 4), ExpertPolicy(16, 8, 8, 4)
+    a, b = tiny_policy(), tiny_policy()
     return a, b, RolePolicies([a, b], roles)
 
 
@@ -71,7 +72,7 @@ def test_handcrafted_relay_has_no_parameters_and_relays_feedback():
     relay = RelayFeedback(16, 8)
     assert sum(p.numel() for p in relay.parameters()) == 0
     torch.manual_seed(0)
-    multi = RolePolicies([ExpertPolicy(16, 8, 8, 4), relay], {"feedback": 1})
+    multi = RolePolicies([tiny_policy(), relay], {"feedback": 1})
     agent = Agent(multi, FullyConnected())
     game = GuessingGame(3)
     target = torch.full((1, 3), 0.5)
@@ -88,11 +89,11 @@ def test_handcrafted_relay_has_no_parameters_and_relays_feedback():
 @pytest.mark.parametrize(
     ("policies", "roles", "match"),
     [
-        ([ExpertPolicy(16, 8, 8, 4)], {"feedback": 1}, "role 'feedback' has no policy"),
-        ([ExpertPolicy(16, 8, 8, 4)], {"boss": 0}, "unknown roles"),
+        ([tiny_policy()], {"feedback": 1}, "role 'feedback' has no policy"),
+        ([tiny_policy()], {"boss": 0}, "unknown roles"),
         ([], None, "at least one policy"),
-        ([ExpertPolicy(16, 8, 8, 4), ExpertPolicy(32, 8, 8, 4)], None, "same hidden_channels"),
-        ([ExpertPolicy(16, 8, 8, 4), torch.nn.Linear(2, 2)], None, "is not a policy"),
+        ([tiny_policy(), ExpertPolicy(32, 8, 8, 4)], None, "same hidden_channels"),
+        ([tiny_policy(), torch.nn.Linear(2, 2)], None, "is not a policy"),
     ],
 )
 def test_bad_role_policies(policies, roles, match):

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from helpers import tiny_policy
 
 from badger_graph import ExpertGraph, ExpertPolicy
 from badger_graph.topologies import FullyConnected
@@ -14,14 +15,14 @@ def _inputs(policy, sizes, seed=0):
 
 
 def test_repr():
-    p = ExpertPolicy(16, 8, 8, 4, aggr="sum")
+    p = tiny_policy(aggr="sum")
     assert repr(p) == (
         "ExpertPolicy(hidden=16, message=8, input=8, identity=4, aggr='sum', receiver_term=False)"
     )
 
 
 def test_parameter_count_independent_of_graph():
-    p = ExpertPolicy(16, 8, 8, 4)
+    p = tiny_policy()
     n = sum(q.numel() for q in p.parameters())
     for sizes in ([1], [3, 3], [50] * 7):
         s, x = _inputs(p, sizes)
@@ -35,7 +36,7 @@ def test_parameter_count_independent_of_graph():
 @pytest.mark.parametrize("receiver_term", [False, True])
 def test_propagate_matches_dense(aggr, receiver_term):
     torch.manual_seed(0)
-    p = ExpertPolicy(16, 8, 8, 4, aggr=aggr, receiver_term=receiver_term)
+    p = tiny_policy(aggr=aggr, receiver_term=receiver_term)
     s, x = _inputs(p, [4])
     ei, _ = FullyConnected()(s)
     w = torch.rand(ei.size(1))
@@ -61,7 +62,7 @@ def test_propagate_matches_dense(aggr, receiver_term):
 
 
 def test_empty_edges_and_single_node():
-    p = ExpertPolicy(16, 8, 8, 4)
+    p = tiny_policy()
     s, x = _inputs(p, [1])
     ei = torch.empty(2, 0, dtype=torch.long)
     out = p(s.h, p.encode(x), ei)
@@ -83,7 +84,7 @@ def test_bad_input(kwargs, match):
 
 
 def test_weighted_needs_weights():
-    p = ExpertPolicy(16, 8, 8, 4, aggr="weighted")
+    p = tiny_policy(aggr="weighted")
     s, x = _inputs(p, [3])
     ei, _ = FullyConnected()(s)
     with pytest.raises(ValueError, match="weighted"):
@@ -91,6 +92,6 @@ def test_weighted_needs_weights():
 
 
 def test_wrong_feature_width():
-    p = ExpertPolicy(16, 8, 8, 4)
+    p = tiny_policy()
     with pytest.raises(ValueError, match="columns"):
         p.encode(torch.zeros(3, 5))

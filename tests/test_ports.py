@@ -1,7 +1,8 @@
 import pytest
 import torch
+from helpers import tiny_policy
 
-from badger_graph import Agent, BadgerModule, ExpertGraph, ExpertPolicy
+from badger_graph import Agent, BadgerModule, ExpertGraph
 from badger_graph.curriculum import AddressCurriculum, EpisodeSpec, RangeCurriculum
 from badger_graph.execution import Execution
 from badger_graph.ports import AddressedPorts, random_addresses
@@ -12,7 +13,7 @@ from badger_graph.topologies import FullyConnected
 
 def _agent(dense="auto"):
     torch.manual_seed(0)
-    policy = ExpertPolicy(16, 8, 8, 4)
+    policy = tiny_policy()
     agent = Agent(
         policy, FullyConnected(), ports=AddressedPorts(16, 4), execution=Execution(dense=dense)
     )
@@ -24,7 +25,7 @@ def _agent(dense="auto"):
 
 def _model():
     return BadgerModule(
-        ExpertPolicy(16, 8, 8, 4),
+        tiny_policy(),
         FullyConnected(),
         GuessingGame(3, feedback_to="all"),
         num_experts=6,
@@ -178,7 +179,7 @@ def test_bad_addresses():
 @pytest.mark.parametrize("ports", [True, False])
 def test_agents_with_different_d_in_one_batch_equal_each_alone(ports):
     torch.manual_seed(0)
-    policy = ExpertPolicy(16, 8, 8, 4)
+    policy = tiny_policy()
     agent = Agent(policy, FullyConnected(), ports=AddressedPorts(16, 4) if ports else None)
     game = GuessingGame(3, feedback_to="all")
     dims = [1, 3, 5]

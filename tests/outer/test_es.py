@@ -2,8 +2,9 @@
 
 import pytest
 import torch
+from helpers import tiny_policy
 
-from badger_graph import BadgerModule, ExpertPolicy
+from badger_graph import BadgerModule
 from badger_graph.execution import Execution
 from badger_graph.outer import EvolutionStrategy, population_losses
 from badger_graph.tasks import GuessingGame
@@ -64,9 +65,7 @@ def test_bad_es_settings(kw, match):
 
 def _module(**kw):
     torch.manual_seed(0)
-    return BadgerModule(
-        ExpertPolicy(16, 8, 8, 4), FullyConnected(), GuessingGame(3), inner_steps=5, **kw
-    )
+    return BadgerModule(tiny_policy(), FullyConnected(), GuessingGame(3), inner_steps=5, **kw)
 
 
 def test_batched_population_equals_one_call_per_member():

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import tiny_policy
 
 from badger_graph.checkpoint import load_weights
 from badger_graph.cli import cli_main
@@ -196,7 +197,7 @@ def test_corrupted_checkpoint_clear_error(tmp_path):
     from badger_graph.tasks import GuessingGame
     from badger_graph.topologies import FullyConnected
 
-    model = BadgerModule(ExpertPolicy(16, 8, 8, 4), FullyConnected(), GuessingGame(3))
+    model = BadgerModule(tiny_policy(), FullyConnected(), GuessingGame(3))
     bad = tmp_path / "truncated.ckpt"
     bad.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(ValueError, match="not a readable torch checkpoint"):

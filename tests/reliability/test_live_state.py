@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from helpers import tiny_policy
 
 from badger_graph import Agent, ExpertPolicy
 from badger_graph.growth import grow
@@ -14,9 +15,9 @@ from badger_graph.topologies import Attention, RandomOutDegree
 def _agent(kind: str) -> Agent:
     torch.manual_seed(0)
     if kind == "random":
-        return Agent(ExpertPolicy(16, 8, 8, 4), RandomOutDegree(2, seed=11), rounds=2)
+        return Agent(tiny_policy(), RandomOutDegree(2, seed=11), rounds=2)
     return Agent(
-        ExpertPolicy(16, 8, 8, 4, aggr="weighted"),
+        tiny_policy(aggr="weighted"),
         Attention(16, 4, top_k=3),
         ports=AddressedPorts(16, address_channels=4),
     )

@@ -13,8 +13,9 @@ import zlib
 
 import pytest
 import torch
+from helpers import tiny_policy
 
-from badger_graph import BadgerModule, ExpertPolicy
+from badger_graph import BadgerModule
 from badger_graph.checkpoint import load_weights, read_checkpoint
 from badger_graph.cli import cli_main
 from badger_graph.tasks import GuessingGame
@@ -162,7 +163,7 @@ class _NaNWeights(Topology):
 def test_nan_edge_weights_name_the_topology():
     from badger_graph.errors import NonFiniteError
 
-    policy = ExpertPolicy(16, 8, 8, 4, aggr="weighted")
+    policy = tiny_policy(aggr="weighted")
     module = BadgerModule(policy, _NaNWeights(), GuessingGame(3), inner_steps=2)
     with pytest.raises(NonFiniteError, match="_NaNWeights"), torch.no_grad():
         module.runner.run(0, 2)

@@ -6,10 +6,11 @@ parameters, growth counts and modes, edge lists). ``pytest tests/reliability
 """
 
 import torch
+from helpers import tiny_policy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from badger_graph import Agent, ExpertGraph, ExpertPolicy
+from badger_graph import Agent, ExpertGraph
 from badger_graph.adjacency import CSRAdjacency
 from badger_graph.execution import Execution
 from badger_graph.growth import grow, remove
@@ -112,9 +113,7 @@ def test_growth_keeps_states_and_other_agents(sizes, count, mode, pick):
 @given(sizes=st.lists(st.integers(3, 7), min_size=1, max_size=4), seed=st.integers(0, 10**6))
 def test_batch_equals_each_agent_alone(sizes, seed):
     torch.manual_seed(0)
-    agent = Agent(
-        ExpertPolicy(16, 8, 8, 4), FullyConnected(), rounds=2, execution=Execution(dense="never")
-    )
+    agent = Agent(tiny_policy(), FullyConnected(), rounds=2, execution=Execution(dense="never"))
     g = torch.Generator().manual_seed(seed)
     target = torch.rand(len(sizes), 3, generator=g) * 2 - 1
     game = GuessingGame(3)

@@ -2,8 +2,9 @@
 
 import pytest
 import torch
+from helpers import tiny_policy
 
-from badger_graph import Agent, ExpertPolicy
+from badger_graph import Agent
 from badger_graph.tasks import GuessingGame
 from badger_graph.tasks.base import StepResult
 from badger_graph.tasks.guessing_game import GuessingEpisode
@@ -22,7 +23,7 @@ class UserTopology(Topology):
 
 
 def _run(topology_output, sizes=(3, 3)):
-    agent = Agent(ExpertPolicy(16, 8, 8, 4), UserTopology(topology_output))
+    agent = Agent(tiny_policy(), UserTopology(topology_output))
     target = torch.zeros(len(sizes), 3)
     return agent(
         GuessingGame(3), GuessingEpisode(target, "scalar"), agent.init_state(list(sizes), 3), 2
@@ -74,7 +75,7 @@ class BadEpisode(GuessingEpisode):
 )
 def test_task_output_of_wrong_shape(what, match):
     agent = Agent(
-        ExpertPolicy(16, 8, 8, 4),
+        tiny_policy(),
         UserTopology(lambda s: (torch.empty(2, 0, dtype=torch.long), None)),
     )
     episode = BadEpisode(torch.zeros(2, 3), what)

@@ -1,7 +1,8 @@
 import pytest
 import torch
+from helpers import tiny_policy
 
-from badger_graph import Agent, ExpertPolicy
+from badger_graph import Agent
 from badger_graph.tasks import OnlineRegression
 from badger_graph.tasks.regression import lms, nlms, rls
 from badger_graph.topologies import FullyConnected
@@ -58,7 +59,7 @@ def test_input_width_varies_per_agent_and_the_agent_runs():
     assert ep.num_inputs == 10
     assert ep.input_dims.min() >= 1
     assert (ep.first().observation[ep.mask == 0] == 0).all()
-    agent = Agent(ExpertPolicy(16, 8, 8, 4), FullyConnected())
+    agent = Agent(tiny_policy(), FullyConnected())
     state = agent.init_state(4, 1, num_agents=64, num_inputs=ep.input_dims.tolist())
     life = agent(task, ep, state, 3)
     assert torch.isfinite(life.errors).all()
@@ -76,7 +77,7 @@ def test_miss_feedback_reaches_every_node_with_feedback_to_nodes():
     assert torch.equal(r.feedback, r.signal[:, 0])
     assert torch.allclose(r.error, r.feedback.pow(2) / 1.01)
 
-    agent = Agent(ExpertPolicy(16, 8, 8, 4), FullyConnected())
+    agent = Agent(tiny_policy(), FullyConnected())
     state = agent.init_state(4, 1, num_agents=5, num_inputs=3)
     static = agent.constant_features(state, task)
     assert static["receives_feedback"].tolist() == [1.0] * state.num_nodes

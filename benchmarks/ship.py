@@ -1,0 +1,48 @@
+"""Copy trained checkpoints into the package, weights only (no optimizer or loop state).
+
+    python benchmarks/ship.py runs/datasets badger_graph/checkpoints/datasets NAME [NAME ...]
+
+takes ``<runs>/<NAME>/checkpoints/last.ckpt`` for every NAME and writes
+``<out>/<NAME>.ckpt`` with the weights, the hyperparameters and the training counters
+(what ``badger test``, ``badger matrix`` and the benchmarks read), about a tenth of the size.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+from badger_graph.checkpoint import safe_load
+
+KEEP = (
+    "state_dict",
+    "hyper_parameters",
+    "global_step",
+    "epoch",
+    "pytorch-lightning_version",
+    "badger_graph_version",
+    "badger_graph_format",
+    "badger_graph_train_batches",
+    "badger_graph_skipped_batches",
+    "badger_graph_unstepped_batches",
+)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) < 3:
+        raise SystemExit(__doc__)
+    runs, out, names = Path(argv[0]), Path(argv[1]), argv[2:]
+    out.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        src = runs / name / "checkpoints" / "last.ckpt"
+        ckpt = safe_load(src)
+        slim = {k: ckpt[k] for k in KEEP if k in ckpt}
+        torch.save(slim, out / f"{name}.ckpt")
+        size = (out / f"{name}.ckpt").stat().st_size
+        print(f"{name}: {ckpt['global_step']:,} batches, {size / 1024:.0f} kB")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
