@@ -113,3 +113,25 @@ def test_version_stamps(tmp_path, stamp, fmt, match):
     torch.save(ckpt, tmp_path / "s.ckpt")
     with pytest.raises(ValueError, match=match):
         read_checkpoint(tmp_path / "s.ckpt")
+
+
+FOLDERS = sorted(
+    (folder.name, p.stem)
+    for folder in (SHIPPED / "datasets", SHIPPED / "generalist")
+    for p in folder.glob("*.ckpt")
+)
+
+
+@pytest.mark.parametrize(("folder", "name"), FOLDERS, ids=[f"{f}/{n}" for f, n in FOLDERS])
+def test_shipped_experiment_checkpoints_load_into_their_configs(folder, name):
+    pytest.importorskip("sklearn")
+    from badger_graph.cli import build_from_config
+
+    config = SHIPPED.parents[1] / "configs" / folder / f"{name}.yaml"
+    model = build_from_config(str(config), str(SHIPPED / folder / f"{name}.ckpt"))
+    saved = read_checkpoint(SHIPPED / folder / f"{name}.ckpt")["state_dict"]
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, saved[key], msg=key)
+    with torch.no_grad():
+        life = model.runner.run(2**40, 8)
+    assert life.errors.isfinite().all()
