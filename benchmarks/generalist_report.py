@@ -79,7 +79,7 @@ def main(argv=None) -> None:
         print(f"| {label} | {_batches(a.runs, name)} | " + " | ".join(cells) + f" | {ok} of 6 |")
     print(
         "\n| held out | batches | error on it | chance | best baseline | relative | "
-        "above chance | seen families within 1.5× |"
+        "better than chance | seen families within 1.5× |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for fam in FAMILIES:
