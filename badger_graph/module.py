@@ -162,6 +162,7 @@ class BadgerModule(pl.LightningModule):
         for c in self.curriculum:
             if isinstance(c, FamilyCurriculum):
                 c.check(self.runner.task)
+        self.outer_loop.check(self)
         #: the current training batch's episode settings, from the curricula
         self.spec = EpisodeSpec()
         #: batches skipped without an optimizer step (with ``global_step``: the batch index)

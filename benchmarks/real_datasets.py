@@ -46,6 +46,7 @@ ROOT = Path(__file__).parents[1]
 GRID = [2.0**k for k in range(-1, 10)]
 LEARNERS = {
     "synthetic_badger": "BADGER, synthetic-trained",
+    "synthetic_badger_long": "BADGER, synthetic-trained, 3x the budget",
     "synthetic_rnn": "RL2, synthetic-trained",
     "real_without": "BADGER, other datasets (leave-one-out)",
 }

@@ -30,6 +30,13 @@ class TruncatedBPTT(OuterLoop):
             raise ValueError(f"steps (K) must be an int >= 1, got {steps!r}")
         self.steps = steps
 
+    def check(self, module) -> None:
+        """Refuse a growth curriculum (chunks of a growing lifetime are not supported yet)."""
+        from badger_graph.curriculum import GrowthCurriculum
+
+        if any(isinstance(c, GrowthCurriculum) for c in module.curriculum):
+            raise ValueError("GrowthCurriculum does not support TruncatedBPTT yet")
+
     def training_step(self, module, seed: int, batch_size: int) -> None:
         """One optimizer step from the chunked lifetimes of one batch."""
         module.optimizers().zero_grad()

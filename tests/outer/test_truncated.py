@@ -39,3 +39,11 @@ def test_truncated_bptt_bad_value():
         TruncatedBPTT(0)
     with pytest.raises(ValueError, match="gradient_clip_val"):
         TruncatedBPTT(3, gradient_clip_val=0)
+
+
+def test_truncated_bptt_refuses_a_growth_curriculum_at_init(make_module):
+    from badger_graph.curriculum import GrowthCurriculum
+
+    with pytest.raises(ValueError, match="GrowthCurriculum does not support TruncatedBPTT"):
+        make_module(outer_loop=TruncatedBPTT(5), curriculum=[GrowthCurriculum()])
+    make_module(outer_loop=TruncatedBPTT(5))  # no curriculum: fine
