@@ -57,6 +57,9 @@ class Curriculum:
         """``spec`` with this curriculum's settings for training batch ``step``."""
         raise NotImplementedError
 
+    def check(self, task) -> None:
+        """Raise ``ValueError`` if this curriculum cannot drive ``task`` (called at init)."""
+
 
 def episode_spec(curricula: Sequence[Curriculum], step: int) -> EpisodeSpec:
     """The spec of training batch ``step``: each curriculum applied in order to an empty spec."""

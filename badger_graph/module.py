@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from badger_graph.agent import Agent, Lifetime
 from badger_graph.checkpoint import check_version, load_weights, read_checkpoint, stamp
-from badger_graph.curriculum import Curriculum, EpisodeSpec, FamilyCurriculum, episode_spec
+from badger_graph.curriculum import Curriculum, EpisodeSpec, episode_spec
 from badger_graph.errors import CheckpointError, NonFiniteError, check_choice, check_int
 from badger_graph.execution import Execution
 from badger_graph.growth import GrowthEvent, growth_events
@@ -160,8 +160,7 @@ class BadgerModule(pl.LightningModule):
         self.automatic_optimization = self.outer_loop.automatic_optimization
         self.curriculum = list(curriculum or [])
         for c in self.curriculum:
-            if isinstance(c, FamilyCurriculum):
-                c.check(self.runner.task)
+            c.check(self.runner.task)
         self.outer_loop.check(self)
         #: the current training batch's episode settings, from the curricula
         self.spec = EpisodeSpec()

@@ -368,14 +368,17 @@ def scaled(score, temperature: float):
     return wrapped
 
 
+#: the hand-written learners of :func:`tuned_strategies`
+NAMES = ("nearest_centroid", "nearest_neighbour", "logistic_regression")
+
+
 def tuned_strategies(episode: LabelStream, temperatures: dict[str, float] | None = None) -> dict:
     """Fresh strategies ``act(result, t)`` for ``episode``: nearest centroid, 1-NN, logistic.
 
     Scores are divided by the temperature ``temperatures`` gives each name (default 1);
     for nearest centroid and 1-NN see :func:`scaled`.
     """
-    tau = {"nearest_centroid": 1.0, "nearest_neighbour": 1.0, "logistic_regression": 1.0}
-    tau.update(temperatures or {})
+    tau = dict.fromkeys(NAMES, 1.0) | (temperatures or {})
     logistic = _logistic(episode, 0.5)
     return {
         "nearest_centroid": _labelled(scaled(_centroid_scores, tau["nearest_centroid"])),
@@ -391,7 +394,3 @@ def tuned_baselines(temperatures: dict[str, float] | None = None) -> dict:
         return lambda ep, steps: play(ep, steps, tuned_strategies(ep, temperatures)[name])
 
     return {name: baseline(name) for name in NAMES}
-
-
-#: the hand-written learners of :func:`tuned_strategies`
-NAMES = ("nearest_centroid", "nearest_neighbour", "logistic_regression")
