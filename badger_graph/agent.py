@@ -2,55 +2,22 @@ r"""The agent: shared policy + topology + read-out (its lifetimes: :mod:`.lifeti
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import torch
-import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from badger_graph import lifetime
-from badger_graph.adjacency import CSRAdjacency
-from badger_graph.errors import all_finite, check_finite
+from badger_graph.errors import check_finite
 from badger_graph.execution import CompiledFunctions, Execution, adjacency
 from badger_graph.growth import GrowthEvent
-from badger_graph.policy import ExpertPolicy, Policy
+from badger_graph.policy import Policy, check_compatible
 from badger_graph.ports import AddressedPorts, PortLinks, random_addresses
 from badger_graph.records import Lifetime, StepRecord
-from badger_graph.seeds import generator as seeded
-from badger_graph.state import FEATURES, ExpertGraph, Role
+from badger_graph.rounds import run_rounds
+from badger_graph.state import FEATURES, ExpertGraph
 from badger_graph.tasks.base import Episode, StepResult, Task
-from badger_graph.topologies.base import Topology, available_memory
-
-#: bytes per node per hidden channel a lifetime needs at least (states, inputs, messages
-#: and the GRU's gates of a step, in float32)
-BYTES_PER_NODE_CHANNEL = 4 * 8
-
-
-def check_nodes_fit(batch_size: int, num_experts: int, hidden: int, device) -> None:
-    """Refuse up front a batch of agents whose states cannot fit in memory, naming it.
-
-    Raises:
-        MemoryError: before allocating, naming the agents, the experts and the memory.
-    """
-    need = batch_size * num_experts * hidden * BYTES_PER_NODE_CHANNEL
-    free = available_memory(torch.device(device))
-    if free is not None and need > free:
-        raise MemoryError(
-            f"{batch_size:,} agents of {num_experts:,} experts (hidden {hidden}) need at least "
-            f"{need / 2**30:.1f} GiB, but only {free / 2**30:.1f} GiB are available on "
-            f"{device}; run fewer agents at once (--data.eval_batch_size, --data.batch_size, "
-            f"--episodes) or fewer experts"
-        )
-
-
-def _inputs(episode: Episode) -> int | list[int]:
-    """Input port nodes per agent that ``episode`` declares (``m``, or one per agent)."""
-    m = episode.num_inputs
-    if not isinstance(m, int) or m < 0:
-        raise ValueError(f"{type(episode).__name__}.num_inputs must be an int >= 0, got {m!r}")
-    dims = episode.input_dims
-    return m if dims is None else [int(x) for x in dims.tolist()]
+from badger_graph.topologies.base import Topology
 
 
 class Agent(nn.Module):
@@ -94,31 +61,13 @@ class Agent(nn.Module):
             raise ValueError(f"rounds (k) must be an int >= 1, got {rounds!r}")
         if identity not in ("index", "random"):
             raise ValueError(f"identity must be 'index' or 'random', got {identity!r}")
-        if topology.weighted and policy.aggregation != "weighted":
-            raise ValueError(
-                f"{topology!r} produces attention weights; use the policy with "
-                f"aggr='weighted' (got aggr={policy.aggregation!r}) or the weights are ignored"
-            )
-        if topology.aggregation is not None and policy.aggregation != topology.aggregation:
-            raise ValueError(
-                f"{topology!r} is defined with the policy's aggr={topology.aggregation!r}, "
-                f"got aggr={policy.aggregation!r}"
-            )
-        for name, part in (("topology", topology), ("ports", ports)):
-            hidden = None if part is None else part.hidden_channels
-            if hidden is not None and hidden != policy.hidden_channels:
-                raise ValueError(
-                    f"{name} hidden_channels={hidden} must equal the policy's "
-                    f"hidden_channels={policy.hidden_channels}"
-                )
+        check_compatible(policy, topology, ports)
         self.policy = policy
         self.topology = topology
         self.rounds = rounds
-        self.output_ports = output_ports
         self.identity = identity
         self.execution = execution if execution is not None else Execution()
-        if ports is not None:
-            self.output_ports = True
+        self.output_ports = output_ports or ports is not None
         self.ports = ports
         self.readout = nn.Linear(policy.hidden_channels, 1)
         #: this agent's compiled steps and rounds (built on first use, never copied)
@@ -156,39 +105,8 @@ class Agent(nn.Module):
         device: torch.device | str,
         address_seed: int | None = None,
     ) -> ExpertGraph:
-        """The initial state of agents of ``num_experts`` experts for ``episode``.
-
-        ``address_seed`` (a curriculum's) fixes the port addresses for the whole batch.
-
-        Raises:
-            MemoryError: before allocating, when the agents' states cannot fit in memory.
-        """
-        B = episode.num_agents
-        check_nodes_fit(B, num_experts, self.policy.hidden_channels, device)
-        addresses = None
-        if self.ports is not None and address_seed is not None:
-            fixed = seeded(address_seed, "addresses")
-            addresses = random_addresses(
-                1, episode.num_outputs, self.ports.address_channels, fixed
-            ).expand(B, -1, -1)
-        if self.rounds < 2 and episode.num_inputs:
-            warnings.warn(
-                f"{type(episode).__name__} shows observations on input nodes but the agent "
-                f"runs rounds={self.rounds}: an input node reads the observation in the "
-                "step's first round, after its message has left, so the outputs of a step "
-                "cannot depend on that step's observation; use rounds >= 2",
-                stacklevel=3,
-            )
-        dims = episode.dims
-        return self.init_state(
-            num_experts,
-            episode.num_outputs if dims is None else dims.tolist(),
-            num_agents=B,
-            generator=generator,
-            device=device,
-            addresses=addresses,
-            num_inputs=_inputs(episode),
-        )
+        """The initial state of agents of ``num_experts`` experts: :func:`.lifetime.begin`."""
+        return lifetime.begin(self, episode, num_experts, generator, device, address_seed)
 
     # -- state ---------------------------------------------------------------------------
     def init_state(
@@ -233,26 +151,10 @@ class Agent(nn.Module):
         The nodes that receive feedback are the episode's ``feedback_to`` if it names them
         (a mixture's family), else the task's.
         """
-        role = state.role
-        dtype = state.h.dtype
-        is_expert = role == int(Role.EXPERT)
         feedback_to = task.feedback_to
         if episode is not None and episode.feedback_to is not None:
             feedback_to = episode.feedback_to
-        if feedback_to == "all":
-            receives = is_expert
-        elif feedback_to == "nodes":
-            receives = torch.ones_like(is_expert)
-        else:
-            targets = torch.tensor(feedback_to, device=role.device, dtype=torch.long)
-            receives = is_expert & torch.isin(state.local_index, targets)
-        return {
-            "receives_feedback": receives.to(dtype),
-            "owns_output": (state.output_index >= 0).to(dtype),
-            "is_expert": is_expert.to(dtype),
-            "is_input": (role == int(Role.INPUT)).to(dtype),
-            "is_output": (role == int(Role.OUTPUT)).to(dtype),
-        }
+        return state.constant_columns(feedback_to)
 
     def write(
         self,
@@ -279,27 +181,26 @@ class Agent(nn.Module):
         """
         N = state.num_nodes
         check = self.execution.check_finite if check is None else check
+        if check:
+            for name in ("feedback", "signal", "observation"):
+                if getattr(result, name) is not None:
+                    check_finite(f"task {name}", getattr(result, name), state.step)
         cols = dict(constant)
-        if result.feedback is not None:
-            if check:
-                check_finite("task feedback", result.feedback, state.step)
-            cols["feedback"] = result.feedback[state.batch] * constant["receives_feedback"]
-        else:
-            cols["feedback"] = state.h.new_zeros(N)
+        feedback = result.feedback
+        receives = constant["receives_feedback"]
+        cols["feedback"] = (
+            state.h.new_zeros(N) if feedback is None else feedback[state.batch] * receives
+        )
         signal = state.h.new_zeros(N)
         if result.signal is not None:
-            if check:
-                check_finite("task signal", result.signal, state.step)
-            owner, agent, column = owners if owners is not None else self.owners(state)
+            owner, agent, column = owners if owners is not None else state.output_owners()
             signal = signal.index_put((owner,), result.signal[agent, column])
         if self.ports is not None:
             # experts read the current port values back into their signal input
             links = self.ports.links(state) if links is None else links
             signal = signal + self.ports.read(state, links)
         if result.observation is not None:
-            if check:
-                check_finite("task observation", result.observation, state.step)
-            node, agent, column = inputs if inputs is not None else self.inputs(state)
+            node, agent, column = inputs if inputs is not None else state.input_nodes()
             signal = signal.index_put((node,), result.observation[agent, column])
         cols["signal"] = signal
         if isinstance(time, Tensor):
@@ -316,25 +217,13 @@ class Agent(nn.Module):
 
         ``owners`` (from :meth:`owners`) may be passed in when the graph has not changed.
         """
-        owner, agent, column = owners if owners is not None else self.owners(state)
+        owner, agent, column = owners if owners is not None else state.output_owners()
         if self.ports is not None:
             values = state.value[owner]
         else:
             values = self.readout(state.h[owner]).squeeze(-1)
         action = state.h.new_zeros(state.num_agents, state.num_outputs)
         return action.index_put((agent, column), values)
-
-    @staticmethod
-    def owners(state: ExpertGraph) -> tuple[Tensor, Tensor, Tensor]:
-        """Nodes that own an output, their agents and output columns (fixed between growths)."""
-        owner = (state.output_index >= 0).nonzero().squeeze(1)
-        return owner, state.batch[owner], state.output_index[owner]
-
-    @staticmethod
-    def inputs(state: ExpertGraph) -> tuple[Tensor, Tensor, Tensor]:
-        """Input nodes, their agents and observation columns (fixed between growths)."""
-        node = state.is_input.nonzero().squeeze(1)
-        return node, state.batch[node], state.input_index[node]
 
     # -- inner loop ----------------------------------------------------------------------
     def step(
@@ -366,54 +255,13 @@ class Agent(nn.Module):
         if check and edge_weight is not None:
             name = f"edge weights of {type(self.topology).__name__}"
             check_finite(name, edge_weight, state.step)
-        round_fn = self._round_fn(adj)
-        messages, states = [], []
-
-        def rounds(h: Tensor, u: Tensor, edge_weight: Tensor | None) -> Tensor:
-            for r in range(self.rounds):
-                prev = h
-                if record:
-                    h, msg = round_fn(h, u, adj, edge_weight, return_messages=True)
-                    messages.append(msg.detach())
-                    states.append(h.detach())
-                else:
-                    h = round_fn(h, u, adj, edge_weight)
-                if check and not all_finite(h):
-                    # name the first non-finite tensor of the round: messages, else states
-                    sent = self.policy.send(prev) if isinstance(self.policy, ExpertPolicy) else prev
-                    check_finite("messages", sent, state.step, r)
-                    check_finite("expert states", h, state.step, r)
-            return h
-
-        if ex.checkpoint and not record and torch.is_grad_enabled():
-            h = torch.utils.checkpoint.checkpoint(
-                rounds, state.h, u, edge_weight, use_reentrant=False
-            )
-        else:
-            h = rounds(state.h, u, edge_weight)
-        rec = None
-        if record:
-            rec = StepRecord(
-                step=state.step,
-                edge_index=edge_index,
-                edge_weight=None if edge_weight is None else edge_weight.detach(),
-                messages=messages,
-                states=states,
-                batch=state.batch,
-                role=state.role,
-                output_index=state.output_index,
-            )
+        h, messages, states = run_rounds(
+            self, state.h, u, adj, edge_weight, state.step, record, check
+        )
+        rec = (
+            StepRecord.of_step(state, edge_index, edge_weight, messages, states) if record else None
+        )
         return state.replace(h=h, step=state.step + 1), rec
-
-    def _round_fn(self, adj):
-        """The policy's round, compiled on first use with ``compile`` (not for CSR)."""
-        if not self.execution.compile or isinstance(adj, CSRAdjacency):
-            return self.policy
-        compiled = self.runtime.rounds
-        key = (type(adj).__name__, id(self.policy))
-        if key not in compiled:
-            compiled[key] = torch.compile(self.policy.forward, dynamic=True)
-        return compiled[key]
 
     def forward(
         self,
@@ -428,38 +276,15 @@ class Agent(nn.Module):
         growth: Sequence[GrowthEvent] = (),
         generator: torch.Generator | None = None,
     ) -> Lifetime:
-        """Run ``steps`` inner steps of ``state`` against ``episode`` (:func:`.lifetime.run`).
+        """Run ``steps`` inner steps of ``state`` against ``episode``: :func:`.lifetime.run`.
 
         A whole lifetime by default; with ``total_steps`` and ``result`` (the previous
         chunk's ``last_result``) a chunk of a longer one that starts at ``state.step``.
-
-        Args:
-            task (Task): the task (tells which experts receive feedback).
-            episode (Episode): the batch of hidden task instances.
-            state (ExpertGraph): initial state (see :meth:`init_state`).
-            steps (int): lifetime length :math:`T`.
-            record (bool, optional): keep every step's edges, messages and states.
-            detach_feedback (bool, optional): stop gradients through the feedback values.
-            total_steps (int, optional): length of the whole lifetime (sets ``t / T``).
-            result (StepResult, optional): the feedback to write first (default: the
-                episode's ``first()``).
-            growth (list of GrowthEvent, optional): add experts to every agent before the
-                given steps (existing states are kept bit-for-bit).
-            generator (torch.Generator, optional): for random identities of grown experts.
         """
         return lifetime.run(
-            self,
-            task,
-            episode,
-            state,
-            steps,
-            record,
-            detach_feedback,
-            total_steps,
-            result,
-            growth,
-            generator,
-        )
+            self, task, episode, state, steps, record, detach_feedback, total_steps, result,
+            growth, generator,
+        )  # fmt: skip
 
     def extra_repr(self) -> str:
         """Hyperparameters shown in ``repr``."""

@@ -222,6 +222,15 @@ class CompiledFunctions:
         self.rounds: dict = {}
         self.warned = False
 
+    def round(self, policy, adj: Adjacency, execution: Execution):
+        """The policy's round: compiled on first use with ``execution.compile`` (not for CSR)."""
+        if not execution.compile or isinstance(adj, CSRAdjacency):
+            return policy
+        key = (type(adj).__name__, id(policy))
+        if key not in self.rounds:
+            self.rounds[key] = torch.compile(policy.forward, dynamic=True)
+        return self.rounds[key]
+
     def __deepcopy__(self, memo) -> CompiledFunctions:
         return CompiledFunctions()
 

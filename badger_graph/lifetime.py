@@ -1,9 +1,11 @@
-"""A lifetime: an agent's inner loop against an episode, eager or captured.
+"""A lifetime: an agent's start state and inner loop against an episode, eager or captured.
 
-:func:`run` is what :meth:`Agent.forward <badger_graph.Agent.forward>` does: both paths
-(eager, and ``execution.capture``'s compiled steps) and the baselines' ``play`` step through
-the one loop of the task protocol, :func:`~badger_graph.tasks.base.run_steps`; chunks of a
-longer lifetime (truncated backpropagation) are calls with ``total_steps`` and ``result``.
+:func:`begin` is what :meth:`Agent.begin <badger_graph.Agent.begin>` does (the state a
+lifetime starts from); :func:`run` is what :meth:`Agent.forward <badger_graph.Agent.forward>`
+does: both paths (eager, and ``execution.capture``'s compiled steps) and the baselines'
+``play`` step through the one loop of the task protocol,
+:func:`~badger_graph.tasks.base.run_steps`; chunks of a longer lifetime (truncated
+backpropagation) are calls with ``total_steps`` and ``result``.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from badger_graph.execution import (
     replays_reuse_outputs,
 )
 from badger_graph.growth import GrowthEvent, grow
-from badger_graph.ports import PortLinks
+from badger_graph.memory import check_nodes_fit
+from badger_graph.ports import PortLinks, random_addresses
 from badger_graph.records import Lifetime
+from badger_graph.seeds import generator as seeded
 from badger_graph.state import ExpertGraph
 from badger_graph.tasks.base import Episode, StepResult, Task, check_step_result, run_steps
 
@@ -208,6 +212,48 @@ def _captured(
     return actions, errors, state, result
 
 
+def begin(
+    agent,
+    episode: Episode,
+    num_experts: int,
+    generator: torch.Generator,
+    device: torch.device | str,
+    address_seed: int | None = None,
+) -> ExpertGraph:
+    """The initial state of agents of ``num_experts`` experts for ``episode``.
+
+    ``address_seed`` (a curriculum's) fixes the port addresses for the whole batch.
+
+    Raises:
+        MemoryError: before allocating, when the agents' states cannot fit in memory.
+    """
+    B = episode.num_agents
+    check_nodes_fit(B, num_experts, agent.policy.hidden_channels, device)
+    addresses = None
+    if agent.ports is not None and address_seed is not None:
+        fixed = seeded(address_seed, "addresses")  # one set of addresses for the batch
+        addresses = random_addresses(1, episode.num_outputs, agent.ports.address_channels, fixed)
+        addresses = addresses.expand(B, -1, -1)
+    if agent.rounds < 2 and episode.num_inputs:
+        warnings.warn(
+            f"{type(episode).__name__} shows observations on input nodes but the agent "
+            f"runs rounds={agent.rounds}: an input node reads the observation in the "
+            "step's first round, after its message has left, so the outputs of a step "
+            "cannot depend on that step's observation; use rounds >= 2",
+            stacklevel=4,
+        )
+    dims = episode.dims
+    return agent.init_state(
+        num_experts,
+        episode.num_outputs if dims is None else dims.tolist(),
+        num_agents=B,
+        generator=generator,
+        device=device,
+        addresses=addresses,
+        num_inputs=episode.input_sizes(),
+    )
+
+
 def run(
     agent,
     task: Task,
@@ -223,7 +269,24 @@ def run(
 ) -> Lifetime:
     """Run ``steps`` inner steps of ``agent`` from ``state`` against ``episode``.
 
-    See :meth:`Agent.forward <badger_graph.Agent.forward>` for the arguments.
+    What :meth:`Agent.forward <badger_graph.Agent.forward>` does. A whole lifetime by
+    default; with ``total_steps`` and ``result`` (the previous chunk's ``last_result``) a
+    chunk of a longer one that starts at ``state.step``.
+
+    Args:
+        agent (Agent): the agent (its weights never change here).
+        task (Task): the task (tells which experts receive feedback).
+        episode (Episode): the batch of hidden task instances.
+        state (ExpertGraph): initial state (see :meth:`Agent.init_state`).
+        steps (int): lifetime length :math:`T`.
+        record (bool, optional): keep every step's edges, messages and states.
+        detach_feedback (bool, optional): stop gradients through the feedback values.
+        total_steps (int, optional): length of the whole lifetime (sets ``t / T``).
+        result (StepResult, optional): the feedback to write first (default: the
+            episode's ``first()``).
+        growth (list of GrowthEvent, optional): add experts to every agent before the
+            given steps (existing states are kept bit-for-bit).
+        generator (torch.Generator, optional): for random identities of grown experts.
     """
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps (T) must be an int >= 1, got {steps!r}")
@@ -239,7 +302,7 @@ def run(
         )
     constant = agent.constant_features(state, task, episode)
     links = agent.ports.links(state) if agent.ports is not None else None
-    owners, inputs = agent.owners(state), agent.inputs(state)
+    owners, inputs = state.output_owners(), state.input_nodes()
     if result is None:
         episode.step_index = state.step
         result = _check_result(episode.first(), episode, state, inputs)
@@ -263,7 +326,7 @@ def run(
         if events:
             constant = agent.constant_features(state, task, episode)
             links = agent.ports.links(state) if agent.ports is not None else None
-            owners, inputs = agent.owners(state), agent.inputs(state)
+            owners, inputs = state.output_owners(), state.input_nodes()
         if detach_feedback:
             result = result.detach()
         x = agent.write(state, result, constant, t / total, links, owners, inputs)

@@ -74,6 +74,31 @@ class Policy(Protocol):
         """One round: new states ``[N, H]`` (and the messages with ``return_messages``)."""
 
 
+def check_compatible(policy: Policy, topology, ports=None) -> None:
+    """Raise if ``topology`` (and addressed ``ports``) cannot run with ``policy``.
+
+    A topology with edge weights needs ``aggr="weighted"``; one defined for an aggregation
+    needs that one; hidden widths that the topology or ports declare must be the policy's.
+    """
+    if topology.weighted and policy.aggregation != "weighted":
+        raise ValueError(
+            f"{topology!r} produces attention weights; use the policy with "
+            f"aggr='weighted' (got aggr={policy.aggregation!r}) or the weights are ignored"
+        )
+    if topology.aggregation is not None and policy.aggregation != topology.aggregation:
+        raise ValueError(
+            f"{topology!r} is defined with the policy's aggr={topology.aggregation!r}, "
+            f"got aggr={policy.aggregation!r}"
+        )
+    for name, part in (("topology", topology), ("ports", ports)):
+        hidden = None if part is None else part.hidden_channels
+        if hidden is not None and hidden != policy.hidden_channels:
+            raise ValueError(
+                f"{name} hidden_channels={hidden} must equal the policy's "
+                f"hidden_channels={policy.hidden_channels}"
+            )
+
+
 class ExpertPolicy(MessagePassing):
     r"""Shared expert policy of `BADGER <https://arxiv.org/abs/1912.01513>`_.
 

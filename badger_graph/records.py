@@ -36,6 +36,27 @@ class StepRecord:
     output_index: Tensor | None = None
     action: Tensor | None = None
 
+    @classmethod
+    def of_step(
+        cls,
+        state: ExpertGraph,
+        edge_index: Tensor,
+        edge_weight: Tensor | None,
+        messages: list[Tensor],
+        states: list[Tensor],
+    ) -> StepRecord:
+        """The record of the step that starts from ``state`` (tensors detached)."""
+        return cls(
+            step=state.step,
+            edge_index=edge_index,
+            edge_weight=None if edge_weight is None else edge_weight.detach(),
+            messages=messages,
+            states=states,
+            batch=state.batch,
+            role=state.role,
+            output_index=state.output_index,
+        )
+
 
 @dataclasses.dataclass
 class Lifetime:

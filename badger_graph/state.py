@@ -304,6 +304,39 @@ class ExpertGraph:
             0, self.batch, self.is_expert.long()
         )
 
+    def output_owners(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Nodes that own an output, their agents and output columns (fixed between growths)."""
+        owner = (self.output_index >= 0).nonzero().squeeze(1)
+        return owner, self.batch[owner], self.output_index[owner]
+
+    def input_nodes(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Input nodes, their agents and observation columns (fixed between growths)."""
+        node = self.is_input.nonzero().squeeze(1)
+        return node, self.batch[node], self.input_index[node]
+
+    def constant_columns(self, feedback_to: Sequence[int] | str) -> dict[str, Tensor]:
+        """Node input columns that do not change within a lifetime, by feature name.
+
+        ``feedback_to`` names the nodes that receive the scalar feedback: ``"all"``
+        experts, every node (``"nodes"``) or the experts of the given local indices.
+        """
+        dtype = self.h.dtype
+        is_expert = self.is_expert
+        if feedback_to == "all":
+            receives = is_expert
+        elif feedback_to == "nodes":
+            receives = torch.ones_like(is_expert)
+        else:
+            targets = torch.tensor(feedback_to, device=self.role.device, dtype=torch.long)
+            receives = is_expert & torch.isin(self.local_index, targets)
+        return {
+            "receives_feedback": receives.to(dtype),
+            "owns_output": (self.output_index >= 0).to(dtype),
+            "is_expert": is_expert.to(dtype),
+            "is_input": self.is_input.to(dtype),
+            "is_output": (self.role == int(Role.OUTPUT)).to(dtype),
+        }
+
     def agent_range(self, start: int, stop: int) -> ExpertGraph:
         """The agents ``start..stop-1`` as a batch of their own (nodes re-indexed)."""
         if not 0 <= start <= stop <= self.num_agents:

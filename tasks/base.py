@@ -76,6 +76,17 @@ class Episode(ABC):
     feedback_to: Sequence[int] | str | None = None
     step_index: int = 0
 
+    def input_sizes(self) -> int | list[int]:
+        """Input port nodes per agent: ``num_inputs``, or each agent's ``input_dims``.
+
+        Raises:
+            ValueError: naming the episode when ``num_inputs`` is not an int >= 0.
+        """
+        m = self.num_inputs
+        if not isinstance(m, int) or m < 0:
+            raise ValueError(f"{type(self).__name__}.num_inputs must be an int >= 0, got {m!r}")
+        return m if self.input_dims is None else [int(x) for x in self.input_dims.tolist()]
+
     @abstractmethod
     def first(self) -> StepResult:
         """Feedback available before the first action (nothing seen yet)."""

@@ -172,9 +172,8 @@ def test_state_is_immutable(agent, game):
 
 
 def test_silent_edge_cases_are_errors(monkeypatch):
-    from badger_graph import BadgerModule, Execution
+    from badger_graph import BadgerModule, Execution, memory
     from badger_graph.growth import GrowthEvent
-    from badger_graph.topologies import base
 
     ex = Execution(dense="never")  # the edge list, not the dense block, is what cannot fit
     model = BadgerModule(tiny_policy(), FullyConnected(), GuessingGame(3), execution=ex)
@@ -183,6 +182,6 @@ def test_silent_edge_cases_are_errors(monkeypatch):
     with pytest.raises(ValueError, match=r"growth at step\(s\) \[20\]"):
         model.lifetime(0, 2, growth=[GrowthEvent(20, 1)])
     # all-pairs edges that cannot fit are refused before allocating, naming the size
-    monkeypatch.setattr(base, "available_memory", lambda device: 10**6)
+    monkeypatch.setattr(memory, "available_memory", lambda device: 10**6)
     with pytest.raises(MemoryError, match=r"250,000 edges need at least 0\.0 GiB"):
         model.lifetime(0, 1, num_experts=500)

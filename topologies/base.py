@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from badger_graph.memory import check_pairs_fit
 from badger_graph.state import ExpertGraph, common_size
 
 EdgeSet = tuple[Tensor, Tensor | None]
@@ -88,34 +89,6 @@ def equal_sizes(state: ExpertGraph) -> int | None:
     """
     size = state.agent_size if state.agent_size is not None else common_size(state.ptr)
     return size or None
-
-
-#: bytes a fully connected pair costs at least while the edges are built and used
-BYTES_PER_PAIR = 64
-
-
-def available_memory(device: torch.device) -> int | None:
-    """Bytes that can still be allocated on ``device`` (``None``: unknown)."""
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        with open("/proc/meminfo") as f:
-            info = dict(line.split(":", 1) for line in f)
-        return int(info["MemAvailable"].split()[0]) * 1024
-    except (OSError, KeyError, ValueError):
-        return None
-
-
-def check_pairs_fit(num_pairs: int, device: torch.device, what: str) -> None:
-    """Refuse up front an all-pairs edge set that cannot fit in memory, naming its size."""
-    need = num_pairs * BYTES_PER_PAIR
-    free = available_memory(device)
-    if free is not None and need > free:
-        raise MemoryError(
-            f"{what}: {num_pairs:,} edges need at least {need / 2**30:.1f} GiB, but only "
-            f"{free / 2**30:.1f} GiB are available on {device}; use fewer experts per agent, "
-            f"or a sparse topology (RandomOutDegree, RandomInDegree, Attention(top_k=...))"
-        )
 
 
 def all_pairs(state: ExpertGraph, self_loops: bool = False) -> Tensor:
