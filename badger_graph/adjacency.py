@@ -1,13 +1,21 @@
-"""Matrix forms of one step's edges: CSR for large graphs, dense blocks for small agents.
+"""The three forms of one step's edges, each with the same ``aggregate(s, edge_weight, aggr)``.
 
-The per-edge path of :class:`~badger_graph.ExpertPolicy` gathers one message per edge
-(``[E, M]``) and scatters it into the receivers. When the message depends on the sender
-only (``receiver_term=False``), aggregation is the sparse product ``A @ s`` of the
-receiver-major adjacency with the ``[N, M]`` sender messages, which never builds the
-``[E, M]`` intermediate (measured speed-ups: ``docs/performance.md``).
+When a message depends on its sender only (``Policy.sender_only``), a round's aggregate
+is ``A @ s``: the adjacency ``A`` (``A[i, j]`` for edge ``j → i``: 1, the edge weight, or
+``1 / in-degree`` for the mean) times the ``[N, M]`` sender messages. Every form computes
+it with one call, so a policy's round is written once (PyG's ``message_and_aggregate``
+pattern):
 
-:class:`CSRAdjacency` is built once per inner step from the topology's edges (one sort
-by receiver, one by sender for the backward) and reused by all rounds of the step.
+- :class:`EdgeAdjacency`: the edge list; gathers one message per edge (``[E, M]``) and
+  scatters them into the receivers (small or uneven graphs; the only form that has the
+  per-edge messages a record keeps);
+- :class:`CSRAdjacency`: a sparse-matrix product that never builds the ``[E, M]``
+  intermediate (large graphs; built once per inner step: one sort by receiver, one by
+  sender for the backward, reused by all rounds of the step);
+- :class:`DenseAdjacency`: one batched ``[B, n, n]`` product (small agents of equal size).
+
+:func:`badger_graph.execution.adjacency` picks the form; measured speed-ups are in
+``docs/performance.md``.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from torch_geometric.utils import scatter
 
 
 def _sort_by(key: Tensor) -> Tensor:
@@ -34,6 +43,37 @@ def _csr(crow: Tensor, col: Tensor, values: Tensor, shape: tuple[int, int]) -> T
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
         return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
+
+
+@dataclass(frozen=True)
+class EdgeAdjacency:
+    """Edges of one inner step as an edge list: a gather per edge, a scatter per receiver.
+
+    Attributes:
+        edge_index (torch.Tensor): ``[2, E]`` (sender, receiver), as the topology drew them.
+        num_nodes (int): N.
+    """
+
+    edge_index: Tensor
+    num_nodes: int
+
+    def messages(self, s: Tensor, edge_weight: Tensor | None, aggr: str) -> Tensor:
+        """Per-edge messages ``[E, M]``: the sender's ``s_j``, times ``w_ji`` (``"weighted"``)."""
+        msg = s[self.edge_index[0]]
+        if aggr == "weighted":
+            if edge_weight is None:
+                raise ValueError("aggr='weighted' needs edge weights from the topology")
+            msg = msg * edge_weight.unsqueeze(-1)
+        return msg
+
+    def reduce(self, messages: Tensor, aggr: str) -> Tensor:
+        """Per-edge ``messages`` into their receivers ``[N, M]`` (sum, or mean for ``"mean"``)."""
+        reduce = "mean" if aggr == "mean" else "sum"
+        return scatter(messages, self.edge_index[1], 0, dim_size=self.num_nodes, reduce=reduce)
+
+    def aggregate(self, s: Tensor, edge_weight: Tensor | None, aggr: str) -> Tensor:
+        """``sum_j w_ji s_j`` (``"weighted"``), ``sum_j s_j`` or the mean over senders."""
+        return self.reduce(self.messages(s, edge_weight, aggr), aggr)
 
 
 @dataclass(frozen=True)
@@ -156,8 +196,14 @@ class DenseAdjacency:
         return torch.bmm(a, s.view(B, n, -1)).reshape(B * n, -1)
 
 
-#: the three forms of one step's edges that a policy round accepts
-Adjacency = Tensor | CSRAdjacency | DenseAdjacency
+#: the forms of one step's edges that a policy round accepts (an edge index ``[2, E]`` is
+#: read as an :class:`EdgeAdjacency`)
+Adjacency = Tensor | EdgeAdjacency | CSRAdjacency | DenseAdjacency
+
+
+def as_adjacency(adj: Adjacency, num_nodes: int) -> EdgeAdjacency | CSRAdjacency | DenseAdjacency:
+    """``adj`` itself, or an edge index ``[2, E]`` as an :class:`EdgeAdjacency`."""
+    return EdgeAdjacency(adj, num_nodes) if isinstance(adj, Tensor) else adj
 
 
 class _CSRWeightedSum(torch.autograd.Function):

@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from badger_graph.adjacency import Adjacency, CSRAdjacency, DenseAdjacency
+from badger_graph.adjacency import Adjacency, CSRAdjacency, DenseAdjacency, EdgeAdjacency
 from badger_graph.state import ExpertGraph
 from badger_graph.topologies.base import check_topology_output, equal_sizes
 
@@ -163,7 +163,8 @@ def adjacency(
        block is cheaper than the edges: the topology's own dense form, or else the drawn
        edges scattered into a block (the same edges either way);
     2. a :class:`~badger_graph.adjacency.CSRAdjacency` for large graphs;
-    3. the edge index otherwise, and always when the step is recorded.
+    3. an :class:`~badger_graph.adjacency.EdgeAdjacency` (the edge list) otherwise, and
+       always when the step is recorded.
 
     ``edge_index`` is ``None`` when the topology's own dense form was used (no edge list drawn).
     User-written topologies are validated here every step.
@@ -204,7 +205,7 @@ def adjacency(
         and (execution.sparse == "csr" or edge_index.size(1) >= execution.csr_min_edges)
     ):
         return CSRAdjacency.from_edge_index(edge_index, state.num_nodes), edge_weight, edge_index
-    return edge_index, edge_weight, edge_index
+    return EdgeAdjacency(edge_index, state.num_nodes), edge_weight, edge_index
 
 
 class CompiledFunctions:

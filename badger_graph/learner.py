@@ -22,15 +22,22 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
+from badger_graph.errors import NonFiniteError
 from badger_graph.execution import Execution
 from badger_graph.growth import GrowthEvent
 from badger_graph.records import Lifetime
-from badger_graph.tasks.base import Episode, StepResult, Task, check_step_result
+from badger_graph.tasks.base import Episode, StepResult, Task, check_step_result, run_steps
 
 
 @runtime_checkable
 class Learner(Protocol):
     """What the runner, the outer loops and the tools call on a learned learner.
+
+    Its state (what :meth:`begin` returns and a lifetime's ``state``) has ``num_agents``,
+    ``step`` (inner steps done), ``agent_range(start, stop)`` (data-parallel training) and
+    ``detach()`` (the same state cut from the autograd graph, between truncated-BPTT
+    chunks): see :class:`RecurrentState`, :class:`SupervisedState` and
+    :class:`~badger_graph.ExpertGraph`.
 
     Attributes:
         execution (Execution): finite checks and execution settings (the ES outer loop turns
@@ -85,10 +92,13 @@ class RecurrentState:
     Attributes:
         h (torch.Tensor): ``[B, hidden]``.
         step (int): inner steps done.
+        action (torch.Tensor, optional): ``[B, max_outputs]`` the last action (the next
+            step's input); ``None`` before the first step.
     """
 
     h: Tensor
     step: int = 0
+    action: Tensor | None = None
 
     @property
     def num_agents(self) -> int:
@@ -97,11 +107,17 @@ class RecurrentState:
 
     def agent_range(self, start: int, stop: int) -> RecurrentState:
         """The learners ``start..stop-1`` (data-parallel training)."""
-        return dataclasses.replace(self, h=self.h[start:stop])
+        action = None if self.action is None else self.action[start:stop]
+        return dataclasses.replace(self, h=self.h[start:stop], action=action)
 
     def replace(self, **changes) -> RecurrentState:
         """A copy with ``changes``."""
         return dataclasses.replace(self, **changes)
+
+    def detach(self) -> RecurrentState:
+        """The same state cut from the autograd graph (between truncated-BPTT chunks)."""
+        action = None if self.action is None else self.action.detach()
+        return dataclasses.replace(self, h=self.h.detach(), action=action)
 
 
 def _columns(width: int, dims: Tensor | None, full: int, device) -> Tensor:
@@ -270,10 +286,11 @@ class RecurrentLearner(FixedWidthLearner):
         D, M, B = self.max_outputs, self.max_inputs, episode.num_agents
         mask_m = _columns(M, episode.input_dims, m, dev).expand(B, -1)
         total = steps if total_steps is None else total_steps
-        h, step = state.h, state.step
-        action = h.new_zeros(B, D)
-        actions, errors = [], []
-        for _ in range(steps):
+        h = state.h
+        action = state.action if state.action is not None else h.new_zeros(B, D)
+
+        def act(result: StepResult, t: int) -> Tensor:
+            nonlocal h, action
             if detach_feedback:
                 result = result.detach()
             x = torch.cat(
@@ -284,24 +301,21 @@ class RecurrentLearner(FixedWidthLearner):
                     action,
                     mask_d,
                     mask_m,
-                    h.new_full((B, 1), step / total),
+                    h.new_full((B, 1), t / total),
                 ],
                 dim=1,
             )
             h = self.cell(x, h)
             action = self.head(h) * mask_d
             if self.execution.check_finite and not bool(action.isfinite().all()):
-                from badger_graph.errors import NonFiniteError
+                raise NonFiniteError("actions", action, step=t, where="inner step")
+            return action[:, :d]
 
-                raise NonFiniteError("actions", action, step=step, where="inner step")
-            episode.step_index = step
-            result = check_step_result(episode.step(action[:, :d]), episode)
-            actions.append(action[:, :d])
-            errors.append(result.error)
-            step += 1
-        return Lifetime(
-            torch.stack(actions), torch.stack(errors), RecurrentState(h, step), [], episode, result
+        actions, errors, result = run_steps(
+            episode, result, steps, act, state.step, lambda r: check_step_result(r, episode)
         )
+        end = RecurrentState(h, state.step + steps, action)
+        return Lifetime(torch.stack(actions), torch.stack(errors), end, [], episode, result)
 
     def extra_repr(self) -> str:
         """Sizes shown in ``repr``."""
@@ -346,6 +360,14 @@ class SupervisedState:
     def agent_range(self, start: int, stop: int) -> SupervisedState:
         """The learners ``start..stop-1``."""
         return dataclasses.replace(self, x=self.x[start:stop], y=self.y[start:stop])
+
+    def replace(self, **changes) -> SupervisedState:
+        """A copy with ``changes``."""
+        return dataclasses.replace(self, **changes)
+
+    def detach(self) -> SupervisedState:
+        """The same points cut from the autograd graph (between truncated-BPTT chunks)."""
+        return dataclasses.replace(self, x=self.x.detach(), y=self.y.detach())
 
 
 class MAMLLearner(FixedWidthLearner):
@@ -487,14 +509,13 @@ class MAMLLearner(FixedWidthLearner):
         mask_d, result = self._start(episode, state.step, steps, record, growth, result, dev)
         d = episode.num_outputs
         D, M, B = self.max_outputs, self.max_inputs, episode.num_agents
-        xs, ys, step = state.x, state.y, state.step
-        actions, errors = [], []
-        for _ in range(steps):
-            x = _pad(result.observation, B, M, dev).unsqueeze(1)  # [B, 1, M]
-            weights = self.adapt(xs, ys, mask_d)
-            action = self._net(weights, x)[:, 0] * mask_d
-            episode.step_index = step
-            result = check_step_result(episode.step(action[:, :d]), episode)
+        xs, ys = state.x, state.y
+        shown = None  # the input and the action that the next result answers
+
+        def absorb(result: StepResult) -> None:
+            """Add the labelled point that ``result`` reveals for the shown input."""
+            nonlocal xs, ys
+            x, action = shown
             signal = _pad(result.signal, B, D, dev).detach()
             if self.target == "miss":
                 y = action.detach() + signal
@@ -504,17 +525,22 @@ class MAMLLearner(FixedWidthLearner):
                 ).float()
             xs = torch.cat([xs, x], 1)
             ys = torch.cat([ys, y.unsqueeze(1)], 1)
-            actions.append(action[:, :d])
-            errors.append(result.error)
-            step += 1
-        return Lifetime(
-            torch.stack(actions),
-            torch.stack(errors),
-            SupervisedState(xs, ys, step),
-            [],
-            episode,
-            result,
+
+        def act(result: StepResult, t: int) -> Tensor:
+            nonlocal shown
+            if shown is not None:
+                absorb(result)
+            x = _pad(result.observation, B, M, dev).unsqueeze(1)  # [B, 1, M]
+            action = self._net(self.adapt(xs, ys, mask_d), x)[:, 0] * mask_d
+            shown = (x, action)
+            return action[:, :d]
+
+        actions, errors, result = run_steps(
+            episode, result, steps, act, state.step, lambda r: check_step_result(r, episode)
         )
+        absorb(result)
+        end = SupervisedState(xs, ys, state.step + steps)
+        return Lifetime(torch.stack(actions), torch.stack(errors), end, [], episode, result)
 
     def extra_repr(self) -> str:
         """Sizes shown in ``repr``."""

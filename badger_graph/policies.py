@@ -29,9 +29,8 @@ from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.utils import scatter
 
-from badger_graph.adjacency import Adjacency
+from badger_graph.adjacency import Adjacency, EdgeAdjacency, as_adjacency
 from badger_graph.policy import ExpertPolicy
 from badger_graph.state import FEATURES
 
@@ -176,18 +175,13 @@ class RolePolicies(nn.Module):
         """One round (see :meth:`ExpertPolicy.forward` for the adjacency forms)."""
         which = self.assignment(x)
         sent = self._send(h, which)
-        if isinstance(adj, Tensor):
-            src, dst = adj
-            msg = sent[src]
-            if self.aggregation == "weighted":
-                if edge_weight is None:
-                    raise ValueError("aggr='weighted' needs edge weights from the topology")
-                msg = msg * edge_weight.unsqueeze(-1)
-            reduce = "mean" if self.aggregation == "mean" else "sum"
-            agg = scatter(msg, dst, 0, dim_size=h.size(0), reduce=reduce)
+        adj = as_adjacency(adj, h.size(0))
+        if return_messages:
+            if not isinstance(adj, EdgeAdjacency):
+                raise ValueError("per-edge messages are only recorded on an edge list [2, E]")
+            msg = adj.messages(sent, edge_weight, self.aggregation)
+            agg = adj.reduce(msg, self.aggregation)
         else:
-            if return_messages:
-                raise ValueError("per-edge messages are only recorded on an edge index [2, E]")
             agg = adj.aggregate(sent, edge_weight, self.aggregation)
         h_new = self._update(x, agg, h, which)
         return (h_new, msg) if return_messages else h_new

@@ -8,7 +8,13 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
-from badger_graph.adjacency import Adjacency, CSRAdjacency, DenseAdjacency
+from badger_graph.adjacency import (
+    Adjacency,
+    CSRAdjacency,
+    DenseAdjacency,
+    EdgeAdjacency,
+    as_adjacency,
+)
 from badger_graph.execution import blocked_rows
 from badger_graph.state import NUM_FEATURES
 
@@ -215,32 +221,32 @@ class ExpertPolicy(MessagePassing):
         """One communication round.
 
         The adjacency comes in one of three forms with the same meaning (results equal to
-        float tolerance); :func:`badger_graph.execution.adjacency` picks the form:
+        float tolerance; :mod:`badger_graph.adjacency`), chosen by
+        :func:`badger_graph.execution.adjacency`. A round is computed one of three ways:
 
-        - an edge index ``[2, E]`` (sender → receiver): PyG's gather / scatter
-          ``propagate``; the only form that can return the per-edge messages;
-        - a :class:`~badger_graph.adjacency.CSRAdjacency`: one sparse-matrix product over the
-          ``[N, M]`` sender messages (large graphs; on a CPU without autograd and for more
-          than :attr:`update_chunk` nodes, aggregation and GRU run in cache-sized row blocks);
-        - a :class:`~badger_graph.adjacency.DenseAdjacency` ``[B, n, n]``: one batched matrix
-          product (small agents of equal size).
-
-        The last two need :attr:`sender_only` (``receiver_term=False``).
+        - per edge (PyG's ``propagate`` over the edge list): when a message depends on its
+          receiver (``receiver_term=True``) or the per-edge messages are returned;
+        - ``adj.aggregate`` of the ``[N, M]`` sender messages, one call for every form:
+          the edge list's gather and scatter, the CSR product, the dense block;
+        - a CSR adjacency on a CPU without autograd and for more than :attr:`update_chunk`
+          nodes: aggregation and GRU in cache-sized row blocks.
 
         Args:
             h (torch.Tensor): internal states ``[N, H]``.
             u (torch.Tensor): encoded node inputs ``[N, input_channels]`` from :meth:`encode`.
-            adj (Tensor, CSRAdjacency or DenseAdjacency): this step's edges.
-            edge_weight (torch.Tensor, optional): ``[E]`` per-edge weights of an edge index or
+            adj (Tensor, EdgeAdjacency, CSRAdjacency or DenseAdjacency): this step's edges
+                (an edge index ``[2, E]``, sender → receiver, is an edge list).
+            edge_weight (torch.Tensor, optional): ``[E]`` per-edge weights of an edge list or
                 CSR adjacency; required for ``aggr="weighted"`` (a dense adjacency carries its
                 weights itself).
             return_messages (bool, optional): also return the per-edge messages ``[E, M]``
-                (edge index only).
+                (edge list only).
         """
-        if isinstance(adj, Tensor):
-            return self._edge_round(h, u, adj, edge_weight, return_messages)
+        adj = as_adjacency(adj, h.size(0))
+        if isinstance(adj, EdgeAdjacency) and (return_messages or not self.sender_only):
+            return self._edge_round(h, u, adj.edge_index, edge_weight, return_messages)
         if return_messages:
-            raise ValueError("per-edge messages are only recorded on an edge index [2, E]")
+            raise ValueError("per-edge messages are only recorded on an edge list [2, E]")
         if not self.sender_only:
             raise ValueError(
                 f"a {type(adj).__name__} needs receiver_term=False (messages that depend on "

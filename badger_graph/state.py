@@ -367,6 +367,11 @@ class ExpertGraph:
         """Return a copy with some fields replaced (the state is immutable)."""
         return dataclasses.replace(self, **changes)
 
+    def detach(self) -> ExpertGraph:
+        """The same state cut from the autograd graph (between truncated-BPTT chunks)."""
+        value = None if self.value is None else self.value.detach()
+        return self.replace(h=self.h.detach(), value=value)
+
     def to(self, device: torch.device | str) -> ExpertGraph:
         """Move every tensor to ``device``."""
         changes = {name: t.to(device) for name, t in self.node_tensors().items()}

@@ -11,7 +11,7 @@ import dataclasses
 
 import pytest
 import torch
-from helpers import tiny_policy
+from helpers import grads, tiny_policy
 from torch._dynamo.testing import CompileCounter
 
 import badger_graph.lifetime as lifetime_module
@@ -75,8 +75,7 @@ def _run(agent: Agent, kind: str, seed: int = 3, batch: int = 6, experts: int = 
     agent.zero_grad()
     life = runner.run(seed=seed, batch_size=batch)
     life.errors.mean().backward()
-    grads = {n: p.grad.clone() for n, p in agent.named_parameters() if p.grad is not None}
-    return life, grads
+    return life, grads(agent)
 
 
 def _same(a, b):

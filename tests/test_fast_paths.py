@@ -2,11 +2,12 @@
 
 import pytest
 import torch
-from helpers import tiny_policy
+from helpers import grads, tiny_policy
 
 from badger_graph import Agent, ExpertPolicy
-from badger_graph.adjacency import CSRAdjacency, DenseAdjacency
+from badger_graph.adjacency import CSRAdjacency, DenseAdjacency, EdgeAdjacency
 from badger_graph.execution import Execution, adjacency
+from badger_graph.state import NUM_FEATURES
 from badger_graph.tasks import GuessingGame
 from badger_graph.tasks.guessing_game import GuessingEpisode
 from badger_graph.topologies import (
@@ -27,8 +28,7 @@ def _lifetime_and_grads(agent, sizes, d=3, steps=5):
     life = agent(game, GuessingEpisode(target, "scalar"), state, steps)
     agent.zero_grad()
     life.errors.mean().backward()
-    grads = {n: p.grad.clone() for n, p in agent.named_parameters() if p.grad is not None}
-    return life, grads
+    return life, grads(agent)
 
 
 def _assert_same_lifetimes(x, y, sizes, tol, grad_tol):
@@ -83,7 +83,7 @@ def test_dense_equals_sparse(aggr, make_topology, output_ports):
 def _path(agent, state, record=False):
     """Type of the adjacency the agent's step would use for ``state``."""
     adj = adjacency(agent.policy, agent.topology, state, agent.execution, record)[0]
-    return torch.Tensor if isinstance(adj, torch.Tensor) else type(adj)
+    return type(adj)
 
 
 def test_unequal_sizes_fall_back_to_sparse():
@@ -146,6 +146,34 @@ def test_csr_equals_edges_forward_and_gradients(aggr, case):
         assert gb[1].abs().sum() > 0  # the attention weights get their gradient
 
 
+@pytest.mark.parametrize("aggr", ["mean", "sum", "weighted"])
+@pytest.mark.parametrize("case", ["unsorted", "empty", "one_receiver"])
+def test_edge_list_aggregate_is_propagate(aggr, case):
+    """One ``aggregate`` for every form: on the edge list it is PyG's ``propagate`` of the
+    same messages, bit for bit, and a RolePolicies of one policy rounds exactly the same."""
+    from badger_graph.policies import RolePolicies
+
+    torch.manual_seed(0)
+    n, cases = _edges_cases()
+    edge_index = cases[case]
+    policy = ExpertPolicy(16, 8, 8, 0, aggr=aggr)
+    h, x = torch.randn(n, 16), torch.randn(n, NUM_FEATURES)
+    w = torch.rand(edge_index.size(1)) if aggr == "weighted" else None
+    u = policy.encode(x)
+    sent = policy.send(h)
+    adj = EdgeAdjacency(edge_index, n)
+    propagated = policy.propagate(edge_index, s=sent, r=None, w=w)
+    assert torch.equal(adj.aggregate(sent, w, aggr), propagated)
+    per_edge = policy._edge_round(h, u, edge_index, w, return_messages=False)
+    assert torch.equal(policy(h, u, adj, w), per_edge)
+    assert torch.equal(policy(h, u, edge_index, w), per_edge)  # an edge index is an edge list
+    roles = RolePolicies([policy])
+    assert torch.equal(roles(h, x, adj, w), per_edge)
+    recorded, msg = roles(h, x, adj, w, return_messages=True)
+    assert torch.equal(recorded, per_edge)
+    assert torch.equal(msg, policy._edge_round(h, u, edge_index, w, True)[1])
+
+
 @pytest.mark.parametrize("aggr", ["mean", "weighted"])
 def test_csr_gradcheck(aggr):
     from badger_graph.adjacency import CSRAdjacency
@@ -188,14 +216,14 @@ def test_auto_sparse_switches_on_edge_count():
     ex = Execution(dense="never", csr_min_edges=12)
     agent = Agent(tiny_policy(), FullyConnected(), execution=ex)
     assert _path(agent, agent.init_state([3, 3], 3)) is CSRAdjacency  # 12 edges
-    assert _path(agent, agent.init_state([3, 2], 2)) is torch.Tensor  # 8 edges
+    assert _path(agent, agent.init_state([3, 2], 2)) is EdgeAdjacency  # 8 edges
     recv = Agent(
         tiny_policy(receiver_term=True),
         FullyConnected(),
         execution=Execution(sparse="csr"),
     )
-    assert _path(recv, recv.init_state([3, 3], 3)) is torch.Tensor  # needs per-edge messages
-    assert _path(agent, agent.init_state([3, 3], 3), record=True) is torch.Tensor
+    assert _path(recv, recv.init_state([3, 3], 3)) is EdgeAdjacency  # needs per-edge messages
+    assert _path(agent, agent.init_state([3, 3], 3), record=True) is EdgeAdjacency
     with pytest.raises(ValueError, match="sparse"):
         Agent(tiny_policy(), FullyConnected(), execution=Execution(sparse="fast"))
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import tiny_policy
+from helpers import grads, tiny_policy
 
 from badger_graph import BadgerModule, Execution
-from badger_graph.adjacency import CSRAdjacency, DenseAdjacency
+from badger_graph.adjacency import CSRAdjacency, DenseAdjacency, EdgeAdjacency
 from badger_graph.execution import adjacency
 from badger_graph.ports import AddressedPorts
 from badger_graph.tasks import GuessingGame
@@ -55,15 +55,11 @@ DENSE, CSR, EDGES = (
 CASES = {
     "fig6 dense": (_fig6, DENSE, DenseAdjacency),
     "fig6 csr": (_fig6, CSR, CSRAdjacency),
-    "fig6 edges": (_fig6, EDGES, torch.Tensor),
+    "fig6 edges": (_fig6, EDGES, EdgeAdjacency),
     "fig7 attention dense": (_fig7, DENSE, DenseAdjacency),
     "fig7 attention csr": (_fig7, CSR, CSRAdjacency),
-    "fig7 attention top-3 edges": (lambda ex: _fig7(ex, top_k=3), EDGES, torch.Tensor),
+    "fig7 attention top-3 edges": (lambda ex: _fig7(ex, top_k=3), EDGES, EdgeAdjacency),
 }
-
-
-def _grads(model: BadgerModule) -> dict[str, torch.Tensor]:
-    return {k: p.grad.detach().cpu() for k, p in model.named_parameters() if p.grad is not None}
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -79,7 +75,7 @@ def test_lifetime_and_gradients_match_cpu(case):
     for name, model in (("cpu", cpu), ("dev", dev)):
         lt = model.lifetime(5, 8)
         lt.errors.mean().backward()
-        out[name] = (lt.errors.detach().cpu(), _grads(model))
+        out[name] = (lt.errors.detach().cpu(), grads(model))
     assert lt.errors.device.type == torch.device(DEVICE).type
     torch.testing.assert_close(out["dev"][0], out["cpu"][0], rtol=1e-4, atol=1e-5)
     assert out["dev"][1].keys() == out["cpu"][1].keys()
@@ -160,7 +156,7 @@ def test_captured_steps_match_eager_over_training_and_evaluation(make):
             losses.append(loss.detach())
         with torch.no_grad():  # both kept: the second must not overwrite the first
             a, b = model.lifetime(10, 8), model.lifetime(11, 8)
-        results[name] = (torch.stack(losses), a.errors, b.errors, a.state.h, _grads(model))
+        results[name] = (torch.stack(losses), a.errors, b.errors, a.state.h, grads(model))
     # fused kernels sum in another order and 3 Adam steps amplify it: loose bounds, which
     # still catch a wrong or overwritten replay output (errors of order 1)
     for x, y in zip(results["eager"][:4], results["captured"][:4], strict=True):

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from helpers import random_states
 
 from badger_graph import Agent
 from badger_graph.curriculum import GrowthCurriculum
@@ -10,10 +11,7 @@ from badger_graph.topologies import FullyConnected
 
 
 def _state(agent, sizes=(3, 5), d=2):
-    s = agent.init_state(list(sizes), d)
-    return s.replace(
-        h=torch.randn(s.num_nodes, s.h.size(1), generator=torch.Generator().manual_seed(0))
-    )
+    return random_states(agent.init_state(list(sizes), d))
 
 
 @pytest.mark.parametrize("mode", ["fresh", "clone"])

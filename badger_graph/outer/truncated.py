@@ -77,7 +77,7 @@ class TruncatedBPTT(OuterLoop):
                 )
                 check_differentiable(chunk, module)
                 backward(chunk)
-            state = life.state.replace(h=life.state.h.detach())
+            state = life.state.detach()
             result = life.last_result.detach()
             errors.append(life.errors.detach())
         return torch.cat(errors)

@@ -6,7 +6,7 @@ parameters, growth counts and modes, edge lists). ``pytest tests/reliability
 """
 
 import torch
-from helpers import tiny_policy
+from helpers import random_graph, tiny_policy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -35,9 +35,7 @@ sizes_st = st.lists(st.integers(1, 9), min_size=1, max_size=5)
 
 
 def _state(sizes, hidden=16, seed=0):
-    state = ExpertGraph.create(sizes, 1, hidden, 4)
-    g = torch.Generator().manual_seed(seed)
-    return state.replace(h=torch.randn(state.num_nodes, hidden, generator=g))
+    return random_graph(sizes, hidden, seed=seed)
 
 
 def _topology(kind: str, param: float, sizes):

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from helpers import episode
 
 from badger_graph.tasks import BernoulliBandits
 from badger_graph.tasks.bandits import thompson, ucb1
@@ -7,7 +8,7 @@ from badger_graph.tasks.base import play
 
 
 def _episode(B=4000, seed=0, k=3):
-    return BernoulliBandits(k).reset(B, torch.Generator().manual_seed(seed))
+    return episode(BernoulliBandits(k), B, seed)
 
 
 @pytest.mark.parametrize(

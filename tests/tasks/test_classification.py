@@ -1,5 +1,6 @@
 import pytest
 import torch
+from helpers import episode
 
 from badger_graph.tasks import OnlineClassification
 from badger_graph.tasks.classification import (
@@ -10,7 +11,7 @@ from badger_graph.tasks.classification import (
 
 
 def _episode(B=4000, seed=0):
-    return OnlineClassification(3, 2).reset(B, torch.Generator().manual_seed(seed))
+    return episode(OnlineClassification(3, 2), B, seed)
 
 
 @pytest.mark.parametrize(

@@ -2,16 +2,13 @@ import builtins
 
 import pytest
 import torch
+from helpers import gen
 
 from badger_graph.tasks import DatasetClassification, MLPClassification, OnlineClassification
 from badger_graph.tasks.classification import NAMES, tuned_baselines
 from badger_graph.tasks.datasets import DATASETS, load_dataset, split_halves
 
 pytest.importorskip("sklearn")
-
-
-def _gen(seed=0):
-    return torch.Generator().manual_seed(seed)
 
 
 @pytest.mark.parametrize("name", DATASETS)
@@ -31,20 +28,20 @@ def test_training_streams_never_show_a_meta_test_example(name):
     _, test = split_halves(load_dataset(name)[1])
     shown = set()
     for seed in range(20):
-        episode = task.reset(16, _gen(seed))
+        episode = task.reset(16, gen(seed))
         for _ in range(60):  # longer than some pools: the order repeats
             episode.step(torch.zeros(16, episode.num_outputs))
         shown |= set(torch.cat(episode.shown).tolist())
     assert not shown & set(test.tolist())
     assert shown <= set(task.rows(name).tolist())
     test_task = DatasetClassification(name, split="test")
-    episode = test_task.reset(16, _gen(0))
+    episode = test_task.reset(16, gen(0))
     assert set(episode.shown[0].tolist()) <= set(test.tolist())
 
 
 def test_labels_are_the_streams_own_classes():
     task = DatasetClassification("digits", split="test", num_classes=4)
-    episode = task.reset(32, _gen(1))
+    episode = task.reset(32, gen(1))
     assert episode.num_outputs == 4
     for _ in range(30):
         result = episode.step(torch.zeros(32, 4))
@@ -62,8 +59,8 @@ def test_labels_are_the_streams_own_classes():
 
 def test_standardization_uses_only_past_examples():
     task = DatasetClassification("wine", split="train", num_classes=3)
-    first = task.reset(8, _gen(3))
-    second = task.reset(8, _gen(3))
+    first = task.reset(8, gen(3))
+    second = task.reset(8, gen(3))
     # change every row the streams show from step 5 on: steps 0..4 must not move
     later = torch.cat([first.order[b, 5:] for b in range(8)]).unique()
     earlier = torch.cat([first.order[b, :5] for b in range(8)]).unique()
@@ -81,7 +78,7 @@ def test_standardization_uses_only_past_examples():
 
 def test_standardization_is_the_past_mean_and_spread():
     task = DatasetClassification("iris", split="train", num_classes=3, features="permute")
-    episode = task.reset(4, _gen(5))
+    episode = task.reset(4, gen(5))
     xs = [episode.x]
     for _ in range(6):
         xs.append(episode.step(torch.zeros(4, 3)).observation)
@@ -124,7 +121,7 @@ def test_bad_arguments_are_named(kwargs, match):
 
 def test_classes_drawn_per_batch_in_range():
     for task in (OnlineClassification([2, 5], 4, [0.5, 1.5]), MLPClassification([2, 5], 4)):
-        seen = {task.reset(3, _gen(s)).num_outputs for s in range(40)}
+        seen = {task.reset(3, gen(s)).num_outputs for s in range(40)}
         assert seen == {2, 3, 4, 5}
         assert task.num_outputs == 5
     with pytest.raises(ValueError, match="num_classes"):
@@ -134,5 +131,5 @@ def test_classes_drawn_per_batch_in_range():
 def test_tuned_baselines_learn_iris():
     task = DatasetClassification("iris", split="test", num_classes=3)
     for name in NAMES:
-        errors = tuned_baselines({name: 16.0})[name](task.reset(256, _gen(2)), 30)
+        errors = tuned_baselines({name: 16.0})[name](task.reset(256, gen(2)), 30)
         assert errors[-10:].mean() < 0.8 * errors[:2].mean(), name

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from helpers import gen
 
 from badger_graph.tasks import GuessingGame, OnlineRegression, TaskMixture
 
@@ -22,10 +23,6 @@ def test_bad_input(kw, match):
         TaskMixture(**kw)
 
 
-def _gen(seed):
-    return torch.Generator().manual_seed(seed)
-
-
 def test_each_family_keeps_its_feedback_convention(agent):
     from badger_graph.tasks import BernoulliBandits
 
@@ -33,17 +30,17 @@ def test_each_family_keeps_its_feedback_convention(agent):
     each = TaskMixture([regression, bandits], feedback_to="each")
     same = TaskMixture([regression, bandits], feedback_to="all")
     for seed in range(10):
-        episode = each.reset(2, _gen(seed))
+        episode = each.reset(2, gen(seed))
         family = [regression, bandits][episode.family]
         assert episode.feedback_to == family.feedback_to
-        state = agent.begin(episode, 3, _gen(0), "cpu")
+        state = agent.begin(episode, 3, gen(0), "cpu")
         receives = agent.constant_features(state, each, episode)["receives_feedback"]
         is_expert = agent.constant_features(state, each, episode)["is_expert"]
         if episode.family == 0:  # the regression's miss reaches every node
             assert receives.all()
         else:
             assert torch.equal(receives, is_expert)
-        forced = same.reset(2, _gen(seed))
+        forced = same.reset(2, gen(seed))
         assert forced.feedback_to == "all"
 
 
@@ -53,9 +50,9 @@ def test_family_code_prepends_a_one_hot_to_the_observation(agent):
     mix = TaskMixture([GuessingGame(3), OnlineRegression([2, 3])], family_code=True)
     families = set()
     for seed in range(12):
-        episode = mix.reset(4, _gen(seed))
+        episode = mix.reset(4, gen(seed))
         families.add(episode.family)
-        g = _gen(seed)
+        g = gen(seed)
         torch.multinomial(mix.weights, 1, generator=g)  # the mixture's draw of the family
         plain = mix.tasks[episode.family].reset(4, g)
         first, ref = episode.first(), plain.first()
@@ -67,26 +64,26 @@ def test_family_code_prepends_a_one_hot_to_the_observation(agent):
             assert torch.equal(episode.input_dims, plain.input_dims + 2)
         else:
             assert episode.num_inputs == 2
-        action = torch.randn(4, episode.num_outputs, generator=_gen(1))
+        action = torch.randn(4, episode.num_outputs, generator=gen(1))
         assert torch.equal(episode.step(action).error, plain.step(action).error)
     assert families == {0, 1}
     # a family the mixture never trained on plays with a zero code; its baselines as usual
     view = mix.view(BernoulliBandits(3))
-    episode = view.reset(4, _gen(0))
+    episode = view.reset(4, gen(0))
     assert torch.equal(episode.first().observation, torch.zeros(4, 2))
     plain = BernoulliBandits(3)
     for name, play in view.baselines().items():
-        want = plain.baselines()[name](plain.reset(4, _gen(0)), 5)
-        torch.testing.assert_close(play(view.reset(4, _gen(0)), 5), want)
-    assert mix.view(GuessingGame(3)).reset(1, _gen(0)).family == 0
+        want = plain.baselines()[name](plain.reset(4, gen(0)), 5)
+        torch.testing.assert_close(play(view.reset(4, gen(0)), 5), want)
+    assert mix.view(GuessingGame(3)).reset(1, gen(0)).family == 0
 
 
 def test_a_coded_mixture_runs_a_lifetime(agent):
     mix = TaskMixture([GuessingGame(3), OnlineRegression(2)], feedback_to="each", family_code=True)
     agent.rounds = 2
     for seed in (0, 1, 2, 3):
-        episode = mix.reset(3, _gen(seed))
-        state = agent.begin(episode, 3, _gen(0), "cpu")
+        episode = mix.reset(3, gen(seed))
+        state = agent.begin(episode, 3, gen(0), "cpu")
         life = agent(mix, episode, state, 4)
         assert life.errors.shape == (4, 3)
         assert life.errors.isfinite().all()
@@ -99,7 +96,7 @@ def test_family_curriculum_sets_the_weights_of_each_stage():
     assert episode_spec([curriculum], 99).family_weights == (1.0, 0.0)
     assert episode_spec([curriculum], 100).family_weights == (1.0, 1.0)
     mix = TaskMixture([GuessingGame(3), OnlineRegression(2)])
-    drawn = {mix.reset(2, _gen(s), weights=(1.0, 0.0)).family for s in range(30)}
+    drawn = {mix.reset(2, gen(s), weights=(1.0, 0.0)).family for s in range(30)}
     assert drawn == {0}
     for stages, match in [
         ([[5, [1, 1]]], "step 0"),

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from helpers import episode
 
 from badger_graph.tasks import MovingTarget
 from badger_graph.tasks.guessing_game import probe_and_solve
@@ -7,7 +8,7 @@ from badger_graph.tasks.moving_target import after_jump_error, stale
 
 
 def _episode(B=4000, seed=0, **kw):
-    return MovingTarget(3, **kw).reset(B, torch.Generator().manual_seed(seed))
+    return episode(MovingTarget(3, **kw), B, seed)
 
 
 @pytest.mark.parametrize(

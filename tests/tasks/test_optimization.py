@@ -1,12 +1,13 @@
 import pytest
 import torch
+from helpers import episode
 
 from badger_graph.tasks import HotColdOptimization
 from badger_graph.tasks.optimization import finite_differences, random_search
 
 
 def _episode(B=4000, seed=0, **kw):
-    return HotColdOptimization(3, **kw).reset(B, torch.Generator().manual_seed(seed))
+    return episode(HotColdOptimization(3, **kw), B, seed)
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 import pytest
 import torch
-from helpers import tiny_policy
+from helpers import episode, tiny_policy
 
 from badger_graph import Agent
 from badger_graph.tasks import OnlineRegression
@@ -9,7 +9,7 @@ from badger_graph.topologies import FullyConnected
 
 
 def _episode(B=4000, seed=0, m=3):
-    return OnlineRegression(m).reset(B, torch.Generator().manual_seed(seed))
+    return episode(OnlineRegression(m), B, seed)
 
 
 @pytest.mark.parametrize(

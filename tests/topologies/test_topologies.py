@@ -3,6 +3,7 @@ import math
 import networkx as nx
 import pytest
 import torch
+from helpers import random_graph
 
 from badger_graph import ExpertGraph
 from badger_graph.topologies import (
@@ -25,9 +26,7 @@ SIZES = [1, 4, 6, 2, 5]
 
 
 def _state(sizes=SIZES, hidden=8, seed=0):
-    s = ExpertGraph.create(sizes, 1, hidden, 2)
-    g = torch.Generator().manual_seed(seed)
-    return s.replace(h=torch.randn(s.num_nodes, hidden, generator=g))
+    return random_graph(sizes, hidden, identity=2, seed=seed)
 
 
 def _local_edges(state, ei, agent):
