@@ -4,9 +4,12 @@ An evolution-strategy population evaluates P members of the policy as one
 ``torch.func.vmap`` over ``functional_call``. ``aten::gru_cell`` has no batching rule, so
 under ``vmap`` PyTorch falls back to a loop over the members; the gates written out as
 batched matrix products (``badger_graph.policy._gru_cell``) vectorize. Without ``vmap``
-both forms are timed too (one member). Both forms are timed in one process, alternating
-(``python benchmarks/gru_forms.py [--reps 20] [--population 32] [--nodes 600]``); prints a
-markdown table of median milliseconds per call.
+both forms are timed too (one member). A second table times a whole population of the
+shipped ES config (``configs/guessing_game_es.yaml``: 64 members, 64 agents of 3 experts,
+20 inner steps) with each form. Both forms are timed in one process, alternating
+(``python benchmarks/gru_forms.py [--reps 20] [--population 32] [--nodes 600]``); prints
+markdown tables of median milliseconds per call, with the matrix products and aten ops
+that one call issues (each a kernel launch on a GPU).
 """
 
 import argparse
@@ -18,7 +21,65 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from badger_graph import BadgerModule, Execution, ExpertPolicy
+from badger_graph.outer import EvolutionStrategy
+from badger_graph.outer.es import population_losses
 from badger_graph.policy import _gru_cell
+from badger_graph.tasks import GuessingGame
+from badger_graph.topologies import FullyConnected
+
+
+def es_population(reps: int) -> None:
+    """The ES config's population losses with the written-out gates and with nn.GRUCell."""
+    torch.manual_seed(0)
+    policy = ExpertPolicy(64, 64, 32, 8, aggr="mean")
+    task = GuessingGame(3, feedback="scalar", feedback_to=[0])
+    es = EvolutionStrategy(64, 0.02)
+    unchecked = Execution(check_finite=False)  # as the ES loop runs its population
+    module = BadgerModule(
+        policy, FullyConnected(), task, num_experts=3, inner_steps=20, execution=unchecked
+    )
+    theta = torch.nn.utils.parameters_to_vector(module.parameters()).detach()
+    noise = es.noise(0, theta.numel())
+
+    def loss_fn(p):
+        return functional_call(module, p, (0, 64), {"train": True})[-1].mean()
+
+    written = ExpertPolicy.gru_update
+
+    def fused(self, u, agg, h):
+        return self.rnn(torch.cat([u, agg], dim=-1), h)
+
+    times = {"gates written out": [], "nn.GRUCell": []}
+    out = {}
+    with torch.no_grad():
+        for _ in range(reps + 1):
+            for form, fn in (("gates written out", written), ("nn.GRUCell", fused)):
+                ExpertPolicy.gru_update = fn
+                t0 = time.perf_counter()
+                out[form] = population_losses(module, theta, noise, 0.02, loss_fn)
+                times[form].append(time.perf_counter() - t0)
+    ExpertPolicy.gru_update = written
+    torch.testing.assert_close(out["nn.GRUCell"], out["gates written out"])
+    print(
+        "\nES population of configs/guessing_game_es.yaml (64 members x 64 agents x 3 experts, "
+        f"20 steps), median of {reps} (first call left out)\n"
+    )
+    print("| form under vmap | s per population |")
+    print("|---|---|")
+    for form, ts in times.items():
+        print(f"| {form} | {statistics.median(ts[1:]):.3f} |")
+
+
+def _ops(fn) -> tuple[int, int]:
+    """Matrix products and aten ops of one call (each one a kernel launch on a GPU)."""
+    cpu = torch.profiler.ProfilerActivity.CPU
+    with torch.profiler.profile(activities=[cpu]) as prof:
+        fn()
+    events = prof.key_averages()
+    products = ("aten::addmm", "aten::mm", "aten::bmm", "aten::baddbmm")
+    mm = sum(e.count for e in events if e.key in products)
+    return mm, sum(e.count for e in events if e.key.startswith("aten::"))
 
 
 def main() -> None:
@@ -64,14 +125,19 @@ def main() -> None:
                 t0 = time.perf_counter()
                 f()
                 times[k].append(time.perf_counter() - t0)
+        ops = {k: _ops(f) for k, f in forms.items()}
     print(
         f"P = {P} members, {N} nodes each, hidden {H}, input {X}; "
         f"{torch.get_num_threads()} threads; median of {a.reps} calls, alternating\n"
     )
-    print("| case | form | ms per call |")
-    print("|---|---|---|")
+    print("| case | form | ms per call | matrix products | aten ops |")
+    print("|---|---|---|---|---|")
     for (case, form), ts in times.items():
-        print(f"| {case} | {form} | {1e3 * statistics.median(ts):.2f} |")
+        mm, total = ops[(case, form)]
+        print(f"| {case} | {form} | {1e3 * statistics.median(ts):.2f} | {mm} | {total} |")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        es_population(max(3, a.reps // 4))
 
 
 if __name__ == "__main__":
