@@ -173,8 +173,9 @@ class Agent(nn.Module):
         into the node that owns the output (plus, with addressed ports, the port values
         the expert reads over ``links``, see :meth:`AddressedPorts.links`); the node
         identities follow. ``time`` is the step's ``t / T`` (a float or a 0-d tensor);
-        ``owners`` and ``inputs`` (from :meth:`owners` and :meth:`inputs`) may be passed in
-        when the graph has not changed; ``check`` overrides ``execution.check_finite``.
+        ``owners`` and ``inputs`` (:meth:`ExpertGraph.output_owners`, ``input_nodes``) may
+        be passed in when the graph has not changed; ``check`` overrides
+        ``execution.check_finite``.
 
         Raises:
             NonFiniteError: if the task's feedback or signal holds NaN or inf.
@@ -215,7 +216,8 @@ class Agent(nn.Module):
     ) -> Tensor:
         """Outputs ``[B, d]``: port values, or the shared head on each output's owner node.
 
-        ``owners`` (from :meth:`owners`) may be passed in when the graph has not changed.
+        ``owners`` (:meth:`ExpertGraph.output_owners`) may be passed in when the graph has
+        not changed.
         """
         owner, agent, column = owners if owners is not None else state.output_owners()
         if self.ports is not None:
