@@ -1,8 +1,10 @@
 """Copy trained checkpoints into the package, weights only (no optimizer or loop state).
 
     python benchmarks/ship.py runs/datasets badger_graph/checkpoints/datasets NAME [NAME ...]
+    python benchmarks/ship.py --best runs badger_graph/checkpoints/tasks NAME [NAME ...]
 
-takes ``<runs>/<NAME>/checkpoints/last.ckpt`` for every NAME and writes
+takes ``<runs>/<NAME>/checkpoints/last.ckpt`` (``--best``: ``best.ckpt``, the checkpoint
+with the best validation error) for every NAME and writes
 ``<out>/<NAME>.ckpt`` with the weights, the hyperparameters and the training counters
 (what ``badger test``, ``badger matrix`` and the benchmarks read), about a tenth of the size.
 """
@@ -31,12 +33,14 @@ KEEP = (
 
 
 def main(argv: list[str]) -> None:
+    which = "best" if argv[:1] == ["--best"] else "last"
+    argv = argv[1:] if which == "best" else argv
     if len(argv) < 3:
         raise SystemExit(__doc__)
     runs, out, names = Path(argv[0]), Path(argv[1]), argv[2:]
     out.mkdir(parents=True, exist_ok=True)
     for name in names:
-        src = runs / name / "checkpoints" / "last.ckpt"
+        src = runs / name / "checkpoints" / f"{which}.ckpt"
         ckpt = safe_load(src)
         slim = {k: ckpt[k] for k in KEEP if k in ckpt}
         torch.save(slim, out / f"{name}.ckpt")

@@ -3,7 +3,8 @@
 For every task family (one config each) the agent trained by that config and each of the
 task's baselines play the same episodes (drawn from seeds training never used: purpose
 "compare"); prints one table row per family and strategy. Needs the checkpoints
-``runs/<config>/checkpoints/best.ckpt`` (``--runs`` to look elsewhere).
+``runs/<config>/checkpoints/best.ckpt`` (``--runs`` to look elsewhere; the shipped models:
+``--runs badger_graph/checkpoints/tasks``, files ``<config>.ckpt``).
 
     python benchmarks/task_baselines.py [--episodes 2000] [--families regression,bandits]
     python benchmarks/task_baselines.py --families regression --inputs 1,2,3,4,6,8,10
@@ -49,6 +50,12 @@ SCORES = {
 }
 
 
+def checkpoint(runs: Path, config: str) -> Path:
+    """A training run's ``best.ckpt`` under ``runs``, else the shipped ``<config>.ckpt``."""
+    trained = runs / config / "checkpoints" / "best.ckpt"
+    return trained if trained.is_file() else runs / f"{config}.ckpt"
+
+
 def compare(
     family: str,
     runs: Path,
@@ -64,7 +71,7 @@ def compare(
     """
     if config is None:
         config = ROOT / "configs" / f"{FAMILIES[family]}.yaml"
-        ckpt = runs / FAMILIES[family] / "checkpoints" / "best.ckpt"
+        ckpt = checkpoint(runs, FAMILIES[family])
     model = build_from_config(str(config), str(ckpt))
     runner = model.runner
     errors: dict[str, list] = {"agent": []}
@@ -102,9 +109,7 @@ def regression_inputs(runs: Path, inputs: list[int], episodes: int) -> list[dict
     from badger_graph.tasks import OnlineRegression
 
     config = ROOT / "configs" / f"{FAMILIES['regression']}.yaml"
-    model = build_from_config(
-        str(config), str(runs / FAMILIES["regression"] / "checkpoints" / "best.ckpt")
-    )
+    model = build_from_config(str(config), str(checkpoint(runs, FAMILIES["regression"])))
     runner = model.runner
     rows = []
     for m in inputs:

@@ -117,7 +117,7 @@ def test_version_stamps(tmp_path, stamp, fmt, match):
 
 FOLDERS = sorted(
     (folder.name, p.stem)
-    for folder in (SHIPPED / "datasets", SHIPPED / "generalist")
+    for folder in (SHIPPED / "datasets", SHIPPED / "generalist", SHIPPED / "tasks")
     for p in folder.glob("*.ckpt")
 )
 
@@ -127,7 +127,8 @@ def test_shipped_experiment_checkpoints_load_into_their_configs(folder, name):
     pytest.importorskip("sklearn")
     from badger_graph.cli import build_from_config
 
-    config = SHIPPED.parents[1] / "configs" / folder / f"{name}.yaml"
+    configs = SHIPPED.parents[1] / "configs"
+    config = configs / f"{name}.yaml" if folder == "tasks" else configs / folder / f"{name}.yaml"
     model = build_from_config(str(config), str(SHIPPED / folder / f"{name}.ckpt"))
     saved = read_checkpoint(SHIPPED / folder / f"{name}.ckpt")["state_dict"]
     for key, value in model.state_dict().items():
