@@ -8,13 +8,4 @@ cd "$(dirname "$0")/.."
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(synthetic_badger synthetic_rnn real_without_iris
   real_without_wine real_without_breast_cancer real_without_digits)
-mkdir -p runs/datasets
-i=0
-for n in "${names[@]}"; do
-  OMP_NUM_THREADS=1 badger fit --config "configs/datasets/$n.yaml" --threads 1 \
-    --trainer.enable_progress_bar false > "runs/datasets/$n.log" 2>&1 &
-  i=$((i + 1))
-  if [ $((i % 2)) -eq 0 ]; then wait; echo "pair done: $(date +%T)"; fi
-done
-wait
-echo "all done: $(date +%T)"
+exec benchmarks/fit_two_at_a_time.sh configs/datasets runs/datasets "${names[@]}"

@@ -11,7 +11,4 @@ if [ ${#names[@]} -eq 0 ]; then
   names=(long all_six family_code experts12 curriculum without_guessing without_moving_target
     without_optimization without_bandits without_regression without_classification)
 fi
-mkdir -p runs/generalist
-printf '%s\n' "${names[@]}" | xargs -P 2 -I{} sh -c \
-  'OMP_NUM_THREADS=1 badger fit --config configs/generalist/{}.yaml --threads 1 \
-     --trainer.enable_progress_bar false > runs/generalist/{}.log 2>&1; echo "{} done: $(date +%T)"'
+exec benchmarks/fit_two_at_a_time.sh configs/generalist runs/generalist "${names[@]}"

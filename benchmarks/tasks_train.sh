@@ -8,13 +8,4 @@ cd "$(dirname "$0")/.."
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(task_regression task_classification task_moving_target
   task_optimization task_bandits task_mixture)
-mkdir -p runs
-i=0
-for n in "${names[@]}"; do
-  OMP_NUM_THREADS=1 badger fit --config "configs/$n.yaml" --threads 1 \
-    --trainer.enable_progress_bar false > "runs/$n.log" 2>&1 &
-  i=$((i + 1))
-  if [ $((i % 2)) -eq 0 ]; then wait; echo "pair done: $(date +%T)"; fi
-done
-wait
-echo "all done: $(date +%T)"
+exec benchmarks/fit_two_at_a_time.sh configs runs "${names[@]}"
