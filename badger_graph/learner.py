@@ -361,10 +361,6 @@ class SupervisedState:
         """The learners ``start..stop-1``."""
         return dataclasses.replace(self, x=self.x[start:stop], y=self.y[start:stop])
 
-    def replace(self, **changes) -> SupervisedState:
-        """A copy with ``changes``."""
-        return dataclasses.replace(self, **changes)
-
     def detach(self) -> SupervisedState:
         """The same points cut from the autograd graph (between truncated-BPTT chunks)."""
         return dataclasses.replace(self, x=self.x.detach(), y=self.y.detach())

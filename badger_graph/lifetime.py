@@ -62,8 +62,8 @@ def _check_result(
 ) -> StepResult:
     """A task's answer checked against the episode (:func:`check_step_result`) and the state.
 
-    ``inputs``: the state's input nodes from ``Agent.inputs`` (known per lifetime, so that
-    no step reads back from the device whether there are any).
+    ``inputs``: the state's input nodes (:meth:`ExpertGraph.input_nodes`, known per
+    lifetime, so that no step reads back from the device whether there are any).
     """
     if isinstance(result, StepResult) and result.observation is not None and not inputs[0].numel():
         raise ValueError(
@@ -76,7 +76,7 @@ def _check_result(
 
 @dataclasses.dataclass(frozen=True)
 class StepPlan:
-    """What a captured inner step needs that depends only on the graph's structure."""
+    """What an inner step needs that depends only on the graph's structure."""
 
     state: ExpertGraph  # the structure; its h / value are replaced every step
     constant: dict[str, Tensor]
@@ -84,6 +84,14 @@ class StepPlan:
     owners: tuple[Tensor, Tensor, Tensor]
     inputs: tuple[Tensor, Tensor, Tensor]
     edges: tuple | None  # a fixed-edges topology's (adj, edge_weight, edge_index), else None
+
+    @classmethod
+    def of(cls, agent, state: ExpertGraph, task: Task, episode: Episode) -> StepPlan:
+        """The plan of ``state``'s graph (built once per lifetime, again after a growth)."""
+        constant = agent.constant_features(state, task, episode)
+        links = agent.ports.links(state) if agent.ports is not None else None
+        owners, inputs = state.output_owners(), state.input_nodes()
+        return cls(state.replace(step=0), constant, links, owners, inputs, None)
 
 
 def captured_step(
@@ -300,18 +308,15 @@ def run(
         raise ValueError(
             f"growth at step(s) {late} but this lifetime ends before step {state.step + steps}"
         )
-    constant = agent.constant_features(state, task, episode)
-    links = agent.ports.links(state) if agent.ports is not None else None
-    owners, inputs = state.output_owners(), state.input_nodes()
+    plan = StepPlan.of(agent, state, task, episode)
     if result is None:
         episode.step_index = state.step
-        result = _check_result(episode.first(), episode, state, inputs)
+        result = _check_result(episode.first(), episode, state, plan.inputs)
     step_fn = _capture(agent, state, record, growth)
     if step_fn is not None:
-        edges = None
         if agent.topology.fixed_edges:  # the same edges every step: built once, not captured
             edges = adjacency(agent.policy, agent.topology, state, agent.execution)
-        plan = StepPlan(state.replace(step=0), constant, links, owners, inputs, edges)
+            plan = dataclasses.replace(plan, edges=edges)
         actions, errors, state, result = _captured(
             agent, step_fn, episode, state, plan, result, steps, total, detach_feedback
         )
@@ -319,30 +324,30 @@ def run(
     records = []
 
     def act(result: StepResult, t: int) -> Tensor:
-        nonlocal state, constant, links, owners, inputs
+        nonlocal state, plan
         events = [g for g in growth if g.step == t]
         for event in events:
             state = grow(state, event.count, event.mode, None, generator, agent.identity)
         if events:
-            constant = agent.constant_features(state, task, episode)
-            links = agent.ports.links(state) if agent.ports is not None else None
-            owners, inputs = state.output_owners(), state.input_nodes()
+            plan = StepPlan.of(agent, state, task, episode)
         if detach_feedback:
             result = result.detach()
-        x = agent.write(state, result, constant, t / total, links, owners, inputs)
+        x = agent.write(
+            state, result, plan.constant, t / total, plan.links, plan.owners, plan.inputs
+        )
         state, rec = agent.step(state, x, record)
         if agent.ports is not None:
-            state = state.replace(value=agent.ports.write(state, links))
+            state = state.replace(value=agent.ports.write(state, plan.links))
             if agent.execution.check_finite:
                 check_finite("port values", state.value, t)
-        action = agent.read(state, owners)
+        action = agent.read(state, plan.owners)
         if rec is not None:
             rec.action = action.detach()
             records.append(rec)
         return action
 
     def check(answer) -> StepResult:
-        return _check_result(answer, episode, state, inputs)
+        return _check_result(answer, episode, state, plan.inputs)
 
     actions, errors, result = run_steps(episode, result, steps, act, state.step, check)
     return Lifetime(torch.stack(actions), torch.stack(errors), state, records, episode, result)
