@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
 
@@ -29,9 +30,37 @@ class _InRunDir:
             )
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        """Resolve the folder from the trainer's run directory."""
+        """Resolve the folder from the trainer's run directory; write files atomically."""
         self.use_run_dir(trainer.default_root_dir)
+        use_atomic_writes(trainer)
         super().setup(trainer, pl_module, stage)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, writing through :func:`~badger_graph.checkpoint.atomic_save`.
+
+    A temporary file in the checkpoint's own folder, flushed, ``fsync``-ed and renamed over
+    the old file: a full disk or a kill mid-write leaves the previous checkpoint whole, and
+    the failure raises a :class:`~badger_graph.checkpoint.CheckpointWriteError` naming the
+    file (Lightning's writer stages the file in ``$TMPDIR`` and moves it across file
+    systems, overwriting the old checkpoint in place).
+    """
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        """Write ``checkpoint`` to ``path`` atomically."""
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        from badger_graph.checkpoint import atomic_save
+
+        atomic_save(checkpoint, path)
+
+
+def use_atomic_writes(trainer) -> None:
+    """Give the trainer :class:`AtomicCheckpointIO` unless it was configured with another writer."""
+    strategy = trainer.strategy
+    io = getattr(strategy, "_checkpoint_io", None)
+    if io is None or type(io) is TorchCheckpointIO:
+        strategy.checkpoint_io = AtomicCheckpointIO()
 
 
 class RunCheckpoint(_InRunDir, ModelCheckpoint):
@@ -48,6 +77,18 @@ class RunCheckpoint(_InRunDir, ModelCheckpoint):
         kwargs.setdefault("enable_version_counter", False)
         super().__init__(dirpath=dirpath, **kwargs)
         self._save_after_validation = False
+
+    def _should_skip_saving_checkpoint(self, trainer) -> bool:
+        """Lightning's rule, and no checkpoint while the training error is blowing up.
+
+        While :attr:`~badger_graph.guards.TrainingGuard.diverging` holds, ``last.ckpt`` and
+        ``best.ckpt`` keep the weights from before the blow-up (what a
+        :class:`~badger_graph.errors.DivergenceError` tells the user to resume from).
+        """
+        guard = getattr(trainer.lightning_module, "guard", None)
+        return super()._should_skip_saving_checkpoint(trainer) or bool(
+            getattr(guard, "diverging", False)
+        )
 
     def on_train_end(self, trainer, pl_module) -> None:
         """Write ``last.ckpt`` with the final weights when training stops between saves.
@@ -205,35 +246,110 @@ def newest_checkpoint(folder: str | Path) -> Path | None:
             stops rather than fall back to an older state or a fresh start.
     """
     from badger_graph.checkpoint import read_checkpoint
+    from badger_graph.errors import CheckpointError
 
     folder = Path(folder)
     if not folder.is_dir():
         return None
     ranked = []
     for path in sorted(folder.glob("*.ckpt")):
+        if path.is_symlink() and not path.exists():
+            raise CheckpointError(
+                f"{str(path)!r} is a symbolic link to {os.readlink(path)!r}, which does not "
+                f"exist; remove it or point it at a checkpoint"
+            )
+        if path.is_dir():
+            raise CheckpointError(f"{str(path)!r} is a folder, not a checkpoint file")
         ckpt = read_checkpoint(path)
-        step = int(ckpt.get("global_step", 0))
-        done = int(ckpt.get("badger_graph_train_batches", step))
+        step = _batch_count(ckpt, "global_step", 0, path)
+        done = _batch_count(ckpt, "badger_graph_train_batches", step, path)
         ranked.append(((done, step, path.stat().st_mtime_ns), path))
     return max(ranked)[1] if ranked else None
 
 
-def check_run_dir(root: str) -> str:
+def _batch_count(ckpt: dict, key: str, default: int, path: Path) -> int:
+    """``ckpt[key]`` as a number of batches, or an error naming the file and the value."""
+    from badger_graph.errors import CheckpointError
+
+    value = ckpt.get(key, default)
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CheckpointError(
+            f"{str(path)!r} holds {key} = {value!r}, not a number of batches: not a "
+            f"checkpoint as badger_graph writes them (edited?)"
+        )
+    return value
+
+
+def run_folder(value) -> Path:
+    """The run directory ``--trainer.default_root_dir`` names, resolved, or a named error.
+
+    Checkpoints, the lock and the logs all go to the folder returned here.
+
+    Raises:
+        RunFolderError: an empty or blank name (what an unset shell variable gives: the
+            checkpoints would land in the working directory) or a folder inside the
+            installed badger_graph package (its shipped checkpoints live there).
+    """
+    if value is None or not str(value).strip():
+        raise RunFolderError(
+            f"--trainer.default_root_dir is empty ({value!r}; an unset shell variable?): "
+            f"name the run folder, e.g. --trainer.default_root_dir runs/my_experiment"
+        )
+    root = Path(os.path.realpath(os.path.expanduser(str(value))))
+    package = Path(os.path.realpath(Path(__file__).parent))
+    if root == package or package in root.parents:
+        raise RunFolderError(
+            f"the run folder {str(root)!r} is inside the installed badger_graph package "
+            f"(its shipped checkpoints live there); choose another --trainer.default_root_dir"
+        )
+    return root
+
+
+def check_checkpoint_file(path: str) -> None:
+    """Raise a :class:`~badger_graph.errors.CheckpointError` unless ``path`` is a file.
+
+    Names a missing file, a folder and a symbolic link that points nowhere.
+    """
+    from badger_graph.errors import CheckpointError
+
+    p = Path(os.path.expanduser(str(path)))
+    if p.is_symlink() and not p.exists():
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is a symbolic link to {os.readlink(p)!r}, which does "
+            f"not exist"
+        )
+    if p.is_dir():
+        hint = p / "checkpoints" / "last.ckpt"
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is a folder, not a checkpoint file"
+            + (f" (did you mean {str(hint)!r}?)" if hint.is_file() else "")
+        )
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+
+
+def check_run_dir(root: str, checkpoints: bool = True) -> str:
     """Create the run directory (and its ``checkpoints``) and check it is writable.
 
     Raises:
-        PermissionError: naming the folder, when it cannot be created or written.
+        RunFolderNotWritable: naming the folder, when it cannot be created or written
+            (a :class:`PermissionError` and a :class:`~badger_graph.errors.RunFolderError`).
     """
     root = os.path.realpath(os.path.expanduser(str(root)))
     try:
-        os.makedirs(os.path.join(root, "checkpoints"), exist_ok=True)
-        probe = os.path.join(root, "checkpoints", f".write_test_{os.getpid()}")
+        sub = os.path.join(root, "checkpoints") if checkpoints else root
+        os.makedirs(sub, exist_ok=True)
+        probe = os.path.join(sub, f".write_test_{os.getpid()}")
         with open(probe, "w") as f:
             f.write("ok")
         os.remove(probe)
     except OSError as e:
-        raise PermissionError(
-            f"the run directory {root!r} is not writable ({e.strerror}); choose another "
+        from badger_graph.errors import RunFolderNotWritable
+
+        raise RunFolderNotWritable(
+            f"the run directory {root!r} is not writable ({e.strerror or e}); choose another "
             f"with --trainer.default_root_dir"
         ) from e
     return root
@@ -244,6 +360,8 @@ def _lock_owner(path: str) -> int | None:
     try:
         with open(path) as f:
             pid = int(f.read().strip() or 0)
+        if pid <= 0:  # empty or junk: os.kill(0, ...) would ask the whole process group
+            return None
         os.kill(pid, 0)
     except (OSError, ValueError):
         return None
@@ -330,15 +448,21 @@ class SaveOnInterrupt(_InRunDir, Callback):
         """Write the checkpoint unless that would lose or taint work (see the class)."""
         self.exception = exception
         self._remove_hooks()
-        if self.dirpath is None or self._started_at is None or trainer.fast_dev_run:
-            return  # stopped before training started: nothing trained, nothing to save
-        if _batches_done(pl_module) <= self._started_at:
-            return  # no batch finished in this process: the earlier checkpoints stand
+        from badger_graph.checkpoint import CheckpointWriteError
         from badger_graph.errors import DivergenceError
 
+        if self.dirpath is None or self._started_at is None or trainer.fast_dev_run:
+            return  # stopped before training started: nothing trained, nothing to save
         if isinstance(exception, DivergenceError):
+            _name_the_checkpoint_before(exception, self.dirpath)
+            return
+        if _batches_done(pl_module) <= self._started_at:
+            return  # no batch finished in this process: the earlier checkpoints stand
+
+        if isinstance(exception, CheckpointWriteError):
             rank_zero_warn(
-                f"not saving {self.ckpt_path}: training diverged; the last good checkpoint is kept"
+                f"not saving {self.ckpt_path}: writing a checkpoint failed ({exception}); "
+                f"`--ckpt_path last` resumes from the last complete checkpoint"
             )
             return
         if self._in_step and any(
@@ -362,7 +486,38 @@ class SaveOnInterrupt(_InRunDir, Callback):
             _before_validation(checkpoint)
         else:
             _as_if_between_batches(checkpoint, self._validated_after)
-        trainer.strategy.save_checkpoint(checkpoint, self.ckpt_path)
+        try:
+            trainer.strategy.save_checkpoint(checkpoint, self.ckpt_path)
+        except OSError as e:  # say it, but let the error that stopped the run be the one raised
+            rank_zero_warn(f"could not save {self.ckpt_path}: {e}")
+
+
+def _name_the_checkpoint_before(error, folder: str) -> None:
+    """Finish a :class:`~badger_graph.errors.DivergenceError`'s message: which checkpoint to resume.
+
+    No checkpoint is written during a blow-up (see
+    :meth:`RunCheckpoint._should_skip_saving_checkpoint`), so the folder's newest one is from
+    before it, or there is none.
+    """
+    try:
+        newest = newest_checkpoint(folder)
+    except ValueError:
+        newest = None
+    if newest is None:
+        tail = (
+            f"; no checkpoint from before the blow-up exists in {folder!r} (the run diverged "
+            f"before its first checkpoint): start again with a lower learning rate"
+        )
+    else:
+        from badger_graph.checkpoint import read_checkpoint
+
+        ckpt = read_checkpoint(newest)
+        done = int(ckpt.get("badger_graph_train_batches", ckpt.get("global_step", 0)))
+        tail = (
+            f"; {str(newest)!r} (after {done} batches) is from before the blow-up: resume it "
+            f"with --ckpt_path last and a lower --model.optimizer.init_args.lr"
+        )
+    error.args = (str(error) + tail, *error.args[1:])
 
 
 def _versions(optimizer) -> list[int]:
@@ -456,6 +611,62 @@ class StopAtSafePoint(Callback):
     def teardown(self, trainer, pl_module, stage: str) -> None:
         """Give the signals back to their earlier handlers."""
         self._restore()
+
+
+class ExactResume(Callback):
+    """A run resumed from any checkpoint logs the same steps as one uninterrupted run.
+
+    Lightning writes the checkpoint of a run that ended (``max_steps``, ``max_time``) after
+    its one endless epoch was marked complete; resumed for more batches (``--ckpt_path
+    last`` with a larger ``max_steps``), Lightning then starts epoch 1 and counts the
+    logger step once more, so every later row is labelled one step late (the validation
+    after batch 30 as step 30, not 29) and the training rows hold the batch before the one
+    their step names. Such a checkpoint is read here as the end of the last batch of a
+    still running epoch, which is what it is.
+    """
+
+    def __init__(self) -> None:
+        self._resumed = False
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        """Rewind a finished epoch to its last batch (only when resuming a fit)."""
+        if trainer.state.fn == "fit":
+            self._resumed = _continue_the_epoch(checkpoint)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        """The logger's step of the first batch after such a resume: the batches done.
+
+        Lightning adds one to the saved step count on some restarts and not on others;
+        in one endless epoch the step of a batch is the number of batches before it.
+        """
+        if not self._resumed:
+            return
+        self._resumed = False
+        done = getattr(pl_module, "train_batches", None)
+        loop = trainer.fit_loop.epoch_loop
+        if isinstance(done, int) and trainer.accumulate_grad_batches == 1:
+            loop._batches_that_stepped = done
+
+
+def _continue_the_epoch(checkpoint: dict) -> bool:
+    """Rewind a checkpoint's finished epoch to "running, all its batches done"; whether it did."""
+    try:
+        fit = checkpoint["loops"]["fit_loop"]
+        epochs = fit["epoch_progress"]
+        batches = fit["epoch_loop.batch_progress"]["current"]
+    except (KeyError, TypeError):
+        return False
+    current = epochs.get("current") or {}
+    if not current.get("ready") or current.get("completed") != current.get("ready"):
+        return False  # the epoch is running: Lightning's own counting holds
+    if not (batches["ready"] == batches["completed"] > 0):
+        return False
+    for counts in (epochs["total"], current):
+        counts["processed"] -= 1
+        counts["completed"] -= 1
+    if isinstance(checkpoint.get("epoch"), int) and checkpoint["epoch"] > 0:
+        checkpoint["epoch"] -= 1
+    return True
 
 
 def _as_if_between_batches(checkpoint: dict, validated_after: int | None = None) -> None:

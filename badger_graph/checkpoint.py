@@ -7,6 +7,8 @@ smaller agent of the same channel sizes. Nothing here needs Lightning.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 import torch
@@ -102,6 +104,75 @@ def upgrade(checkpoint: dict) -> dict:
             }
     checkpoint["badger_graph_format"] = FORMAT
     return checkpoint
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, folder gone, ...); the previous file is intact.
+
+    Attributes:
+        path (str): the checkpoint that was being written.
+    """
+
+    def __init__(self, path: str, cause: OSError) -> None:
+        self.path = str(path)
+        reason = cause.strerror or str(cause) or type(cause).__name__
+        kept = (
+            f"the previous {os.path.basename(self.path)} is intact"
+            if os.path.exists(self.path)
+            else "no earlier file of that name existed"
+        )
+        super().__init__(
+            cause.errno, f"could not write the checkpoint {self.path!r} ({reason}); {kept}"
+        )
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
+
+
+def atomic_save(obj, path: str | Path) -> None:
+    """``torch.save`` of ``obj`` to ``path`` that never leaves a partial or truncated file.
+
+    The bytes go to a temporary file in the *same* folder (``.NAME.PID.tmp``, never taken
+    for a checkpoint by ``--ckpt_path last``), are flushed and ``fsync``-ed, and only then
+    replace ``path`` with :func:`os.replace` (atomic within one file system); the folder is
+    ``fsync``-ed after. Until the replace the previous file at ``path`` is untouched, so a
+    full disk, a kill or a power cut leaves either the old or the new checkpoint, whole.
+    (Lightning's default writer goes through a temporary file in ``$TMPDIR`` and moves it
+    across file systems, which overwrites the old file in place.)
+
+    Raises:
+        CheckpointWriteError: the write failed (naming the file and the cause); the
+            temporary file is removed and the previous file is left as it was.
+    """
+    import io
+
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    data = buffer.getbuffer()
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise CheckpointWriteError(path, e) from e
+    with contextlib.suppress(OSError):  # the rename itself on disk (not on every system)
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 def resolve(path: str | Path) -> Path:
@@ -222,6 +293,75 @@ def read_checkpoint(path: str | Path) -> dict:
         )
     check_version(ckpt, repr(str(path)))
     return upgrade(ckpt)
+
+
+#: where the classes a checkpoint's hyperparameters may name live (module prefixes)
+ALLOWED_CLASS_PATHS = ("badger_graph.", "torch.optim.")
+#: hyperparameters that name a class (a ``class_path`` dict, or a bare class path string)
+_CLASS_KEYS = (
+    "policy",
+    "topology",
+    "task",
+    "learner",
+    "ports",
+    "outer_loop",
+    "curriculum",
+    "optimizer",
+    "lr_scheduler",
+)
+
+
+def class_paths(hparams) -> list[str]:
+    """Every class path that ``hparams`` (a checkpoint's hyperparameters) would import.
+
+    The ``class_path`` entries at any depth, and bare strings where a class is expected
+    (the model's class-typed arguments, which jsonargparse also accepts as a plain path).
+    """
+    found: list[str] = []
+
+    def walk(value, key: str | None = None) -> None:
+        if isinstance(value, dict):
+            path = value.get("class_path")
+            if path is not None:
+                found.append(str(path))
+            for k, v in value.items():
+                if k != "class_path":
+                    walk(v, k)
+        elif isinstance(value, list | tuple):
+            for v in value:
+                walk(v, key)
+        elif isinstance(value, str) and key in _CLASS_KEYS:
+            found.append(value)
+
+    walk(hparams)
+    return found
+
+
+def check_class_paths(hparams, path: str | Path = "checkpoint", allow=()) -> None:
+    """Refuse, before anything is imported, a class path outside the allow-list.
+
+    A checkpoint must not choose what code runs: the classes its hyperparameters name are
+    checked against :data:`ALLOWED_CLASS_PATHS` (the library's own, torch optimizers and
+    schedulers) and the module prefixes or exact paths in ``allow`` (what the user's own
+    config names). Nothing is imported by the check.
+
+    Raises:
+        CheckpointError: naming the file and every class path outside the list.
+    """
+    allowed = tuple(ALLOWED_CLASS_PATHS) + tuple(allow)
+
+    def ok(name: str) -> bool:
+        return any(name == a or (a.endswith(".") and name.startswith(a)) for a in allowed)
+
+    bad = sorted({c for c in class_paths(hparams) if not ok(c)})
+    if bad:
+        raise CheckpointError(
+            f"{str(path)!r} names classes outside badger_graph and torch.optim in its saved "
+            f"hyperparameters ({', '.join(bad[:5])}); not importing them, since a checkpoint "
+            f"must not choose what code runs. Build the model from your config instead "
+            f"(--config, or BadgerModule.load_from_checkpoint(..., allow=[...]) naming the "
+            f"modules you trust)"
+        )
 
 
 def load_weights(model: torch.nn.Module, path: str | Path) -> dict:

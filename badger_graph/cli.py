@@ -10,6 +10,8 @@ Fig. 7 generalization over d and over the number of experts.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Literal
@@ -19,17 +21,20 @@ from lightning.pytorch.cli import ArgsType, LightningCLI
 from lightning.pytorch.utilities import rank_zero_warn
 
 from badger_graph.callbacks import (
+    ExactResume,
     RunCheckpoint,
     RunLock,
     SaveOnInterrupt,
     StopAtSafePoint,
     ThreadTuner,
+    check_checkpoint_file,
     check_run_dir,
     newest_checkpoint,
+    run_folder,
 )
 from badger_graph.checkpoint import load_weights, read_checkpoint, safe_types
 from badger_graph.data import EpisodeData
-from badger_graph.errors import CheckpointError, RunFolderError
+from badger_graph.errors import CheckpointError, ConfigError, RunFolderError
 from badger_graph.module import BadgerModule
 
 #: trainer settings every experiment starts from (a config or flag overrides any of them)
@@ -52,9 +57,11 @@ def default_callbacks(
     SIGTERM, errors, once a batch has been trained). Resume with ``--ckpt_path last``.
     Plus signals that stop at the next batch boundary (:class:`StopAtSafePoint`), the run
     lock (``lock``: one the caller already holds) and the thread count of training batches
-    (:class:`ThreadTuner`).
+    (:class:`ThreadTuner`), and counters that make a resumed run log the same steps as one
+    run (:class:`ExactResume`).
     """
     return [
+        ExactResume(),
         ThreadTuner(threads),
         RunCheckpoint(filename="best", monitor="val/loss", mode="min", save_last=True),
         RunCheckpoint(every_n_train_steps=every, save_top_k=0, save_last=True),
@@ -87,6 +94,37 @@ class BadgerCLI(LightningCLI):
         "nonfinite",
     )
 
+    def instantiate_classes(self) -> None:
+        """Build model, data and trainer; a setting that cannot build is a :class:`ConfigError`.
+
+        The classes' own checks name the bad value (``num_experts must be an int >= 1, got
+        0``); here they become one line without a traceback (exit status 2), before any run
+        folder, lock or log is written.
+        """
+        try:
+            super().instantiate_classes()
+        except (RunFolderError, CheckpointError, ConfigError):
+            raise
+        except (ValueError, TypeError) as e:
+            root = e  # the check that named the value, under jsonargparse's wrapping
+            while isinstance(root.__cause__, ValueError | TypeError):
+                root = root.__cause__
+            message = str(root).strip().splitlines()
+            raise ConfigError(
+                f"the config does not build: {message[0] if message else type(e).__name__}"
+            ) from e
+
+    def _set_seed(self) -> None:
+        """Lightning's seeding; a seed out of range is a one-line :class:`ConfigError`."""
+        try:
+            super()._set_seed()
+        except ValueError as e:
+            seed = self._get(self.config, "seed_everything")
+            raise ConfigError(
+                f"seed_everything must be an int from 0 to {2**32 - 1} (or true / false), "
+                f"got {seed!r}"
+            ) from e
+
     def add_arguments_to_parser(self, parser) -> None:
         """The state width is set once, on the policy; ports take it from there."""
         parser.add_argument(
@@ -107,34 +145,50 @@ class BadgerCLI(LightningCLI):
         )
 
     def instantiate_trainer(self, **kwargs):
-        """The trainer, with the CSV logger and the checkpoints inside the run directory."""
+        """The trainer, with the CSV logger and the checkpoints inside the run directory.
+
+        Every setting is checked before the run lock is taken, and the lock is released
+        if anything after it fails: a refused start leaves no ``run.lock`` behind.
+        """
         config = self._get(self.config_init, "trainer", default={})
-        root = Path(config.get("default_root_dir") or TRAINER_DEFAULTS["default_root_dir"])
-        lock = None
-        if self.subcommand == "fit":  # before the logger and the config file are written
-            from lightning.pytorch.utilities.rank_zero import rank_zero_only
-
-            self._resolve_resume(root)
-            check_run_dir(str(root))
-            lock = self._lock = RunLock()
-            if rank_zero_only.rank == 0:  # the processes data parallel training launches
-                lock.acquire(str(root))
-        if config.get("logger") in (None, True):
-            from lightning.pytorch.loggers import CSVLogger
-
-            kwargs["logger"] = CSVLogger(str(root), name="logs")
+        root = run_folder(config.get("default_root_dir"))
         interval = config.get("val_check_interval")
         if isinstance(interval, int | float) and not isinstance(interval, bool) and interval <= 0:
-            raise ValueError(
+            raise ConfigError(
                 f"trainer.val_check_interval must be > 0 (training batches between "
                 f"validations, or a fraction of an epoch), got {interval!r}"
             )
         every = self._get(self.config_init, "checkpoint_every", default=250)
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"checkpoint_every must be an int >= 1, got {every!r}")
+        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+            raise ConfigError(f"checkpoint_every must be an int >= 1, got {every!r}")
         threads = self._get(self.config_init, "threads", default="auto")
-        self.trainer_defaults["callbacks"] = default_callbacks(every, threads, lock)
-        trainer = super().instantiate_trainer(**kwargs)
+        if threads != "auto" and (not isinstance(threads, int) or threads < 1):
+            raise ConfigError(f"threads must be 'auto' or an int >= 1, got {threads!r}")
+        for key in ("max_steps", "max_epochs"):
+            value = config.get(key)
+            if isinstance(value, int) and value < -1:
+                raise ConfigError(f"trainer.{key} must be >= -1 (-1: no limit), got {value!r}")
+        lock = RunLock()
+        callbacks = default_callbacks(every, threads, lock)
+        check_run_dir(str(root), checkpoints=self.subcommand == "fit")
+        if self.subcommand == "fit":  # before the logger and the config file are written
+            from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+            self._lock = lock
+            if rank_zero_only.rank == 0:  # the processes data parallel training launches
+                lock.acquire(str(root))
+        try:
+            if self.subcommand == "fit":
+                self._resolve_resume(root)
+            if config.get("logger") in (None, True):
+                from lightning.pytorch.loggers import CSVLogger
+
+                kwargs["logger"] = CSVLogger(str(root), name="logs")
+            self.trainer_defaults["callbacks"] = callbacks
+            trainer = super().instantiate_trainer(**kwargs)
+        except BaseException:
+            lock.release()
+            raise
         for callback in trainer.callbacks:
             if isinstance(callback, RunCheckpoint | SaveOnInterrupt):
                 callback.use_run_dir(trainer.default_root_dir)
@@ -146,20 +200,25 @@ class BadgerCLI(LightningCLI):
         Without ``--ckpt_path`` a folder holding checkpoints is refused (naming the two
         choices); ``--ckpt_path last`` becomes the checkpoint furthest in training
         (:func:`~badger_graph.callbacks.newest_checkpoint`, which refuses a file that does
-        not load), or a new run, said on stderr, when the folder has none.
+        not load), or a new run, said on stderr, when the folder has none. A checkpoint of
+        another folder resumes only into a folder without checkpoints (said on stderr):
+        resumed into a folder that holds its own run, it would replace that run's
+        ``last.ckpt``. A resume warns about the model settings that differ from the
+        checkpoint's training run (like ``badger test``).
         """
         section = self.config_init[self.subcommand]
         ckpt_path = section.get("ckpt_path")
         folder = root / "checkpoints"
+        found = sorted(p.name for p in folder.glob("*.ckpt")) if folder.is_dir() else []
         if ckpt_path is None:
-            found = sorted(p.name for p in folder.glob("*.ckpt")) if folder.is_dir() else []
             if found:
                 raise RunFolderError(
                     f"the run folder {str(root)!r} already holds the checkpoints "
                     f"{', '.join(found)} of an earlier run; resume it with --ckpt_path last, "
                     f"or start a new run in another folder with --trainer.default_root_dir"
                 )
-        elif ckpt_path == "last":
+            return
+        if ckpt_path == "last":
             newest = newest_checkpoint(folder)
             if newest is None:
                 print(
@@ -168,6 +227,28 @@ class BadgerCLI(LightningCLI):
                     file=sys.stderr,
                 )
             section["ckpt_path"] = None if newest is None else str(newest)
+        elif ckpt_path not in ("best", "hpc", "registry"):
+            path = Path(os.path.realpath(os.path.expanduser(str(ckpt_path))))
+            check_checkpoint_file(str(ckpt_path))
+            if path.parent != Path(os.path.realpath(folder)):
+                if found:
+                    raise RunFolderError(
+                        f"--ckpt_path {str(ckpt_path)!r} is a checkpoint of another run folder, "
+                        f"and {str(root)!r} holds the checkpoints {', '.join(found)} of its own "
+                        f"run, which resuming there would replace. Resume that run in its own "
+                        f"folder (--trainer.default_root_dir {str(path.parent.parent)!r}), or "
+                        f"continue it in a new folder"
+                    )
+                print(
+                    f"continuing the run of {str(ckpt_path)!r} in the new run folder "
+                    f"{str(root)!r} (the original folder is not written)",
+                    file=sys.stderr,
+                )
+        resumed = section.get("ckpt_path")
+        if resumed and Path(resumed).is_file():
+            hparams = dict(read_checkpoint(resumed).get("hyper_parameters") or {})
+            hparams.pop("_instantiator", None)
+            self._warn_differences(self.subcommand, resumed, hparams, resume=True)
 
     def _run_subcommand(self, subcommand: str) -> None:
         """Run it; a run stopped by SIGTERM / Ctrl-C exits 143 / 130 (not 0 or 1).
@@ -177,8 +258,11 @@ class BadgerCLI(LightningCLI):
         """
         from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+        handlers = _signal_handlers()
         try:
             ckpt_path = self.config_init[subcommand].get("ckpt_path")
+            if ckpt_path and ckpt_path not in ("last", "best", "hpc", "registry"):
+                check_checkpoint_file(str(ckpt_path))
             if ckpt_path and Path(str(ckpt_path)).is_file():
                 # the config's model must fit the checkpoint's weights: say so before running
                 load_weights(self.model, ckpt_path)
@@ -187,6 +271,10 @@ class BadgerCLI(LightningCLI):
             with torch.serialization.safe_globals(safe_types()):
                 super()._run_subcommand(subcommand)
         except SIGTERMException:
+            if self._lock is not None:
+                self._lock.release()
+            _restore_signal_handlers(handlers)
+            _pass_on_sigterm(handlers.get(signal.SIGTERM))
             raise SystemExit(143) from None
         except SystemExit as e:
             stopped = [
@@ -198,6 +286,7 @@ class BadgerCLI(LightningCLI):
         finally:
             if self._lock is not None:
                 self._lock.release()
+            _restore_signal_handlers(handlers)  # Lightning leaves SIGINT ignored after Ctrl-C
 
     def _parse_ckpt_path(self) -> None:
         """The config and the flags say what runs; a ``--ckpt_path`` only gives weights.
@@ -213,11 +302,15 @@ class BadgerCLI(LightningCLI):
         ckpt_path = self.config[sub].get("ckpt_path")
         if not ckpt_path or not Path(ckpt_path).is_file():
             return
+        if sub == "fit":
+            return  # said by _resolve_resume, which knows what `last` resumes
         hparams = dict(read_checkpoint(ckpt_path).get("hyper_parameters") or {})
         hparams.pop("_instantiator", None)
         self._warn_differences(sub, ckpt_path, hparams)
 
-    def _warn_differences(self, sub: str, ckpt_path: str, hparams: dict) -> None:
+    def _warn_differences(
+        self, sub: str, ckpt_path: str, hparams: dict, resume: bool = False
+    ) -> None:
         model = self.config[sub].model
         ignore = set(self.NOT_COMPARED)
         differ = []
@@ -228,11 +321,53 @@ class BadgerCLI(LightningCLI):
             ours = ours.as_dict() if hasattr(ours, "as_dict") else ours
             if _plain(ours) != _plain(theirs):
                 differ.append(key)
-        if differ:
+        if differ and resume:
+            rank_zero_warn(
+                f"resuming {ckpt_path}, which was trained with other settings of {differ} "
+                f"than the config: training goes on with the config's settings"
+            )
+        elif differ:
             rank_zero_warn(
                 f"{ckpt_path} was trained with other settings of {differ} than the config; "
                 f"running the config's settings with the checkpoint's weights"
             )
+
+
+def _signal_handlers() -> dict:
+    """The SIGINT / SIGTERM handlers in force (empty outside the main thread)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore_signal_handlers(handlers: dict) -> None:
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def _pass_on_sigterm(previous) -> None:
+    """Hand a SIGTERM that stopped a fit (after its checkpoint) to the process's own handler.
+
+    A scheduler's SIGTERM ends the process, not only the fit: with the default handler the
+    signal is raised again (the process ends as if the library were not there: killed by
+    SIGTERM, after the checkpoint and the lock are dealt with); a Python handler (a tuning
+    loop's, a test runner's) is called; an ignored SIGTERM stays ignored (the fit stopped,
+    :class:`SystemExit` 143 follows).
+    """
+    if previous in (signal.SIG_DFL, None):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+    elif callable(previous):
+        previous(signal.SIGTERM, None)
+
+
+def _exit_143(signum, frame) -> None:
+    """``badger``'s own SIGTERM handler: exit with status 143 (128 + SIGTERM)."""
+    raise SystemExit(143)
 
 
 def _plain(value):
@@ -255,17 +390,27 @@ def expand_overlays(argv: list[str]) -> list[str]:
     ``badger fit --config configs/X.yaml`` stays one command.
 
     Raises:
-        ValueError: naming the file, when a base does not exist or the chain loops.
+        ConfigError: naming the file, when a base does not exist, the chain loops or a file
+            is not valid YAML.
     """
     import yaml
 
     def chain(path: Path, seen: tuple[Path, ...]) -> list[str]:
         if not path.is_file():
             named = f" (the base of {str(seen[-1])!r})" if seen else ""
-            raise ValueError(f"config {str(path)!r}{named} does not exist")
+            raise ConfigError(f"config {str(path)!r}{named} does not exist")
         if path.resolve() in seen:
-            raise ValueError(f"config {str(path)!r} names itself as a base (loop)")
-        data = yaml.safe_load(path.read_text()) or {}
+            loop = " -> ".join(str(p) for p in (*seen, path.resolve()))
+            raise ConfigError(f"config {str(path)!r} is its own base (a loop: {loop})")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise ConfigError(f"config {str(path)!r} is not valid YAML{where}: {problem}") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"config {str(path)!r} cannot be read: {e}") from None
         if not isinstance(data, dict) or "base" not in data:
             return [str(path)]
         base = path.parent / str(data.pop("base"))
@@ -365,6 +510,14 @@ def _at_least(p: argparse.ArgumentParser, a: argparse.Namespace, **lows: int) ->
             p.error(f"--{name} must be >= {low}, got {value}")
 
 
+def _writable(p: argparse.ArgumentParser, folder: str, flag: str) -> None:
+    """Exit with a usage error naming ``flag`` unless ``folder`` can be created and written."""
+    try:
+        check_run_dir(folder, checkpoints=False)
+    except PermissionError as e:
+        p.error(f"{flag} {folder!r}: {e}".replace("--trainer.default_root_dir", flag))
+
+
 def default_checkpoint() -> Path:
     """The small pretrained Fig. 7 checkpoint shipped with the package."""
     return Path(__file__).parent / "checkpoints" / "fig7.ckpt"
@@ -391,6 +544,7 @@ def sweep_main(argv: list[str]) -> None:
     p.add_argument("--sweep_dims_at", type=int, default=3, help="d of the expert sweep")
     a = p.parse_args(argv)
     _at_least(p, a, episodes=1, seed=0, sweep_experts_at=1, sweep_dims_at=1)
+    _writable(p, a.out, "--out")
     ckpt = a.ckpt_path or str(default_checkpoint())
     if not Path(ckpt).exists():
         p.error(f"checkpoint {ckpt} does not exist")
@@ -459,6 +613,7 @@ def analyze_main(argv: list[str]) -> None:
     p.add_argument("--agent", type=int, default=0, help="which episode's agent to export")
     a = p.parse_args(argv)
     _at_least(p, a, num_experts=1, episodes=1, seed=0, agent=0)
+    _writable(p, a.out, "--out")
     model = build_from_config(a.config, a.ckpt_path)
     runner = model.runner
     n = a.num_experts or runner.num_experts
@@ -527,6 +682,7 @@ def matrix_main(argv: list[str]) -> None:
     p.add_argument("--out", default="matrix", help="folder for matrix.csv and matrix.png")
     a = p.parse_args(argv)
     _at_least(p, a, episodes=1)
+    _writable(p, a.out, "--out")
     for spec in a.family:
         name, sep, what = spec.partition("=")
         if not (sep and name and what):
@@ -586,11 +742,19 @@ def main() -> None:
     A refused run folder or an unusable checkpoint prints ``badger: error: ...`` and exits
     with status 2 instead of a traceback; every other error keeps its traceback.
     """
+    from badger_graph.checkpoint import CheckpointWriteError
+
+    previous = signal.signal(signal.SIGTERM, _exit_143)  # a fit stops at a safe point first
     try:
         cli_main()
-    except (RunFolderError, CheckpointError) as e:
+    except (RunFolderError, CheckpointError, ConfigError) as e:
         print(f"badger: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    except CheckpointWriteError as e:  # disk full, folder gone: the last good file is kept
+        print(f"badger: error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -51,7 +51,15 @@ class NonFiniteError(FloatingPointError):
 
 
 class DivergenceError(ArithmeticError):
-    """Training error far above chance for many batches in a row (a finite blow-up)."""
+    """Training error far above chance for many batches in a row (a finite blow-up).
+
+    Attributes:
+        since (int, optional): the training batch from which the error stayed above the limit.
+    """
+
+    def __init__(self, message: str, since: int | None = None) -> None:
+        super().__init__(message)
+        self.since = since
 
 
 class RunFolderError(RuntimeError):
@@ -60,6 +68,17 @@ class RunFolderError(RuntimeError):
     The command line prints its message without a traceback (exit status 2): it names the
     folder and the choices (resume with ``--ckpt_path last``, another
     ``--trainer.default_root_dir``, or how to clear a stale lock).
+    """
+
+
+class RunFolderNotWritable(RunFolderError, PermissionError):
+    """The run folder cannot be created or written (read-only, no permission, not a folder)."""
+
+
+class ConfigError(ValueError):
+    """A setting of the command line or the config that cannot run, named with its value.
+
+    The command line prints it as one line (exit status 2), like a parser error.
     """
 
 

@@ -68,10 +68,20 @@ class TrainingGuard:
         if self.diverged_after and self._diverged >= self.diverged_after:
             raise DivergenceError(
                 f"training error {error:.4g} has been above diverged_at={self.diverged_at} x "
-                f"chance ({limit:.4g}) for {self._diverged} batches in a row at batch {batch}: "
-                f"lower the learning rate or the gradient clip; the last checkpoints before "
-                f"the blow-up are kept"
+                f"chance ({limit:.4g}) for {self._diverged} batches in a row at batch {batch} "
+                f"(since batch {batch - self._diverged + 1}): lower the learning rate or the "
+                f"gradient clip; no checkpoint was written while the error was above the limit",
+                batch - self._diverged + 1,
             )
+
+    @property
+    def diverging(self) -> bool:
+        """Whether the last training error was above the limit (a blow-up may be starting).
+
+        Checkpoints are not written then, so the newest one is from before the blow-up.
+        Always ``False`` with the guard off (``diverged_after=0``).
+        """
+        return bool(self.diverged_after) and self._diverged > 0
 
     @staticmethod
     def nonfinite_gradients(module: nn.Module) -> list[str]:

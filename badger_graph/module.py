@@ -308,14 +308,23 @@ class BadgerModule(pl.LightningModule):
 
     # -- checkpoints and optimizers ------------------------------------------------------
     @classmethod
-    def load_from_checkpoint(cls, checkpoint_path, map_location=None, **kwargs):
-        """Lightning's loader, for checkpoints of this and of earlier formats."""
+    def load_from_checkpoint(cls, checkpoint_path, map_location=None, allow=(), **kwargs):
+        """Lightning's loader, for checkpoints of this and of earlier formats.
+
+        The model is built from the hyperparameters saved in the checkpoint; the classes
+        they name must come from badger_graph or torch.optim, or from a module prefix (or
+        exact class path) in ``allow`` (e.g. ``allow=["my_tasks."]`` for your own task):
+        anything else is refused before it is imported
+        (:func:`~badger_graph.checkpoint.check_class_paths`).
+        """
         import io
 
-        from badger_graph.checkpoint import safe_types
+        from badger_graph.checkpoint import check_class_paths, safe_types
 
+        ckpt = read_checkpoint(checkpoint_path)  # refuses unsafe files
+        check_class_paths(ckpt.get("hyper_parameters") or {}, checkpoint_path, allow)
         buffer = io.BytesIO()
-        torch.save(read_checkpoint(checkpoint_path), buffer)  # refuses unsafe files
+        torch.save(ckpt, buffer)
         buffer.seek(0)
         kwargs.setdefault("weights_only", True)
         try:
@@ -353,6 +362,8 @@ class BadgerModule(pl.LightningModule):
         self.guard.skipped = int(checkpoint.get("badger_graph_skipped_batches", 0))
         done = int(checkpoint.get("badger_graph_train_batches", step))
         self.unstepped_batches = int(checkpoint.get("badger_graph_unstepped_batches", done - step))
+        if self._trainer is not None and self.trainer.state.fn == "fit":
+            apply_optimizer_settings(checkpoint, self.hparams.get("optimizer"))
 
     def setup(self, stage: str) -> None:
         """Load ``init_weights`` before fitting (a resumed checkpoint is restored after)."""
@@ -369,6 +380,64 @@ class BadgerModule(pl.LightningModule):
             "optimizer": opt,
             "lr_scheduler": {"scheduler": self.lr_scheduler(opt), "interval": "step"},
         }
+
+
+def apply_optimizer_settings(checkpoint: dict, ours) -> list[str]:
+    """Resume with the config's optimizer settings, saying each one that changed.
+
+    Lightning restores the optimizer's state with its saved ``param_groups``, so a resumed
+    run would silently keep the checkpoint's learning rate while the new checkpoints'
+    hyperparameters claim the config's. Here every ``init_args`` entry that differs from
+    the checkpoint's (``lr``, ``weight_decay``, ``betas``, ...) is written into the saved
+    param groups before they are restored (a learning rate under a scheduler is scaled by
+    the same factor, and the scheduler's base rates set), with a warning naming old and new
+    values; the moments (Adam's averages) are kept. Another optimizer class is refused.
+    Returns the descriptions of the changes.
+
+    Raises:
+        CheckpointError: the config names another optimizer class than the checkpoint.
+    """
+    theirs = (checkpoint.get("hyper_parameters") or {}).get("optimizer")
+    ours = ours.as_dict() if hasattr(ours, "as_dict") else ours
+    if not (isinstance(theirs, dict) and isinstance(ours, dict)):
+        return []  # built in Python: the optimizer is a callable, not a saved setting
+    if theirs.get("class_path") != ours.get("class_path"):
+        raise CheckpointError(
+            f"the checkpoint was trained with {theirs.get('class_path')}, the config names "
+            f"{ours.get('class_path')}: its optimizer state cannot be resumed by another "
+            f"optimizer; start a new run from its weights with --model.init_weights"
+        )
+    old, new = theirs.get("init_args") or {}, ours.get("init_args") or {}
+    changed = {k: v for k, v in new.items() if k in old and _plain(old[k]) != _plain(v)}
+    if not changed:
+        return []
+    said = [f"{k} {old[k]!r} -> {v!r}" for k, v in changed.items()]
+    for state in checkpoint.get("optimizer_states") or []:
+        for group in state.get("param_groups", []):
+            for k, v in changed.items():
+                if k == "lr" and old[k]:
+                    group["lr"] = group["lr"] * (v / old[k])
+                    if "initial_lr" in group:
+                        group["initial_lr"] = v
+                elif k in group:
+                    group[k] = tuple(v) if isinstance(group[k], tuple) else v
+    if "lr" in changed and old["lr"]:
+        for sched in checkpoint.get("lr_schedulers") or []:
+            if "base_lrs" in sched:
+                sched["base_lrs"] = [changed["lr"] for _ in sched["base_lrs"]]
+            if "_last_lr" in sched:
+                sched["_last_lr"] = [x * changed["lr"] / old["lr"] for x in sched["_last_lr"]]
+    rank_zero_warn(
+        f"resuming with the config's optimizer settings, not the checkpoint's: {', '.join(said)}"
+    )
+    return said
+
+
+def _plain(value):
+    """Lists and tuples alike, for comparing saved settings."""
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _unimportable(value) -> list[str]:

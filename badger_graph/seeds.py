@@ -14,6 +14,7 @@ distinct as streams (``tests/test_seeds.py``).
 
 from __future__ import annotations
 
+import numbers
 import zlib
 
 import numpy as np
@@ -25,14 +26,36 @@ PURPOSES = ("train", "val", "test", "rollout", "analyze", "sweep", "compare")
 STREAMS = ("episodes", "identities", "growth", "topology", "addresses", "es")
 
 
+#: names that keep their CRC32 encoding of badger_graph 0.3.0, so the library's own episode
+#: streams (and every figure measured with them) stay as they were; their CRCs are pairwise
+#: distinct (tested). Every other name is encoded byte for byte.
+LEGACY_NAMES = frozenset(PURPOSES + STREAMS)
+
+
 def _words(value: int | str) -> list[int]:
     """A key as 32-bit words: a tag (kind and word count) followed by the words.
 
     Names are tagged apart from integers (a name is not its CRC), and every key says how
-    many words it has, so no list of keys is a prefix, suffix or re-split of another.
+    many words it has, so no list of keys is a prefix, suffix or re-split of another. A
+    name is its UTF-8 bytes, four to a word, after its byte count (the library's own names,
+    :data:`LEGACY_NAMES`, keep their earlier CRC32 word under a tag of their own), so two
+    different names never share a stream.
+
+    Raises:
+        TypeError: a key that is neither a name nor an integer (floats and bools are
+            refused: ``5.9`` would otherwise be ``5`` and ``True`` be ``1``).
     """
     if isinstance(value, str):
-        return [0x5354_0001, zlib.crc32(value.encode())]
+        if value in LEGACY_NAMES:
+            return [0x5354_0001, zlib.crc32(value.encode())]
+        data = value.encode("utf-8", "surrogatepass")
+        data += bytes(-len(data) % 4)
+        words = [int.from_bytes(data[i : i + 4], "little") for i in range(0, len(data), 4)]
+        return [0x5354_0002, len(value.encode("utf-8", "surrogatepass")), len(words), *words]
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"seed keys must be ints >= 0 or names (str), got {value!r} ({type(value).__name__})"
+        )
     value = int(value)
     if value < 0:
         raise ValueError(f"seeds must be >= 0, got {value}")
@@ -48,8 +71,8 @@ def _words(value: int | str) -> list[int]:
 def derive(*keys: int | str, bits: int = 63) -> int:
     """A ``bits``-bit integer hashed from ``keys`` (ints >= 0 and names).
 
-    Injective before the hash: the number of keys and each key's kind and length are part
-    of the entropy (NumPy's ``SeedSequence`` alone ignores trailing zero words, so
+    Injective before the hash: the number of keys and each key's kind, length and full
+    content are part of the entropy (NumPy's ``SeedSequence`` alone ignores trailing zero words, so
     ``[5]`` and ``[5, 0]``, or ``[2**32]`` and ``[0, 1]``, would be the same stream).
     """
     entropy = [len(keys)]

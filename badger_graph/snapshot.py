@@ -81,17 +81,18 @@ class Snapshot:
 
 
 def save_snapshot(path: str | Path, snapshot: Snapshot) -> None:
-    """Write ``snapshot`` to ``path`` (a torch file with a format tag and version)."""
+    """Write ``snapshot`` to ``path`` (a torch file with a format tag and version), atomically."""
     from badger_graph import __version__
+    from badger_graph.checkpoint import atomic_save
 
-    torch.save(
+    atomic_save(
         {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "badger_graph_version": __version__,
             "snapshot": snapshot,
         },
-        str(path),
+        path,
     )
 
 

@@ -294,6 +294,9 @@ def main() -> None:
     p.add_argument("--runs", default="runs/compare")
     p.add_argument("--out", default="docs/comparison")
     a = p.parse_args()
+    for flag in ("episodes", "batch"):
+        if getattr(a, flag) < 1:
+            p.error(f"--{flag} must be >= 1, got {getattr(a, flag)}")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     for name in a.families.split(","):

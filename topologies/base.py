@@ -45,6 +45,23 @@ class Topology(nn.Module):
     #: ``None``: it reads no states
     hidden_channels: int | None = None
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        """A subclass that writes its own ``forward`` does not inherit the fast paths.
+
+        ``dense``, ``complete`` and ``fixed_edges`` describe the edges of the ``forward``
+        they were written with: a subclass that overrides ``forward`` alone (e.g. of
+        :class:`~badger_graph.topologies.FullyConnected`) would otherwise train on its
+        parent's edges while ``badger analyze`` records its own. Such a subclass runs its
+        ``forward`` every step, unless it declares these attributes (or ``dense``) itself.
+        """
+        super().__init_subclass__(**kwargs)
+        if "forward" in cls.__dict__ and "dense" not in cls.__dict__:
+            for name, plain in (("supports_dense", False), ("complete", None)):
+                if name not in cls.__dict__:
+                    setattr(cls, name, plain)
+        if "forward" in cls.__dict__ and "fixed_edges" not in cls.__dict__:
+            cls.fixed_edges = False
+
     def set_generator_state(self, state: Tensor) -> None:
         """Continue the random draws from ``state`` (a live-agent snapshot's)."""
         if self.generator is None:
