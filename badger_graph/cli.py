@@ -170,7 +170,8 @@ class BadgerCLI(LightningCLI):
                 raise ConfigError(f"trainer.{key} must be >= -1 (-1: no limit), got {value!r}")
         lock = RunLock()
         callbacks = default_callbacks(every, threads, lock)
-        check_run_dir(str(root), checkpoints=self.subcommand == "fit")
+        if self.subcommand is not None:  # not for a model built to be used in Python
+            check_run_dir(str(root), checkpoints=self.subcommand == "fit")
         if self.subcommand == "fit":  # before the logger and the config file are written
             from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
@@ -732,6 +733,11 @@ def cli_main(args: ArgsType = None) -> None:
         return
     if argv and argv[0] == "analyze":
         analyze_main(argv[1:])
+        return
+    if argv and argv[0] == "tune":
+        from badger_graph.tune import tune_main
+
+        tune_main(argv[1:])
         return
     _lightning_cli(args)
 
