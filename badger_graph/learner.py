@@ -186,7 +186,117 @@ class FixedWidthLearner(nn.Module):
         """Nothing random in the learner."""
 
 
-class RecurrentLearner(FixedWidthLearner):
+class StepwiseLearner(FixedWidthLearner):
+    r"""Base of the monolithic learners that read one input vector per inner step.
+
+    Every inner step the input is
+    :math:`[o_t, f_t, s_t, a_{t-1}, \text{mask}_d, \text{mask}_m, t/T]`: the observation
+    (padded to ``max_inputs``), the scalar feedback, the per-output signal and the previous
+    action (padded to ``max_outputs``), which columns this agent really has, and the time
+    (:meth:`step_input`, ``input_size`` numbers). A subclass turns it into the action with
+    its own memory: :meth:`initial_memory` and :meth:`advance` (a GRU's hidden vector, a
+    Transformer's past tokens); the lifetime loop (:meth:`forward`, the ``Learner`` call)
+    is written once here. Weights are frozen within a lifetime exactly as BADGER's.
+    """
+
+    #: the width of :meth:`step_input`
+    input_size: int
+    #: what the memory is called on the learner's state (``"h"``, ``"tokens"``)
+    memory_field: str = "h"
+
+    def _set_sizes(self, max_outputs: int, max_inputs: int) -> None:
+        self.max_outputs, self.max_inputs = max_outputs, max_inputs
+        self.input_size = self.sizes_in(max_outputs, max_inputs)
+
+    @staticmethod
+    def sizes_in(max_outputs: int, max_inputs: int = 0) -> int:
+        """``input_size`` for these widths."""
+        return 2 * max_inputs + 3 * max_outputs + 2
+
+    def initial_memory(self, num_agents: int, device) -> Tensor:  # pragma: no cover - abstract
+        """The memory of ``num_agents`` learners before their first step."""
+        raise NotImplementedError
+
+    def advance(self, x: Tensor, memory: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover
+        """One step: ``[B, input_size]`` input and memory -> ``[B, max_outputs]`` action, memory."""
+        raise NotImplementedError
+
+    def make_state(self, memory: Tensor, step: int = 0, action: Tensor | None = None):
+        """The learner's state holding ``memory`` (a :class:`RecurrentState` by default)."""
+        return RecurrentState(memory, step, action)
+
+    def begin(
+        self,
+        episode: Episode,
+        num_experts: int,
+        generator: torch.Generator,
+        device: torch.device | str,
+        address_seed: int | None = None,
+    ):
+        """The initial memory per agent (``num_experts`` and ``address_seed`` unused)."""
+        self._check_width(episode.num_outputs, episode.num_inputs)
+        return self.make_state(self.initial_memory(episode.num_agents, device))
+
+    def step_input(
+        self, result: StepResult, action: Tensor, masks: tuple[Tensor, Tensor], time: float
+    ) -> Tensor:
+        """The ``[B, input_size]`` input of a step (see the class)."""
+        mask_d, mask_m = masks
+        B, dev = action.size(0), action.device
+        return torch.cat(
+            [
+                _pad(result.observation, B, self.max_inputs, dev),
+                _pad(result.feedback, B, 1, dev),
+                _pad(result.signal, B, self.max_outputs, dev),
+                action,
+                mask_d,
+                mask_m,
+                action.new_full((B, 1), time),
+            ],
+            dim=1,
+        )
+
+    def forward(
+        self,
+        task: Task,
+        episode: Episode,
+        state,
+        steps: int,
+        record: bool = False,
+        detach_feedback: bool = False,
+        total_steps: int | None = None,
+        result: StepResult | None = None,
+        growth: Sequence[GrowthEvent] = (),
+        generator: torch.Generator | None = None,
+    ) -> Lifetime:
+        """Play ``steps`` steps (``record`` and ``growth`` do not apply and are refused)."""
+        memory = getattr(state, self.memory_field)
+        dev = memory.device
+        mask_d, result = self._start(episode, state.step, steps, record, growth, result, dev)
+        d, m, B = episode.num_outputs, episode.num_inputs, episode.num_agents
+        mask_m = _columns(self.max_inputs, episode.input_dims, m, dev).expand(B, -1)
+        total = steps if total_steps is None else total_steps
+        action = state.action if state.action is not None else memory.new_zeros(B, self.max_outputs)
+
+        def act(result: StepResult, t: int) -> Tensor:
+            nonlocal memory, action
+            if detach_feedback:
+                result = result.detach()
+            x = self.step_input(result, action, (mask_d, mask_m), t / total)
+            out, memory = self.advance(x, memory)
+            action = out * mask_d
+            if self.execution.check_finite and not bool(action.isfinite().all()):
+                raise NonFiniteError("actions", action, step=t, where="inner step")
+            return action[:, :d]
+
+        actions, errors, result = run_steps(
+            episode, result, steps, act, state.step, lambda r: check_step_result(r, episode)
+        )
+        end = self.make_state(memory, state.step + steps, action)
+        return Lifetime(torch.stack(actions), torch.stack(errors), end, [], episode, result)
+
+
+class RecurrentLearner(StepwiseLearner):
     r"""The monolithic meta-learner (RL²): one GRU over the whole observation and feedback.
 
     Every inner step its input is
@@ -220,13 +330,11 @@ class RecurrentLearner(FixedWidthLearner):
             max_inputs=(max_inputs, 0),
             hidden_channels=(hidden_channels, 1),
         )
-        self.max_outputs, self.max_inputs = max_outputs, max_inputs
+        self._set_sizes(max_outputs, max_inputs)
         self.hidden_channels = hidden_channels
         self.execution = execution if execution is not None else Execution()
-        D, M = max_outputs, max_inputs
-        self.input_size = M + 1 + D + D + D + M + 1
         self.cell = nn.GRUCell(self.input_size, hidden_channels)
-        self.head = nn.Linear(hidden_channels, D)
+        self.head = nn.Linear(hidden_channels, max_outputs)
 
     @staticmethod
     def parameters_for(hidden: int, max_outputs: int, max_inputs: int = 0) -> int:
@@ -248,80 +356,187 @@ class RecurrentLearner(FixedWidthLearner):
         )
         return cls(max_outputs, max_inputs, best, **kwargs)
 
-    # -- the Learner interface -----------------------------------------------------------
     @property
     def device(self) -> torch.device:
         """Where the weights live."""
         return self.head.weight.device
 
-    def begin(
-        self,
-        episode: Episode,
-        num_experts: int,
-        generator: torch.Generator,
-        device: torch.device | str,
-        address_seed: int | None = None,
-    ) -> RecurrentState:
-        """A zero hidden state per agent (``num_experts`` and ``address_seed`` unused)."""
-        self._check_width(episode.num_outputs, episode.num_inputs)
-        return RecurrentState(torch.zeros(episode.num_agents, self.hidden_channels, device=device))
+    def initial_memory(self, num_agents: int, device) -> Tensor:
+        """A zero hidden vector per agent."""
+        return torch.zeros(num_agents, self.hidden_channels, device=device)
 
-    def forward(
-        self,
-        task: Task,
-        episode: Episode,
-        state: RecurrentState,
-        steps: int,
-        record: bool = False,
-        detach_feedback: bool = False,
-        total_steps: int | None = None,
-        result: StepResult | None = None,
-        growth: Sequence[GrowthEvent] = (),
-        generator: torch.Generator | None = None,
-    ) -> Lifetime:
-        """Play ``steps`` steps (``record`` and ``growth`` do not apply and are refused)."""
-        dev = state.h.device
-        mask_d, result = self._start(episode, state.step, steps, record, growth, result, dev)
-        d, m = episode.num_outputs, episode.num_inputs
-        D, M, B = self.max_outputs, self.max_inputs, episode.num_agents
-        mask_m = _columns(M, episode.input_dims, m, dev).expand(B, -1)
-        total = steps if total_steps is None else total_steps
-        h = state.h
-        action = state.action if state.action is not None else h.new_zeros(B, D)
-
-        def act(result: StepResult, t: int) -> Tensor:
-            nonlocal h, action
-            if detach_feedback:
-                result = result.detach()
-            x = torch.cat(
-                [
-                    _pad(result.observation, B, M, dev),
-                    _pad(result.feedback, B, 1, dev),
-                    _pad(result.signal, B, D, dev),
-                    action,
-                    mask_d,
-                    mask_m,
-                    h.new_full((B, 1), t / total),
-                ],
-                dim=1,
-            )
-            h = self.cell(x, h)
-            action = self.head(h) * mask_d
-            if self.execution.check_finite and not bool(action.isfinite().all()):
-                raise NonFiniteError("actions", action, step=t, where="inner step")
-            return action[:, :d]
-
-        actions, errors, result = run_steps(
-            episode, result, steps, act, state.step, lambda r: check_step_result(r, episode)
-        )
-        end = RecurrentState(h, state.step + steps, action)
-        return Lifetime(torch.stack(actions), torch.stack(errors), end, [], episode, result)
+    def advance(self, x: Tensor, memory: Tensor) -> tuple[Tensor, Tensor]:
+        """The GRU cell's update, then the linear head."""
+        h = self.cell(x, memory)
+        return self.head(h), h
 
     def extra_repr(self) -> str:
         """Sizes shown in ``repr``."""
         return (
             f"max_outputs={self.max_outputs}, max_inputs={self.max_inputs}, "
             f"hidden_channels={self.hidden_channels}"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerState:
+    """The state of B Transformer learners: the tokens of the steps so far.
+
+    Attributes:
+        tokens (torch.Tensor): ``[B, t, width]`` one embedded input per step played.
+        step (int): inner steps done.
+        action (torch.Tensor, optional): ``[B, max_outputs]`` the last action.
+    """
+
+    tokens: Tensor
+    step: int = 0
+    action: Tensor | None = None
+
+    @property
+    def num_agents(self) -> int:
+        """B."""
+        return self.tokens.size(0)
+
+    def agent_range(self, start: int, stop: int) -> TransformerState:
+        """The learners ``start..stop-1`` (data-parallel training)."""
+        action = None if self.action is None else self.action[start:stop]
+        return dataclasses.replace(self, tokens=self.tokens[start:stop], action=action)
+
+    def detach(self) -> TransformerState:
+        """The same state cut from the autograd graph (between truncated-BPTT chunks)."""
+        action = None if self.action is None else self.action.detach()
+        return dataclasses.replace(self, tokens=self.tokens.detach(), action=action)
+
+
+class TransformerLearner(StepwiseLearner):
+    r"""A causal Transformer over the lifetime: one token per inner step (in-context learning).
+
+    The strongest modern monolithic in-context learner (Kirsch et al. 2022, "General-purpose
+    in-context learning by meta-learning Transformers"; Chen et al. 2021). Every step's input
+    is the same vector :class:`RecurrentLearner` reads (observation, feedback, signal,
+    previous action, masks, time), embedded into a token of ``width``; the tokens of all
+    steps so far go through ``layers`` pre-norm Transformer encoder layers with a causal
+    mask, and the last position's output gives the action. The learner's state is its past
+    tokens (its context grows by one token a step); weights never change within a lifetime.
+    Attention over the whole context is recomputed each step (``O(T^2)`` per lifetime, cheap
+    for the lifetimes here), and is exactly causal: a step never sees a later one.
+
+    Args:
+        max_outputs (int): the largest ``d`` it can play.
+        max_inputs (int, optional): the largest ``m``. (default: :obj:`0`)
+        width (int, optional): token width (a multiple of ``heads``). (default: :obj:`32`)
+        layers (int, optional): encoder layers. (default: :obj:`2`)
+        heads (int, optional): attention heads. (default: :obj:`4`)
+        ff_width (int, optional): feed-forward width. (default: ``2 * width``)
+        execution (Execution, optional): only ``check_finite`` applies.
+    """
+
+    memory_field = "tokens"
+
+    def __init__(
+        self,
+        max_outputs: int,
+        max_inputs: int = 0,
+        width: int = 32,
+        layers: int = 2,
+        heads: int = 4,
+        ff_width: int | None = None,
+        execution: Execution | None = None,
+    ) -> None:
+        super().__init__()
+        ff_width = 2 * width if ff_width is None else ff_width
+        self._check_ints(
+            max_outputs=(max_outputs, 1),
+            max_inputs=(max_inputs, 0),
+            width=(width, 1),
+            layers=(layers, 1),
+            heads=(heads, 1),
+            ff_width=(ff_width, 1),
+        )
+        if width % heads:
+            raise ValueError(f"width must be a multiple of heads, got width={width}, heads={heads}")
+        self._set_sizes(max_outputs, max_inputs)
+        self.width, self.layers, self.heads, self.ff_width = width, layers, heads, ff_width
+        self.execution = execution if execution is not None else Execution()
+        self.embed = nn.Linear(self.input_size, width)
+        layer = nn.TransformerEncoderLayer(
+            width, heads, ff_width, dropout=0.0, batch_first=True, norm_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, max_outputs)
+
+    @staticmethod
+    def parameters_for(
+        width: int,
+        max_outputs: int,
+        max_inputs: int = 0,
+        layers: int = 2,
+        ff_width: int | None = None,
+    ) -> int:
+        """Parameter count of a learner of these sizes (to match another model's)."""
+        n_in = StepwiseLearner.sizes_in(max_outputs, max_inputs)
+        W = width
+        F = 2 * W if ff_width is None else ff_width
+        per_layer = (3 * W * W + 3 * W) + (W * W + W) + (W * F + F) + (F * W + W) + 4 * W
+        return (n_in * W + W) + layers * per_layer + 2 * W + (W * max_outputs + max_outputs)
+
+    @classmethod
+    def matched(
+        cls,
+        parameters: int,
+        max_outputs: int,
+        max_inputs: int = 0,
+        layers: int = 2,
+        heads: int = 4,
+        **kwargs,
+    ) -> TransformerLearner:
+        """The learner with about ``parameters`` weights: width a multiple of ``heads``,
+        the feed-forward width solved for the rest (kept near ``2 * width``).
+        """
+        best = None
+        for W in range(heads, 256 * heads + 1, heads):
+            base = cls.parameters_for(W, max_outputs, max_inputs, layers, ff_width=0)
+            F = round((parameters - base) / (layers * (2 * W + 1)))
+            if not W <= F <= 4 * W:
+                continue
+            key = (abs(F - 2 * W), W)
+            if best is None or key < best[0]:
+                best = (key, W, F)
+        if best is None:
+            raise ValueError(
+                f"no Transformer of {layers} layers and {heads} heads has about {parameters} "
+                f"weights for max_outputs={max_outputs}, max_inputs={max_inputs}"
+            )
+        _, W, F = best
+        return cls(max_outputs, max_inputs, W, layers, heads, F, **kwargs)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the weights live."""
+        return self.head.weight.device
+
+    def make_state(self, memory: Tensor, step: int = 0, action: Tensor | None = None):
+        """A :class:`TransformerState`."""
+        return TransformerState(memory, step, action)
+
+    def initial_memory(self, num_agents: int, device) -> Tensor:
+        """No tokens yet: ``[B, 0, width]``."""
+        return torch.zeros(num_agents, 0, self.width, device=device)
+
+    def advance(self, x: Tensor, memory: Tensor) -> tuple[Tensor, Tensor]:
+        """Append this step's token; the last position's output, through the head."""
+        tokens = torch.cat([memory, self.embed(x).unsqueeze(1)], dim=1)
+        n = tokens.size(1)
+        mask = nn.Transformer.generate_square_subsequent_mask(n, device=tokens.device)
+        out = self.encoder(tokens, mask=mask, is_causal=True)
+        return self.head(self.norm(out[:, -1])), tokens
+
+    def extra_repr(self) -> str:
+        """Sizes shown in ``repr``."""
+        return (
+            f"max_outputs={self.max_outputs}, max_inputs={self.max_inputs}, width={self.width}, "
+            f"layers={self.layers}, heads={self.heads}, ff_width={self.ff_width}"
         )
 
 

@@ -42,7 +42,12 @@ from badger_graph.tasks.base import BaselineUnavailable
 
 ROOT = Path(__file__).parents[1]
 #: the learners compared, each from ``configs/compare/<family>_<learner>.yaml`` if it exists
-LEARNERS = {"badger": "BADGER", "rnn": "monolithic (RL2)", "maml": "MAML"}
+LEARNERS = {
+    "badger": "BADGER",
+    "rnn": "monolithic (RL2)",
+    "transformer": "Transformer (in-context)",
+    "maml": "MAML",
+}
 
 
 @dataclasses.dataclass

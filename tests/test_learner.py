@@ -250,3 +250,66 @@ def test_sinusoid_oracle_is_exact_after_two_shots_and_chance_is_right():
     zero = task.reset(20_000, generator=torch.Generator().manual_seed(1))
     errs = zero.step(torch.zeros(20_000, 1)).error
     assert float(errs.mean()) == pytest.approx(task.chance_level(), rel=0.03)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_transformer_learner_plays_every_family_through_the_runner(family):
+    from badger_graph.learner import TransformerLearner
+
+    task = FAMILIES[family]
+    torch.manual_seed(0)
+    learner = TransformerLearner(max_outputs=5, max_inputs=4, width=16, layers=2, heads=2)
+    assert isinstance(learner, Learner)
+    runner = EpisodeRunner(learner, task, num_experts=3, inner_steps=6)
+    life = runner.run(seed=1, batch_size=8)
+    assert life.actions.shape == (6, 8, task.num_outputs)
+    assert life.state.tokens.shape == (8, 6, 16)  # one token per step played
+    assert torch.isfinite(life.errors).all()
+    life.errors.mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in learner.parameters())
+    again = runner.run(seed=1, batch_size=8)
+    assert torch.equal(again.errors.detach(), life.errors.detach())
+
+
+def test_transformer_learner_is_causal():
+    """Step t's output is position t of the whole lifetime's causal pass: a step never sees
+    a later one (changing the last input changes no earlier output)."""
+    from badger_graph.learner import TransformerLearner
+
+    torch.manual_seed(0)
+    learner = TransformerLearner(3, 2, width=16, layers=2, heads=4).eval()
+    x = torch.randn(4, 7, learner.input_size)
+    memory, outs = learner.initial_memory(4, "cpu"), []
+    for t in range(7):
+        out, memory = learner.advance(x[:, t], memory)
+        outs.append(out)
+    tokens = learner.embed(x)
+    mask = torch.nn.Transformer.generate_square_subsequent_mask(7)
+    whole = learner.head(learner.norm(learner.encoder(tokens, mask=mask, is_causal=True)))
+    torch.testing.assert_close(torch.stack(outs, 1), whole, atol=1e-5, rtol=1e-5)
+    x2 = x.clone()
+    x2[:, -1] += 1.0
+    memory, changed = learner.initial_memory(4, "cpu"), []
+    for t in range(7):
+        out, memory = learner.advance(x2[:, t], memory)
+        changed.append(out)
+    torch.testing.assert_close(torch.stack(changed[:-1]), torch.stack(outs[:-1]))
+    assert not torch.allclose(changed[-1], outs[-1])
+
+
+def test_transformer_matched_parameter_counts_and_bad_sizes():
+    from badger_graph.learner import TransformerLearner
+
+    for target, d, m in ((35_873, 5, 0), (35_873, 1, 4), (180_129, 3, 2)):
+        learner = TransformerLearner.matched(target, d, m)
+        n = sum(p.numel() for p in learner.parameters())
+        assert n == TransformerLearner.parameters_for(
+            learner.width, d, m, learner.layers, learner.ff_width
+        )
+        assert abs(n - target) / target < 0.01
+    with pytest.raises(ValueError, match="width must be a multiple of heads"):
+        TransformerLearner(3, width=10, heads=4)
+    with pytest.raises(ValueError, match="layers must be an int >= 1, got 0"):
+        TransformerLearner(3, layers=0)
+    with pytest.raises(ValueError, match=r"at most 3 outputs.*d=5"):
+        EpisodeRunner(TransformerLearner(3), GuessingGame(5), num_experts=5, inner_steps=4)
