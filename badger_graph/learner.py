@@ -491,8 +491,10 @@ class TransformerLearner(StepwiseLearner):
         heads: int = 4,
         **kwargs,
     ) -> TransformerLearner:
-        """The learner with about ``parameters`` weights: width a multiple of ``heads``,
-        the feed-forward width solved for the rest (kept near ``2 * width``).
+        """The learner with about ``parameters`` weights (within a fraction of a percent).
+
+        Its width is a multiple of ``heads``; the feed-forward width is solved for the rest
+        of the weights, kept near ``2 * width``.
         """
         best = None
         for W in range(heads, 256 * heads + 1, heads):
