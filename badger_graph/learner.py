@@ -86,6 +86,30 @@ class Learner(Protocol):
 
 
 @dataclasses.dataclass(frozen=True)
+class WidthMap:
+    """How a width-agnostic learner sees one episode: a random input projection, output slots.
+
+    As in general-purpose in-context learning (Kirsch et al. 2022), drawn anew for every
+    episode so that no input or output column has a fixed meaning: the learner must find
+    out in context which slot is which, and can then play any number of inputs and any
+    number of outputs up to its slots.
+
+    Attributes:
+        projection (torch.Tensor): ``[B, m, max_inputs]`` the episode's observation columns
+            to the learner's inputs (Gaussian, variance ``1/m``).
+        slots (torch.Tensor): ``[B, d]`` the learner's output slot of each of the episode's
+            outputs (distinct, random among ``max_outputs``).
+    """
+
+    projection: Tensor
+    slots: Tensor
+
+    def agent_range(self, start: int, stop: int) -> WidthMap:
+        """The maps of agents ``start..stop-1``."""
+        return WidthMap(self.projection[start:stop], self.slots[start:stop])
+
+
+@dataclasses.dataclass(frozen=True)
 class RecurrentState:
     """The state of B monolithic learners: one hidden vector each, and the step counter.
 
@@ -94,11 +118,13 @@ class RecurrentState:
         step (int): inner steps done.
         action (torch.Tensor, optional): ``[B, max_outputs]`` the last action (the next
             step's input); ``None`` before the first step.
+        io (WidthMap, optional): a width-agnostic learner's map of this episode.
     """
 
     h: Tensor
     step: int = 0
     action: Tensor | None = None
+    io: WidthMap | None = None
 
     @property
     def num_agents(self) -> int:
@@ -108,7 +134,8 @@ class RecurrentState:
     def agent_range(self, start: int, stop: int) -> RecurrentState:
         """The learners ``start..stop-1`` (data-parallel training)."""
         action = None if self.action is None else self.action[start:stop]
-        return dataclasses.replace(self, h=self.h[start:stop], action=action)
+        io = None if self.io is None else self.io.agent_range(start, stop)
+        return dataclasses.replace(self, h=self.h[start:stop], action=action, io=io)
 
     def replace(self, **changes) -> RecurrentState:
         """A copy with ``changes``."""
@@ -203,10 +230,29 @@ class StepwiseLearner(FixedWidthLearner):
     input_size: int
     #: what the memory is called on the learner's state (``"h"``, ``"tokens"``)
     memory_field: str = "h"
+    #: whether every episode gets a random input projection and random output slots
+    width_agnostic: bool = False
 
-    def _set_sizes(self, max_outputs: int, max_inputs: int) -> None:
+    def _set_sizes(self, max_outputs: int, max_inputs: int, width_agnostic: bool = False) -> None:
         self.max_outputs, self.max_inputs = max_outputs, max_inputs
+        self.width_agnostic = bool(width_agnostic)
         self.input_size = self.sizes_in(max_outputs, max_inputs)
+
+    def _check_width(self, d: int, m: int) -> None:
+        if not self.width_agnostic:
+            super()._check_width(d, m)
+        elif d > self.max_outputs:
+            raise ValueError(
+                f"{type(self).__name__} (width-agnostic) has {self.max_outputs} output slots, "
+                f"got d={d}: it cannot play more outputs than it has slots"
+            )
+
+    def draw_width_map(self, episode: Episode, generator: torch.Generator, device) -> WidthMap:
+        """This episode's random input projection and output slots (:class:`WidthMap`)."""
+        B, d, m, M = episode.num_agents, episode.num_outputs, episode.num_inputs, self.max_inputs
+        proj = torch.randn(B, m, M, generator=generator) / math.sqrt(max(m, 1))
+        slots = torch.rand(B, self.max_outputs, generator=generator).argsort(1)[:, :d]
+        return WidthMap(proj.to(device), slots.to(device))
 
     @staticmethod
     def sizes_in(max_outputs: int, max_inputs: int = 0) -> int:
@@ -221,9 +267,9 @@ class StepwiseLearner(FixedWidthLearner):
         """One step: ``[B, input_size]`` input and memory -> ``[B, max_outputs]`` action, memory."""
         raise NotImplementedError
 
-    def make_state(self, memory: Tensor, step: int = 0, action: Tensor | None = None):
+    def make_state(self, memory: Tensor, step: int = 0, action: Tensor | None = None, io=None):
         """The learner's state holding ``memory`` (a :class:`RecurrentState` by default)."""
-        return RecurrentState(memory, step, action)
+        return RecurrentState(memory, step, action, io)
 
     def begin(
         self,
@@ -233,21 +279,44 @@ class StepwiseLearner(FixedWidthLearner):
         device: torch.device | str,
         address_seed: int | None = None,
     ):
-        """The initial memory per agent (``num_experts`` and ``address_seed`` unused)."""
+        """The initial memory per agent (and, width-agnostic, the episode's :class:`WidthMap`).
+
+        ``num_experts`` and ``address_seed`` are unused.
+        """
         self._check_width(episode.num_outputs, episode.num_inputs)
-        return self.make_state(self.initial_memory(episode.num_agents, device))
+        io = self.draw_width_map(episode, generator, device) if self.width_agnostic else None
+        return self.make_state(self.initial_memory(episode.num_agents, device), io=io)
 
     def step_input(
-        self, result: StepResult, action: Tensor, masks: tuple[Tensor, Tensor], time: float
+        self,
+        result: StepResult,
+        action: Tensor,
+        masks: tuple[Tensor, Tensor],
+        time: float,
+        io: WidthMap | None = None,
     ) -> Tensor:
-        """The ``[B, input_size]`` input of a step (see the class)."""
+        """The ``[B, input_size]`` input of a step (see the class).
+
+        With a :class:`WidthMap` the observation goes through the episode's projection and
+        the signal into the episode's output slots.
+        """
         mask_d, mask_m = masks
         B, dev = action.size(0), action.device
+        if io is None:
+            observation = _pad(result.observation, B, self.max_inputs, dev)
+            signal = _pad(result.signal, B, self.max_outputs, dev)
+        else:
+            d = io.slots.size(1)
+            obs = _pad(result.observation, B, io.projection.size(1), dev)
+            observation = torch.bmm(obs.unsqueeze(1), io.projection).squeeze(1)
+            signal = action.new_zeros(B, self.max_outputs).scatter(
+                1, io.slots, _pad(result.signal, B, d, dev)
+            )
         return torch.cat(
             [
-                _pad(result.observation, B, self.max_inputs, dev),
+                observation,
                 _pad(result.feedback, B, 1, dev),
-                _pad(result.signal, B, self.max_outputs, dev),
+                signal,
                 action,
                 mask_d,
                 mask_m,
@@ -274,7 +343,15 @@ class StepwiseLearner(FixedWidthLearner):
         dev = memory.device
         mask_d, result = self._start(episode, state.step, steps, record, growth, result, dev)
         d, m, B = episode.num_outputs, episode.num_inputs, episode.num_agents
-        mask_m = _columns(self.max_inputs, episode.input_dims, m, dev).expand(B, -1)
+        io = getattr(state, "io", None)
+        if self.width_agnostic and io is None:
+            raise ValueError(f"{type(self).__name__} is width-agnostic: start with begin()")
+        if io is None:
+            mask_m = _columns(self.max_inputs, episode.input_dims, m, dev).expand(B, -1)
+        else:  # the projection fills every input; an agent's own d picks its slots
+            mask_m = memory.new_ones(B, self.max_inputs)
+            used = _columns(d, episode.dims, d, dev).expand(B, -1)
+            mask_d = memory.new_zeros(B, self.max_outputs).scatter(1, io.slots, used)
         total = steps if total_steps is None else total_steps
         action = state.action if state.action is not None else memory.new_zeros(B, self.max_outputs)
 
@@ -282,17 +359,17 @@ class StepwiseLearner(FixedWidthLearner):
             nonlocal memory, action
             if detach_feedback:
                 result = result.detach()
-            x = self.step_input(result, action, (mask_d, mask_m), t / total)
+            x = self.step_input(result, action, (mask_d, mask_m), t / total, io)
             out, memory = self.advance(x, memory)
             action = out * mask_d
             if self.execution.check_finite and not bool(action.isfinite().all()):
                 raise NonFiniteError("actions", action, step=t, where="inner step")
-            return action[:, :d]
+            return action[:, :d] if io is None else action.gather(1, io.slots)
 
         actions, errors, result = run_steps(
             episode, result, steps, act, state.step, lambda r: check_step_result(r, episode)
         )
-        end = self.make_state(memory, state.step + steps, action)
+        end = self.make_state(memory, state.step + steps, action, io)
         return Lifetime(torch.stack(actions), torch.stack(errors), end, [], episode, result)
 
 
@@ -315,6 +392,10 @@ class RecurrentLearner(StepwiseLearner):
         hidden_channels (int, optional): GRU width. (default: :obj:`64`)
         execution (Execution, optional): only ``check_finite`` applies. (default:
             ``Execution()``)
+        width_agnostic (bool, optional): every episode's observation goes through a fresh
+            random projection to ``max_inputs`` and its outputs sit in random slots of
+            ``max_outputs`` (:class:`WidthMap`, as in GPICL): it then plays any number of
+            inputs and up to ``max_outputs`` outputs. (default: ``False``)
     """
 
     def __init__(
@@ -323,6 +404,7 @@ class RecurrentLearner(StepwiseLearner):
         max_inputs: int = 0,
         hidden_channels: int = 64,
         execution: Execution | None = None,
+        width_agnostic: bool = False,
     ) -> None:
         super().__init__()
         self._check_ints(
@@ -330,7 +412,7 @@ class RecurrentLearner(StepwiseLearner):
             max_inputs=(max_inputs, 0),
             hidden_channels=(hidden_channels, 1),
         )
-        self._set_sizes(max_outputs, max_inputs)
+        self._set_sizes(max_outputs, max_inputs, width_agnostic)
         self.hidden_channels = hidden_channels
         self.execution = execution if execution is not None else Execution()
         self.cell = nn.GRUCell(self.input_size, hidden_channels)
@@ -386,11 +468,13 @@ class TransformerState:
         tokens (torch.Tensor): ``[B, t, width]`` one embedded input per step played.
         step (int): inner steps done.
         action (torch.Tensor, optional): ``[B, max_outputs]`` the last action.
+        io (WidthMap, optional): a width-agnostic learner's map of this episode.
     """
 
     tokens: Tensor
     step: int = 0
     action: Tensor | None = None
+    io: WidthMap | None = None
 
     @property
     def num_agents(self) -> int:
@@ -400,7 +484,8 @@ class TransformerState:
     def agent_range(self, start: int, stop: int) -> TransformerState:
         """The learners ``start..stop-1`` (data-parallel training)."""
         action = None if self.action is None else self.action[start:stop]
-        return dataclasses.replace(self, tokens=self.tokens[start:stop], action=action)
+        io = None if self.io is None else self.io.agent_range(start, stop)
+        return dataclasses.replace(self, tokens=self.tokens[start:stop], action=action, io=io)
 
     def detach(self) -> TransformerState:
         """The same state cut from the autograd graph (between truncated-BPTT chunks)."""
@@ -429,6 +514,8 @@ class TransformerLearner(StepwiseLearner):
         heads (int, optional): attention heads. (default: :obj:`4`)
         ff_width (int, optional): feed-forward width. (default: ``2 * width``)
         execution (Execution, optional): only ``check_finite`` applies.
+        width_agnostic (bool, optional): random input projection and output slots per
+            episode, as :class:`RecurrentLearner`'s. (default: ``False``)
     """
 
     memory_field = "tokens"
@@ -442,6 +529,7 @@ class TransformerLearner(StepwiseLearner):
         heads: int = 4,
         ff_width: int | None = None,
         execution: Execution | None = None,
+        width_agnostic: bool = False,
     ) -> None:
         super().__init__()
         ff_width = 2 * width if ff_width is None else ff_width
@@ -455,7 +543,7 @@ class TransformerLearner(StepwiseLearner):
         )
         if width % heads:
             raise ValueError(f"width must be a multiple of heads, got width={width}, heads={heads}")
-        self._set_sizes(max_outputs, max_inputs)
+        self._set_sizes(max_outputs, max_inputs, width_agnostic)
         self.width, self.layers, self.heads, self.ff_width = width, layers, heads, ff_width
         self.execution = execution if execution is not None else Execution()
         self.embed = nn.Linear(self.input_size, width)
@@ -518,9 +606,9 @@ class TransformerLearner(StepwiseLearner):
         """Where the weights live."""
         return self.head.weight.device
 
-    def make_state(self, memory: Tensor, step: int = 0, action: Tensor | None = None):
+    def make_state(self, memory: Tensor, step: int = 0, action: Tensor | None = None, io=None):
         """A :class:`TransformerState`."""
-        return TransformerState(memory, step, action)
+        return TransformerState(memory, step, action, io)
 
     def initial_memory(self, num_agents: int, device) -> Tensor:
         """No tokens yet: ``[B, 0, width]``."""

@@ -46,6 +46,8 @@ LEARNERS = {
     "badger": "BADGER",
     "rnn": "monolithic (RL2)",
     "transformer": "Transformer (in-context)",
+    "rnn_wide": "RL2, width-agnostic",
+    "transformer_wide": "Transformer, width-agnostic",
     "maml": "MAML",
 }
 
@@ -133,6 +135,7 @@ FAMILIES = {
             Point("in distribution (c=3, m=2, T=20)"),
             Point("T=40", steps=40),
             Point("c=5", OnlineClassification(5, 2, 0.5)),
+            Point("c=6", OnlineClassification(6, 2, 0.5)),
         ],
     ),
 }

@@ -88,9 +88,12 @@ def test_compare_configs_state_their_parameter_counts(family):
         model = build_from_config(str(path))
         real = sum(p.numel() for p in model.parameters())
         assert int(stated.group(1).replace(",", "")) == real, path.name
-        counts[path.stem.split("_")[-1]] = real
-    # the monolithic learner is matched to BADGER within 1 % (MAML keeps its paper's MLP)
-    assert abs(counts["badger"] - counts["rnn"]) / counts["badger"] < 0.01
+        counts[path.stem[len(family) + 1 :]] = real
+    # every monolithic learner is matched to BADGER within 1 % (MAML keeps its paper's MLP)
+    assert {"badger", "rnn", "transformer"} <= set(counts)
+    for learner, n in counts.items():
+        if learner != "maml":
+            assert abs(counts["badger"] - n) / counts["badger"] < 0.01, learner
 
 
 def test_module_trains_the_recurrent_learner_and_matrix_takes_it():
@@ -313,3 +316,50 @@ def test_transformer_matched_parameter_counts_and_bad_sizes():
         TransformerLearner(3, layers=0)
     with pytest.raises(ValueError, match=r"at most 3 outputs.*d=5"):
         EpisodeRunner(TransformerLearner(3), GuessingGame(5), num_experts=5, inner_steps=4)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "transformer"])
+def test_width_agnostic_learners_play_wider_tasks_through_random_maps(kind):
+    from badger_graph.learner import TransformerLearner
+    from badger_graph.tasks import BernoulliBandits, OnlineClassification
+
+    torch.manual_seed(0)
+    if kind == "rnn":
+        learner = RecurrentLearner(10, 2, 16, width_agnostic=True)
+    else:
+        learner = TransformerLearner(10, 2, 16, heads=2, width_agnostic=True)
+    # trained on 3..5 arms, it plays 10 arms and 8 inputs: a projection and 10 slots
+    for task in (BernoulliBandits([3, 5]), BernoulliBandits(10), OnlineRegression(8)):
+        life = EpisodeRunner(learner, task, num_experts=1, inner_steps=5).run(2, 6)
+        assert life.actions.shape == (5, 6, task.num_outputs)
+        assert torch.isfinite(life.errors).all()
+    runner = EpisodeRunner(learner, OnlineClassification(6, 2, 0.5), 1, 4)
+    _, state = runner.begin(7, 32, 1)
+    slots = state.io.slots
+    assert slots.shape == (32, 6)
+    assert all(len(set(row.tolist())) == 6 for row in slots)  # distinct slots per agent
+    assert len({tuple(row.tolist()) for row in slots}) > 20  # drawn anew per episode
+    _, again = runner.begin(7, 32, 1)
+    assert torch.equal(again.io.slots, slots)  # a function of the seed
+    assert torch.equal(again.io.projection, state.io.projection)
+    with pytest.raises(ValueError, match="has 10 output slots, got d=12"):
+        EpisodeRunner(learner, BernoulliBandits(12), 1, 4)
+
+
+def test_width_agnostic_outputs_follow_their_slots():
+    """The action an episode's output j gets is the learner's slot ``slots[j]``: the same
+    network with the slots permuted gives the same actions permuted."""
+    from badger_graph.learner import WidthMap
+
+    torch.manual_seed(0)
+    learner = RecurrentLearner(6, 3, 16, width_agnostic=True)
+    task = OnlineClassification(4, 3, 0.5)
+    runner = EpisodeRunner(learner, task, 1, 4)
+    episode, state = runner.begin(5, 8, 1)
+    flipped = state.io.slots.flip(1)
+    other = state.replace(io=WidthMap(state.io.projection, flipped))
+    a = learner(task, episode, state, 1).actions[0]
+    episode2, _ = runner.begin(5, 8, 1)
+    b = learner(task, episode2, other, 1).actions[0]
+    # the first step sees no signal: the outputs are the network's slots, read in two orders
+    torch.testing.assert_close(a.flip(1), b)

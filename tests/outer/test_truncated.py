@@ -31,7 +31,7 @@ def test_truncated_bptt_chunks_same_forward(make_module, objective):
     assert all(p.grad is not None for p in model.agent.policy.parameters())
 
 
-@pytest.mark.parametrize("kind", ["rl2", "transformer", "maml", "ports"])
+@pytest.mark.parametrize("kind", ["rl2", "transformer", "rl2_wide", "maml", "ports"])
 def test_every_learner_runs_in_chunks_with_the_same_forward(make_module, kind):
     """RL2 carries its last action and MAML its points across chunk borders, so chunked
     lifetimes equal whole ones; a ports agent's values are cut from the graph too."""
@@ -42,6 +42,9 @@ def test_every_learner_runs_in_chunks_with_the_same_forward(make_module, kind):
     torch.manual_seed(0)
     if kind == "rl2":
         kw = {"task": OnlineRegression(2), "learner": RecurrentLearner(1, 2, 16)}
+    elif kind == "rl2_wide":
+        learner = RecurrentLearner(2, 3, 16, width_agnostic=True)
+        kw = {"task": OnlineRegression(2), "learner": learner}
     elif kind == "transformer":
         kw = {"task": OnlineRegression(2), "learner": TransformerLearner(1, 2, 16, heads=2)}
     elif kind == "maml":
