@@ -437,17 +437,24 @@ def expand_overlays(argv: list[str]) -> list[str]:
 
 
 def _lightning_cli(args: ArgsType = None, run: bool = True) -> BadgerCLI:
+    import warnings
+
     if args is None or isinstance(args, list):
         args = expand_overlays(list(sys.argv[1:] if args is None else args))
-    return BadgerCLI(
-        BadgerModule,
-        EpisodeData,
-        args=args,
-        run=run,
-        save_config_kwargs={"overwrite": True},
-        seed_everything_default=0,
-        trainer_defaults=dict(TRAINER_DEFAULTS),
-    )
+    with warnings.catch_warnings():
+        # the command line is passed on purpose, with its overlays expanded (`base:`)
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        # Lightning 2.6 on torch >= 2.10 checks tree specs the deprecated way, every batch
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
+        return BadgerCLI(
+            BadgerModule,
+            EpisodeData,
+            args=args,
+            run=run,
+            save_config_kwargs={"overwrite": True},
+            seed_everything_default=0,
+            trainer_defaults=dict(TRAINER_DEFAULTS),
+        )
 
 
 def build_from_config(config: str, ckpt_path: str | None = None) -> BadgerModule:
