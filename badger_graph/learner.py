@@ -396,6 +396,9 @@ class RecurrentLearner(StepwiseLearner):
             random projection to ``max_inputs`` and its outputs sit in random slots of
             ``max_outputs`` (:class:`WidthMap`, as in GPICL): it then plays any number of
             inputs and up to ``max_outputs`` outputs. (default: ``False``)
+        parameters (int, optional): a weight budget: the GRU width is chosen to match it
+            (within 1 %; ``hidden_channels`` is then ignored), e.g. another model's count,
+            so a tuning space can vary everything else at equal weights.
     """
 
     def __init__(
@@ -405,8 +408,12 @@ class RecurrentLearner(StepwiseLearner):
         hidden_channels: int = 64,
         execution: Execution | None = None,
         width_agnostic: bool = False,
+        parameters: int | None = None,
     ) -> None:
         super().__init__()
+        if parameters is not None:
+            self._check_ints(parameters=(parameters, 1), max_outputs=(max_outputs, 1))
+            hidden_channels = self.width_for(parameters, max_outputs, max_inputs)
         self._check_ints(
             max_outputs=(max_outputs, 1),
             max_inputs=(max_inputs, 0),
@@ -425,18 +432,23 @@ class RecurrentLearner(StepwiseLearner):
         return 3 * hidden * (n_in + hidden) + 6 * hidden + hidden * max_outputs + max_outputs
 
     @classmethod
+    def width_for(cls, parameters: int, max_outputs: int, max_inputs: int = 0) -> int:
+        """The GRU width whose parameter count is closest to ``parameters``."""
+        n_in = 2 * max_inputs + 3 * max_outputs + 2
+        b = 3 * n_in + 6 + max_outputs  # 3 H^2 + b H + D = parameters
+        h = (-b + math.sqrt(max(b * b + 12 * (parameters - max_outputs), 0))) / 6
+        return min(
+            (max(1, math.floor(h)), max(1, math.ceil(h))),
+            key=lambda x: abs(cls.parameters_for(x, max_outputs, max_inputs) - parameters),
+        )
+
+    @classmethod
     def matched(
         cls, parameters: int, max_outputs: int, max_inputs: int = 0, **kwargs
     ) -> RecurrentLearner:
         """The learner whose parameter count is closest to ``parameters``."""
-        n_in = 2 * max_inputs + 3 * max_outputs + 2
-        b = 3 * n_in + 6 + max_outputs  # 3 H^2 + b H + D = parameters
-        h = (-b + math.sqrt(b * b + 12 * (parameters - max_outputs))) / 6
-        best = min(
-            (max(1, math.floor(h)), math.ceil(h)),
-            key=lambda x: abs(cls.parameters_for(x, max_outputs, max_inputs) - parameters),
-        )
-        return cls(max_outputs, max_inputs, best, **kwargs)
+        width = cls.width_for(parameters, max_outputs, max_inputs)
+        return cls(max_outputs, max_inputs, width, **kwargs)
 
     @property
     def device(self) -> torch.device:
@@ -516,6 +528,8 @@ class TransformerLearner(StepwiseLearner):
         execution (Execution, optional): only ``check_finite`` applies.
         width_agnostic (bool, optional): random input projection and output slots per
             episode, as :class:`RecurrentLearner`'s. (default: ``False``)
+        parameters (int, optional): a weight budget: ``width`` and ``ff_width`` are chosen
+            to match it for these ``layers`` and ``heads`` (within 1 %; see :meth:`sizes_for`).
     """
 
     memory_field = "tokens"
@@ -530,8 +544,12 @@ class TransformerLearner(StepwiseLearner):
         ff_width: int | None = None,
         execution: Execution | None = None,
         width_agnostic: bool = False,
+        parameters: int | None = None,
     ) -> None:
         super().__init__()
+        if parameters is not None:
+            self._check_ints(parameters=(parameters, 1), layers=(layers, 1), heads=(heads, 1))
+            width, ff_width = self.sizes_for(parameters, max_outputs, max_inputs, layers, heads)
         ff_width = 2 * width if ff_width is None else ff_width
         self._check_ints(
             max_outputs=(max_outputs, 1),
@@ -570,19 +588,16 @@ class TransformerLearner(StepwiseLearner):
         return (n_in * W + W) + layers * per_layer + 2 * W + (W * max_outputs + max_outputs)
 
     @classmethod
-    def matched(
-        cls,
-        parameters: int,
-        max_outputs: int,
-        max_inputs: int = 0,
-        layers: int = 2,
-        heads: int = 4,
-        **kwargs,
-    ) -> TransformerLearner:
-        """The learner with about ``parameters`` weights (within a fraction of a percent).
+    def sizes_for(
+        cls, parameters: int, max_outputs: int, max_inputs: int = 0, layers: int = 2, heads: int = 4
+    ) -> tuple[int, int]:
+        """``(width, ff_width)`` with about ``parameters`` weights (within a fraction of a %).
 
-        Its width is a multiple of ``heads``; the feed-forward width is solved for the rest
+        The width is a multiple of ``heads``; the feed-forward width is solved for the rest
         of the weights, kept near ``2 * width``.
+
+        Raises:
+            ValueError: no such sizes (a budget too small for these layers and heads).
         """
         best = None
         for W in range(heads, 256 * heads + 1, heads):
@@ -598,7 +613,20 @@ class TransformerLearner(StepwiseLearner):
                 f"no Transformer of {layers} layers and {heads} heads has about {parameters} "
                 f"weights for max_outputs={max_outputs}, max_inputs={max_inputs}"
             )
-        _, W, F = best
+        return best[1], best[2]
+
+    @classmethod
+    def matched(
+        cls,
+        parameters: int,
+        max_outputs: int,
+        max_inputs: int = 0,
+        layers: int = 2,
+        heads: int = 4,
+        **kwargs,
+    ) -> TransformerLearner:
+        """The learner with about ``parameters`` weights (see :meth:`sizes_for`)."""
+        W, F = cls.sizes_for(parameters, max_outputs, max_inputs, layers, heads)
         return cls(max_outputs, max_inputs, W, layers, heads, F, **kwargs)
 
     @property

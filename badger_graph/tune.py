@@ -122,6 +122,8 @@ class SearchSpace:
     direction: str = "minimize"
     trials: int = 12
     fixed: dict[str, Any] = field(default_factory=dict)
+    #: the experiment this space is for (relative to the space file), if it names one
+    config: str | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> SearchSpace:
@@ -139,7 +141,7 @@ class SearchSpace:
             raise ConfigError(
                 f"search space {where!r} must be a mapping, got {type(data).__name__}"
             )
-        unknown = sorted(set(data) - {"metric", "direction", "trials", "fixed", "params"})
+        unknown = sorted(set(data) - {"metric", "direction", "trials", "fixed", "params", "config"})
         if unknown:
             raise ConfigError(f"search space {where!r}: unknown entries {unknown}")
         params = data.get("params") or {}
@@ -154,6 +156,11 @@ class SearchSpace:
         fixed = data.get("fixed") or {}
         if not isinstance(fixed, dict):
             raise ConfigError(f"search space {where!r}: fixed must map config keys to values")
+        config = data.get("config")
+        if config is not None:
+            config = str(Path(path).parent / str(config))
+            if not Path(config).is_file():
+                raise ConfigError(f"search space {where!r}: its config {config!r} does not exist")
         return cls(
             where,
             [Param.parse(str(k), v, where) for k, v in params.items()],
@@ -161,6 +168,7 @@ class SearchSpace:
             direction,
             trials,
             dict(fixed),
+            config,
         )
 
 
@@ -450,7 +458,7 @@ def tune_main(argv: list[str]) -> None:
     import argparse
 
     p = argparse.ArgumentParser(prog="badger tune", description=tune_main.__doc__)
-    p.add_argument("--config", required=True, help="the experiment to tune")
+    p.add_argument("--config", default=None, help="the experiment to tune (default: the space's)")
     p.add_argument("--space", required=True, help="search space YAML (see configs/tune/)")
     p.add_argument("--study_dir", required=True, help="folder of the study and its trials")
     p.add_argument(
@@ -474,13 +482,16 @@ def tune_main(argv: list[str]) -> None:
             p.error(f"--{flag} must be >= 1, got {value}")
     if a.warmup_steps < 0 or a.seed < 0:
         p.error(f"--warmup_steps and --seed must be >= 0, got {a.warmup_steps}, {a.seed}")
-    if not Path(a.config).is_file():
-        p.error(f"--config {a.config!r} does not exist")
     try:
         import optuna  # noqa: F401
     except ImportError:
         p.error("badger tune needs Optuna: pip install 'badger_graph[tune]'")
     space = SearchSpace.load(a.space)
+    a.config = a.config or space.config
+    if a.config is None:
+        p.error(f"--config is required: {a.space} names no config")
+    if not Path(a.config).is_file():
+        p.error(f"--config {a.config!r} does not exist")
     _check_keys(a.config, space)
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -176,3 +176,10 @@ def test_search_space_file_errors(tmp_path, text, needle):
         tuning.SearchSpace.load(path)
     assert needle in str(err.value)
     assert "space.yaml" in str(err.value)
+
+
+def test_shipped_spaces_name_only_settings_of_their_configs():
+    for path in sorted((ROOT / "configs" / "tune").glob("*.yaml")):
+        spec = tuning.SearchSpace.load(path)
+        tuning._check_keys(spec.config or CONFIG, spec)  # raises ConfigError naming the key
+        assert spec.trials >= 1
