@@ -363,3 +363,16 @@ def test_width_agnostic_outputs_follow_their_slots():
     b = learner(task, episode2, other, 1).actions[0]
     # the first step sees no signal: the outputs are the network's slots, read in two orders
     torch.testing.assert_close(a.flip(1), b)
+
+
+def test_a_weight_budget_fixes_the_widths():
+    from badger_graph.learner import TransformerLearner
+
+    for layers, heads in ((1, 2), (2, 4), (3, 4)):
+        t = TransformerLearner(5, 0, layers=layers, heads=heads, parameters=35_873)
+        assert abs(sum(p.numel() for p in t.parameters()) - 35_873) / 35_873 < 0.01
+        assert t.width % heads == 0
+    r = RecurrentLearner(5, 0, hidden_channels=7, parameters=35_873)
+    assert r.hidden_channels == RecurrentLearner.matched(35_873, 5, 0).hidden_channels
+    with pytest.raises(ValueError, match="no Transformer of 3 layers"):
+        TransformerLearner(5, 0, layers=3, parameters=50)
