@@ -6,7 +6,9 @@
 takes ``<runs>/<NAME>/checkpoints/last.ckpt`` (``--best``: ``best.ckpt``, the checkpoint
 with the best validation error) for every NAME and writes
 ``<out>/<NAME>.ckpt`` with the weights, the hyperparameters and the training counters
-(what ``badger test``, ``badger matrix`` and the benchmarks read), about a tenth of the size.
+(what ``badger test``, ``badger matrix`` and the benchmarks read), about a tenth of the size,
+and the run's training log beside it as ``<out>/<NAME>.metrics.csv`` (every logged row of
+every version of the run, in order), from which its learning curves are drawn.
 """
 
 from __future__ import annotations
@@ -45,7 +47,15 @@ def main(argv: list[str]) -> None:
         slim = {k: ckpt[k] for k in KEEP if k in ckpt}
         torch.save(slim, out / f"{name}.ckpt")
         size = (out / f"{name}.ckpt").stat().st_size
-        print(f"{name}: {ckpt['global_step']:,} batches, {size / 1024:.0f} kB")
+        logs = sorted((runs / name / "logs").glob("version_*/metrics.csv"))
+        if logs:
+            header, rows = None, []
+            for log in logs:
+                lines = log.read_text().splitlines()
+                header = header or lines[0]
+                rows += lines[1:] if lines[0] == header else []
+            (out / f"{name}.metrics.csv").write_text("\n".join([header, *rows]) + "\n")
+        print(f"{name}: {ckpt['global_step']:,} batches, {size / 1024:.0f} kB, {len(logs)} logs")
 
 
 if __name__ == "__main__":
