@@ -7,7 +7,7 @@ import torch
 import yaml
 
 from badger_graph import BadgerModule
-from badger_graph.cli import build_from_config, cli_main
+from badger_graph.cli import _lightning_cli, build_from_config, cli_main
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 
@@ -63,7 +63,11 @@ FOLDERS = sorted(
 @pytest.mark.parametrize("config", CONFIGS + FOLDERS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_config_fast_dev_run(config, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cli_main(["fit", "--config", str(config), "--trainer.fast_dev_run=true", *SMALL])
+    cli = _lightning_cli(["fit", "--config", str(config), "--trainer.fast_dev_run=true", *SMALL])
+    assert cli.trainer.state.finished
+    assert cli.trainer.fit_loop.epoch_loop.batch_progress.total.completed == 1  # one batch ran
+    assert math.isfinite(float(cli.trainer.callback_metrics["train_err"]))
+    assert all(torch.isfinite(p).all() for p in cli.model.parameters())
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
@@ -142,21 +146,29 @@ def test_unknown_topology_and_key_rejected(tmp_path, monkeypatch, capsys):
 
 
 def test_truncated_bptt_trains_through_trainer(tmp_path, monkeypatch):
+    """Through the CLI the chunked outer loop is really used: same seed and batch, other
+    gradients than backprop through the whole lifetime, hence other weights after one step."""
     monkeypatch.chdir(tmp_path)
     cfg = _cfg("guessing_game.yaml")
-    cli_main(
-        [
-            "fit",
-            "--config",
-            cfg,
-            "--model.outer_loop",
-            "badger_graph.outer.TruncatedBPTT",
-            "--model.outer_loop.steps",
-            "5",
-            "--trainer.fast_dev_run=true",
-            *SMALL,
-        ]
-    )
+    weights = {}
+    for name, loop in (
+        ("whole", []),
+        (
+            "chunks",
+            [
+                "--model.outer_loop",
+                "badger_graph.outer.TruncatedBPTT",
+                "--model.outer_loop.steps",
+                "5",
+            ],
+        ),
+    ):  # noqa: E501
+        cli = _lightning_cli(["fit", "--config", cfg, *loop, "--trainer.fast_dev_run=true", *SMALL])
+        assert type(cli.model.outer_loop).__name__ == ("TruncatedBPTT" if loop else "Backprop")
+        assert cli.trainer.global_step == 1
+        weights[name] = torch.cat([p.detach().flatten() for p in cli.model.parameters()])
+    assert torch.isfinite(weights["chunks"]).all()
+    assert not torch.equal(weights["whole"], weights["chunks"])
 
 
 def test_sweep_on_tiny_checkpoint(tmp_path, monkeypatch):
