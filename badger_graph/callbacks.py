@@ -130,6 +130,43 @@ class RunCheckpoint(_InRunDir, ModelCheckpoint):
                 self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
+class ElapsedTime(Callback):
+    """Log the training's wall-clock seconds as ``train/seconds`` (learning curves over time).
+
+    Counted over every process of the run: the seconds of an interrupted run are saved in
+    its checkpoints and go on from there on resume, so a curve against seconds is the
+    run's, not the last process's. Logged with the training rows (``log_every_n_steps``).
+    """
+
+    def __init__(self) -> None:
+        import time
+
+        self._clock = time.perf_counter
+        self._before = 0.0  # seconds of the earlier processes of this run
+        self._start: float | None = None
+
+    @property
+    def seconds(self) -> float:
+        """Training seconds so far."""
+        return self._before + (0.0 if self._start is None else self._clock() - self._start)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        """Start the clock."""
+        self._start = self._clock()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        """Log the seconds so far with the batch's row."""
+        pl_module.log("train/seconds", self.seconds, on_step=True, batch_size=1)
+
+    def state_dict(self) -> dict:
+        """The seconds so far (saved in checkpoints)."""
+        return {"seconds": self.seconds}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Go on from a checkpoint's seconds."""
+        self._before = float(state_dict.get("seconds", 0.0))
+
+
 class ThreadTuner(Callback):
     """Torch's intra-op thread count for training batches, measured or pinned.
 

@@ -21,6 +21,7 @@ from lightning.pytorch.cli import ArgsType, LightningCLI
 from lightning.pytorch.utilities import rank_zero_warn
 
 from badger_graph.callbacks import (
+    ElapsedTime,
     ExactResume,
     RunCheckpoint,
     RunLock,
@@ -58,10 +59,12 @@ def default_callbacks(
     Plus signals that stop at the next batch boundary (:class:`StopAtSafePoint`), the run
     lock (``lock``: one the caller already holds) and the thread count of training batches
     (:class:`ThreadTuner`), and counters that make a resumed run log the same steps as one
-    run (:class:`ExactResume`).
+    run (:class:`ExactResume`), and the training's wall-clock seconds as ``train/seconds``
+    (:class:`ElapsedTime`).
     """
     return [
         ExactResume(),
+        ElapsedTime(),
         ThreadTuner(threads),
         RunCheckpoint(filename="best", monitor="val/loss", mode="min", save_last=True),
         RunCheckpoint(every_n_train_steps=every, save_top_k=0, save_last=True),

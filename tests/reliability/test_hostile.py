@@ -306,6 +306,21 @@ def test_extending_a_finished_run_logs_the_same_steps_as_one_run(
     assert all(torch.equal(weights[k], ref_weights[k]) for k in weights)
     assert val_rows == ref_rows  # labelled 9, 19, 29: not 30
     assert _train_rows(tmp_path) == _train_rows(reference_dir)  # same steps, same values
+    seconds = list(_seconds(tmp_path).values())
+    assert seconds == sorted(seconds)  # the run's clock went on after the resume
+    assert seconds[0] > 0
+
+
+def _seconds(run: Path) -> dict:
+    import csv
+
+    out = {}
+    for f in sorted((run / RUN / "logs").glob("version_*/metrics.csv")):
+        with f.open() as fh:
+            for r in csv.DictReader(fh):
+                if r.get("train/seconds"):
+                    out[int(r["step"])] = float(r["train/seconds"])
+    return dict(sorted(out.items()))
 
 
 def _train_rows(run: Path) -> dict:
