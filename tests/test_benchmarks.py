@@ -127,3 +127,19 @@ def test_compare_learners_table_with_a_learner_that_cannot_run(tmp_path, monkeyp
     assert "n/a" in text
     assert "monolithic (RL2) [36,156 w, 2 batches]" in text
     assert compare_learners.plot("guessing", extra["curves"], tmp_path).stat().st_size > 1000
+
+
+def test_state_axis_plays_badger_at_several_expert_counts(tmp_path, monkeypatch, capsys):
+    """benchmarks/state_axis.py on the shipped bandits models, a few episodes."""
+    import state_axis
+
+    argv = ["state_axis.py", "--episodes", "8", "--batch", "8", "--experts", "5,12",
+            "--out", str(tmp_path)]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    state_axis.main()
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| BADGER, trained on 6")]
+    assert [r.split("|")[2].strip() for r in rows] == ["5", "12"]
+    assert [r.split("|")[3].strip() for r in rows] == ["320", "768"]  # experts x 64
+    assert "| monolithic (RL2) | — | 99 |" in out
+    assert (tmp_path / "bandits_state.png").stat().st_size > 1000

@@ -1,0 +1,137 @@
+"""The state axis: score against the size of a learner's state, at a fixed weight count.
+
+BADGER's state grows with its experts (experts × hidden numbers) while its weights do not;
+a GRU's state is its hidden vector (its weights grow with its square); a Transformer's state
+is its context (steps × width). Here every learner of a family plays the same fresh
+episodes in distribution; BADGER at several expert counts, the monolithic learners at
+their one size.
+
+    python benchmarks/state_axis.py [--family bandits] [--experts 5,10,20,40,80]
+        [--episodes 2000] [--runs badger_graph/checkpoints/compare] [--out docs/comparison]
+
+Prints a markdown table (learner, experts, state numbers, weights, score mean ± s.e.) and
+writes ``<out>/<family>_state.png`` (score against state size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import torch
+
+from badger_graph.cli import build_from_config
+from badger_graph.learner import StepwiseLearner
+from badger_graph.seeds import episode_seed
+
+ROOT = Path(__file__).parents[1]
+SCORES = {"bandits": ("cumulative regret", lambda e: e.sum(0))}
+LEARNERS = {
+    "badger_experts": "BADGER, random identities, trained on 5..40 experts",
+    "badger": "BADGER, trained on 6 experts",
+    "rnn": "monolithic (RL2)",
+    "transformer": "Transformer (in-context)",
+}
+
+
+def _model(runs: Path, family: str, learner: str):
+    config = ROOT / "configs" / "compare" / f"{family}_{learner}.yaml"
+    ckpt = runs / f"{family}_{learner}.ckpt"
+    if not ckpt.is_file():
+        ckpt = runs / f"{family}_{learner}" / "checkpoints" / "last.ckpt"
+    if not (config.is_file() and ckpt.is_file()):
+        return None, None
+    trained = torch.load(ckpt, map_location="cpu", weights_only=True)
+    return build_from_config(str(config), str(ckpt)), trained["global_step"]
+
+
+def _state_size(model, experts: int, steps: int) -> int:
+    agent = model.agent
+    if isinstance(agent, StepwiseLearner):
+        if hasattr(agent, "hidden_channels"):
+            return agent.hidden_channels
+        return steps * agent.width  # the context at the end of the lifetime
+    return experts * agent.policy.hidden_channels
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--family", default="bandits", choices=sorted(SCORES))
+    p.add_argument("--experts", default="5,10,20,40,80")
+    p.add_argument("--episodes", type=int, default=2000)
+    p.add_argument("--batch", type=int, default=500)
+    p.add_argument("--runs", default=str(ROOT / "badger_graph" / "checkpoints" / "compare"))
+    p.add_argument("--out", default=str(ROOT / "docs" / "comparison"))
+    a = p.parse_args()
+    for flag in ("episodes", "batch"):
+        if getattr(a, flag) < 1:
+            p.error(f"--{flag} must be >= 1, got {getattr(a, flag)}")
+    experts = [int(x) for x in a.experts.split(",")]
+    score_name, judge = SCORES[a.family]
+    rows = []
+    for learner, label in LEARNERS.items():
+        model, batches = _model(Path(a.runs), a.family, learner)
+        if model is None:
+            print(f"{learner}: no model, left out")
+            continue
+        runner = model.runner
+        weights = sum(q.numel() for q in model.parameters())
+        counts = experts if not isinstance(model.agent, StepwiseLearner) else [runner.num_experts]
+        for n in counts:
+            scores = []
+            with torch.no_grad():
+                for i in range(-(-a.episodes // a.batch)):
+                    seed = episode_seed("compare", 90_000, i)
+                    size = min(a.batch, a.episodes - i * a.batch)
+                    scores.append(judge(runner.run(seed, size, num_experts=n).errors))
+            s = torch.cat(scores)
+            rows.append(
+                {
+                    "learner": label,
+                    "experts": n if not isinstance(model.agent, StepwiseLearner) else "—",
+                    "state": _state_size(model, n, runner.inner_steps),
+                    "weights": weights,
+                    "batches": batches,
+                    "mean": float(s.mean()),
+                    "se": float(s.std()) / math.sqrt(s.numel()),
+                }
+            )
+    print(f"**{a.family}** — {score_name}, in distribution, {a.episodes} fresh episodes")
+    print()
+    print("| learner | experts | state (numbers) | weights | batches trained | score |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['learner']} | {r['experts']} | {r['state']:,} | {r['weights']:,} | "
+            f"{r['batches']:,} | {r['mean']:.3f} ± {r['se']:.2f} |"
+        )
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for label in dict.fromkeys(r["learner"] for r in rows):
+        pts = [r for r in rows if r["learner"] == label]
+        ax.errorbar(
+            [r["state"] for r in pts],
+            [r["mean"] for r in pts],
+            yerr=[r["se"] for r in pts],
+            marker="o",
+            label=label,
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("state size (numbers per agent)")
+    ax.set_ylabel(score_name)
+    ax.set_title(f"{a.family}: score against state size at ~equal weights")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / f"{a.family}_state.png", dpi=120)
+    print(f"\nwrote {out / f'{a.family}_state.png'}")
+
+
+if __name__ == "__main__":
+    main()
