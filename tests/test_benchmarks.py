@@ -143,3 +143,17 @@ def test_state_axis_plays_badger_at_several_expert_counts(tmp_path, monkeypatch,
     assert [r.split("|")[3].strip() for r in rows] == ["320", "768"]  # experts x 64
     assert "| monolithic (RL2) | — | 99 |" in out
     assert (tmp_path / "bandits_state.png").stat().st_size > 1000
+
+
+def test_compare_curves_reads_logs_and_finds_the_final_level(tmp_path):
+    import compare_curves
+
+    log = tmp_path / "bandits_x.metrics.csv"
+    log.write_text(
+        "epoch,step,train/seconds,val/loss\n0,9,2.0,\n0,9,,0.5\n0,19,4.0,\n0,19,,0.2\n"
+        "0,29,6.0,\n0,29,,0.19\n"
+    )
+    val, seconds = compare_curves.read(log)
+    assert val == [(9, 0.5), (19, 0.2), (29, 0.19)]
+    assert compare_curves.at_seconds(14, seconds) == 3.0
+    assert compare_curves.reached(val) == 19  # 0.2 is within 1/0.95 of 0.19
