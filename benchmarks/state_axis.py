@@ -9,7 +9,9 @@ their one size.
     python benchmarks/state_axis.py [--family bandits] [--experts 5,10,20,40,80]
         [--episodes 2000] [--runs badger_graph/checkpoints/compare] [--out docs/comparison]
 
-Prints a markdown table (learner, experts, state numbers, weights, score mean ± s.e.) and
+Prints a markdown table (learner, experts, state numbers, weights, score mean ± s.e., and
+the paired difference to the learner's first row: the same episodes, so a "no worse with
+more experts" verdict rests on it) and
 writes ``<out>/<family>_state.png`` (score against state size).
 """
 
@@ -86,6 +88,8 @@ def main() -> None:
                     size = min(a.batch, a.episodes - i * a.batch)
                     scores.append(judge(runner.run(seed, size, num_experts=n).errors))
             s = torch.cat(scores)
+            first = next((r["scores"] for r in rows if r["learner"] == label), s)
+            diff = s - first  # the same episodes: paired
             rows.append(
                 {
                     "learner": label,
@@ -95,16 +99,22 @@ def main() -> None:
                     "batches": batches,
                     "mean": float(s.mean()),
                     "se": float(s.std()) / math.sqrt(s.numel()),
+                    "scores": s,
+                    "paired": (float(diff.mean()), float(diff.std()) / math.sqrt(diff.numel())),
                 }
             )
     print(f"**{a.family}** — {score_name}, in distribution, {a.episodes} fresh episodes")
     print()
-    print("| learner | experts | state (numbers) | weights | batches trained | score |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| learner | experts | state (numbers) | weights | batches trained | score | "
+        "paired difference to its first row |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
+        d, e = r["paired"]
         print(
             f"| {r['learner']} | {r['experts']} | {r['state']:,} | {r['weights']:,} | "
-            f"{r['batches']:,} | {r['mean']:.3f} ± {r['se']:.2f} |"
+            f"{r['batches']:,} | {r['mean']:.3f} ± {r['se']:.2f} | {d:+.3f} ± {e:.3f} |"
         )
     import matplotlib
 
