@@ -17,6 +17,16 @@ import csv
 from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
+#: one color per learner in every figure
+COLORS = {
+    "badger": "C0",
+    "badger_experts": "C9",
+    "rnn": "C1",
+    "rnn_wide": "C3",
+    "transformer": "C2",
+    "transformer_wide": "C4",
+    "maml": "C5",
+}
 
 
 def read(path: Path) -> tuple[list[tuple[int, float]], dict[int, float]]:
@@ -79,10 +89,11 @@ def main() -> None:
             if not val:
                 continue
             learner = name[len(family) + 1 :]
-            left.plot([s for s, _ in val], [v for _, v in val], marker=".", label=learner)
+            color = COLORS.get(learner, "C7")
+            left.plot([s for s, _ in val], [v for _, v in val], ".-", color=color, label=learner)
             secs = [at_seconds(s, seconds) for s, _ in val]
             if secs[0] is not None:
-                right.plot(secs, [v for _, v in val], marker=".", label=learner)
+                right.plot(secs, [v for _, v in val], ".-", color=color, label=learner)
             total = f"{secs[-1]:.0f}" if secs[-1] is not None else "not logged"
             print(
                 f"| {name} | {len(val)} | {val[-1][1]:.4g} | {val[-1][0] + 1:,} | "
