@@ -349,15 +349,12 @@ def tune(
     storage = storage or f"sqlite:///{study_dir / 'study.db'}"
     target = trials or space.trials
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        storage=storage,
-        study_name=study_dir.name,
-        direction=space.direction,
-        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials),
-        pruner=optuna.pruners.MedianPruner(
-            n_startup_trials=startup_trials, n_warmup_steps=warmup_steps
-        ),
-        load_if_exists=True,
+    study = _open_study(
+        storage,
+        study_dir.name,
+        space.direction,
+        optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials),
+        optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=warmup_steps),
     )
     study.set_user_attr("config", str(config))
 
@@ -385,6 +382,38 @@ def tune(
                 )
             raise stop
     return study
+
+
+def _open_study(storage: str, name: str, direction: str, sampler, pruner, attempts: int = 8):
+    """Create or load the study; processes that start together on a new database take turns.
+
+    Two processes creating the same new SQLite database at once race on its schema (one of
+    them gets an integrity or "database is locked" error): the loser waits and loads it.
+    SQLite connections wait up to 60 s for a lock held by another process.
+    """
+    import random
+    import time
+
+    import optuna
+    import sqlalchemy.exc
+
+    for attempt in range(attempts):
+        try:
+            kwargs = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else {}
+            db = optuna.storages.RDBStorage(storage, engine_kwargs=kwargs)
+            return optuna.create_study(
+                storage=db,
+                study_name=name,
+                direction=direction,
+                sampler=sampler,
+                pruner=pruner,
+                load_if_exists=True,
+            )
+        except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.DuplicatedStudyError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 + random.random())  # noqa: S311 - a jitter, not a secret
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _told(study) -> set[int]:
