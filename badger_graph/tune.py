@@ -365,7 +365,16 @@ def tune(
             for t in study.get_trials(deepcopy=False)
         )
 
+    from badger_graph.seeds import derive
+
     while finished() < target:
+        # the sampler's random draws are a function of the seed and of the trials so far: a
+        # single process is reproducible, and processes sharing a study do not propose the
+        # same values (with one seed for the whole search they would, trial for trial)
+        known = len(study.get_trials(deepcopy=False, states=None))
+        study.sampler = optuna.samplers.TPESampler(
+            seed=derive(seed, known, bits=32), n_startup_trials=startup_trials
+        )
         trial = study.ask()
         try:
             _run_trial(study, trial, config, space, study_dir, storage)

@@ -133,6 +133,8 @@ def test_two_processes_share_one_study(tmp_path, space):
     study = optuna.load_study(study_name="study", storage=f"sqlite:///{tmp_path}/study/study.db")
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert 4 <= len(complete) <= 5  # at most one trial over: both may start the last one
+    values = [tuple(sorted(t.params.items())) for t in complete]
+    assert len(set(values)) == len(values)  # the two processes never proposed the same values
 
 
 @pytest.mark.parametrize(
