@@ -551,3 +551,18 @@ def test_compare_learners_refuses_zero_batch_and_episodes(tmp_path):
         assert out.returncode == 2, out.stderr[-1000:]
         assert f"{flag} must be >= 1, got 0" in out.stderr
         assert "Traceback" not in out.stderr
+
+
+def test_a_changed_learning_rate_under_a_scheduler_keeps_the_schedule(tmp_path, monkeypatch):
+    sched = '{"class_path": "torch.optim.lr_scheduler.StepLR", '
+    sched += '"init_args": {"step_size": 1, "gamma": 0.5}}'
+    args = ["--model.lr_scheduler", sched]
+    _fit_inprocess(tmp_path, monkeypatch, "--trainer.max_steps", "4", *args)
+    with pytest.warns(UserWarning, match=r"lr 0\.01 -> 0\.02"):
+        _fit_inprocess(
+            tmp_path, monkeypatch, "--trainer.max_steps", "6", "--ckpt_path", "last", *args,
+            "--model.optimizer.init_args.lr", "0.02",
+        )  # fmt: skip
+    ckpt = torch.load(tmp_path / CKPTS / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(0.02 * 0.5**6)
+    assert ckpt["lr_schedulers"][0]["base_lrs"] == [0.02]
