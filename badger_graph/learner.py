@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -109,8 +109,47 @@ class WidthMap:
         return WidthMap(self.projection[start:stop], self.slots[start:stop])
 
 
+class MemoryState:
+    """The members of a step-wise learner's state, whatever its memory is called.
+
+    A subclass is a frozen dataclass whose first field is the memory (named by
+    :attr:`MEMORY`, ``[B, ...]``), then ``step``, ``action`` and ``io``.
+    """
+
+    #: the name of the memory field
+    MEMORY: ClassVar[str]
+    step: int
+    action: Tensor | None
+    io: WidthMap | None
+
+    @property
+    def memory(self) -> Tensor:
+        """The memory, ``[B, ...]``."""
+        return getattr(self, self.MEMORY)
+
+    @property
+    def num_agents(self) -> int:
+        """B."""
+        return self.memory.size(0)
+
+    def replace(self, **changes):
+        """A copy with ``changes``."""
+        return dataclasses.replace(self, **changes)
+
+    def agent_range(self, start: int, stop: int):
+        """The learners ``start..stop-1`` (data-parallel training)."""
+        action = None if self.action is None else self.action[start:stop]
+        io = None if self.io is None else self.io.agent_range(start, stop)
+        return self.replace(**{self.MEMORY: self.memory[start:stop]}, action=action, io=io)
+
+    def detach(self):
+        """The same state cut from the autograd graph (between truncated-BPTT chunks)."""
+        action = None if self.action is None else self.action.detach()
+        return self.replace(**{self.MEMORY: self.memory.detach()}, action=action)
+
+
 @dataclasses.dataclass(frozen=True)
-class RecurrentState:
+class RecurrentState(MemoryState):
     """The state of B monolithic learners: one hidden vector each, and the step counter.
 
     Attributes:
@@ -121,30 +160,11 @@ class RecurrentState:
         io (WidthMap, optional): a width-agnostic learner's map of this episode.
     """
 
+    MEMORY: ClassVar[str] = "h"
     h: Tensor
     step: int = 0
     action: Tensor | None = None
     io: WidthMap | None = None
-
-    @property
-    def num_agents(self) -> int:
-        """B."""
-        return self.h.size(0)
-
-    def agent_range(self, start: int, stop: int) -> RecurrentState:
-        """The learners ``start..stop-1`` (data-parallel training)."""
-        action = None if self.action is None else self.action[start:stop]
-        io = None if self.io is None else self.io.agent_range(start, stop)
-        return dataclasses.replace(self, h=self.h[start:stop], action=action, io=io)
-
-    def replace(self, **changes) -> RecurrentState:
-        """A copy with ``changes``."""
-        return dataclasses.replace(self, **changes)
-
-    def detach(self) -> RecurrentState:
-        """The same state cut from the autograd graph (between truncated-BPTT chunks)."""
-        action = None if self.action is None else self.action.detach()
-        return dataclasses.replace(self, h=self.h.detach(), action=action)
 
 
 def _columns(width: int, dims: Tensor | None, full: int, device) -> Tensor:
@@ -228,8 +248,8 @@ class StepwiseLearner(FixedWidthLearner):
 
     #: the width of :meth:`step_input`
     input_size: int
-    #: what the memory is called on the learner's state (``"h"``, ``"tokens"``)
-    memory_field: str = "h"
+    #: the class of the learner's state (its memory field: :attr:`MemoryState.MEMORY`)
+    state_class: type[MemoryState] = RecurrentState
     #: whether every episode gets a random input projection and random output slots
     width_agnostic: bool = False
 
@@ -268,8 +288,8 @@ class StepwiseLearner(FixedWidthLearner):
         raise NotImplementedError
 
     def make_state(self, memory: Tensor, step: int = 0, action: Tensor | None = None, io=None):
-        """The learner's state holding ``memory`` (a :class:`RecurrentState` by default)."""
-        return RecurrentState(memory, step, action, io)
+        """The learner's state holding ``memory`` (a :attr:`state_class`)."""
+        return self.state_class(memory, step, action, io)
 
     def begin(
         self,
@@ -339,7 +359,7 @@ class StepwiseLearner(FixedWidthLearner):
         generator: torch.Generator | None = None,
     ) -> Lifetime:
         """Play ``steps`` steps (``record`` and ``growth`` do not apply and are refused)."""
-        memory = getattr(state, self.memory_field)
+        memory = state.memory
         dev = memory.device
         mask_d, result = self._start(episode, state.step, steps, record, growth, result, dev)
         d, m, B = episode.num_outputs, episode.num_inputs, episode.num_agents
@@ -473,7 +493,7 @@ class RecurrentLearner(StepwiseLearner):
 
 
 @dataclasses.dataclass(frozen=True)
-class TransformerState:
+class TransformerState(MemoryState):
     """The state of B Transformer learners: the tokens of the steps so far.
 
     Attributes:
@@ -483,26 +503,11 @@ class TransformerState:
         io (WidthMap, optional): a width-agnostic learner's map of this episode.
     """
 
+    MEMORY: ClassVar[str] = "tokens"
     tokens: Tensor
     step: int = 0
     action: Tensor | None = None
     io: WidthMap | None = None
-
-    @property
-    def num_agents(self) -> int:
-        """B."""
-        return self.tokens.size(0)
-
-    def agent_range(self, start: int, stop: int) -> TransformerState:
-        """The learners ``start..stop-1`` (data-parallel training)."""
-        action = None if self.action is None else self.action[start:stop]
-        io = None if self.io is None else self.io.agent_range(start, stop)
-        return dataclasses.replace(self, tokens=self.tokens[start:stop], action=action, io=io)
-
-    def detach(self) -> TransformerState:
-        """The same state cut from the autograd graph (between truncated-BPTT chunks)."""
-        action = None if self.action is None else self.action.detach()
-        return dataclasses.replace(self, tokens=self.tokens.detach(), action=action)
 
 
 class TransformerLearner(StepwiseLearner):
@@ -532,7 +537,7 @@ class TransformerLearner(StepwiseLearner):
             to match it for these ``layers`` and ``heads`` (within 1 %; see :meth:`sizes_for`).
     """
 
-    memory_field = "tokens"
+    state_class = TransformerState
 
     def __init__(
         self,
@@ -633,10 +638,6 @@ class TransformerLearner(StepwiseLearner):
     def device(self) -> torch.device:
         """Where the weights live."""
         return self.head.weight.device
-
-    def make_state(self, memory: Tensor, step: int = 0, action: Tensor | None = None, io=None):
-        """A :class:`TransformerState`."""
-        return TransformerState(memory, step, action, io)
 
     def initial_memory(self, num_agents: int, device) -> Tensor:
         """No tokens yet: ``[B, 0, width]``."""
