@@ -232,20 +232,28 @@ def _check_keys(config: str, space: SearchSpace) -> None:
 
     from badger_graph.cli import _lightning_cli
 
-    keys = {**space.fixed, **{p.key: p.sample() for p in space.params}}
-    for key, value in keys.items():
+    def refused(values: dict[str, Any]) -> str | None:
+        """The parser's error for ``values`` on the config, or ``None`` when it parses."""
         err = io.StringIO()
         try:
             with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-                _lightning_cli(["fit", "--config", config, *_flags({key: value}), "--print_config"])
+                _lightning_cli(["fit", "--config", config, *_flags(values), "--print_config"])
         except SystemExit as e:
             if e.code in (0, None):
-                continue
+                return None
             detail = [x for x in err.getvalue().strip().splitlines() if "error" in x.lower()]
+            return detail[-1].strip() if detail else "the config parser refused it"
+        return None
+
+    keys = {**space.fixed, **{p.key: p.sample() for p in space.params}}
+    if refused(keys) is None:  # one parse for the whole space; key by key only to name one
+        return
+    for key, value in keys.items():
+        detail = refused({key: value})
+        if detail is not None:
             raise ConfigError(
-                f"search space {space.path!r}: {key} is not a setting of {config!r} "
-                f"({detail[-1].strip() if detail else 'the config parser refused it'})"
-            ) from None
+                f"search space {space.path!r}: {key} is not a setting of {config!r} ({detail})"
+            )
 
 
 def _best_overlay(config: str, params: dict[str, Any], out: Path) -> None:
@@ -495,6 +503,8 @@ def tune_main(argv: list[str]) -> None:
     """``badger tune``: an Optuna search over a config's keys, one ``badger fit`` per trial."""
     import argparse
 
+    from badger_graph.cli import _at_least
+
     p = argparse.ArgumentParser(prog="badger tune", description=tune_main.__doc__)
     p.add_argument("--config", default=None, help="the experiment to tune (default: the space's)")
     p.add_argument("--space", required=True, help="search space YAML (see configs/tune/)")
@@ -514,12 +524,7 @@ def tune_main(argv: list[str]) -> None:
         "--warmup_steps", type=int, default=0, help="batches before a trial can be pruned"
     )
     a = p.parse_args(argv)
-    for flag in ("trials", "startup_trials"):
-        value = getattr(a, flag)
-        if value is not None and value < 1:
-            p.error(f"--{flag} must be >= 1, got {value}")
-    if a.warmup_steps < 0 or a.seed < 0:
-        p.error(f"--warmup_steps and --seed must be >= 0, got {a.warmup_steps}, {a.seed}")
+    _at_least(p, a, trials=1, startup_trials=1, warmup_steps=0, seed=0)
     try:
         import optuna  # noqa: F401
     except ImportError:
