@@ -283,20 +283,13 @@ def newest_checkpoint(folder: str | Path) -> Path | None:
             stops rather than fall back to an older state or a fresh start.
     """
     from badger_graph.checkpoint import read_checkpoint
-    from badger_graph.errors import CheckpointError
 
     folder = Path(folder)
     if not folder.is_dir():
         return None
     ranked = []
     for path in sorted(folder.glob("*.ckpt")):
-        if path.is_symlink() and not path.exists():
-            raise CheckpointError(
-                f"{str(path)!r} is a symbolic link to {os.readlink(path)!r}, which does not "
-                f"exist; remove it or point it at a checkpoint"
-            )
-        if path.is_dir():
-            raise CheckpointError(f"{str(path)!r} is a folder, not a checkpoint file")
+        check_checkpoint_file(str(path))  # a dangling link or a folder named *.ckpt: named
         ckpt = read_checkpoint(path)
         step = _batch_count(ckpt, "global_step", 0, path)
         done = _batch_count(ckpt, "badger_graph_train_batches", step, path)
