@@ -364,6 +364,21 @@ def check_class_paths(hparams, path: str | Path = "checkpoint", allow=()) -> Non
         )
 
 
+def comparable(value):
+    """A saved setting as a plain value to compare with another's.
+
+    Namespaces (``as_dict``) and dicts become dicts without ``None`` entries, tuples become
+    lists, at any depth: a config's ``betas: [0.9, 0.999]`` equals a checkpoint's tuple.
+    """
+    if hasattr(value, "as_dict"):
+        value = value.as_dict()
+    if isinstance(value, dict):
+        return {k: comparable(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [comparable(v) for v in value]
+    return value
+
+
 def load_weights(model: torch.nn.Module, path: str | Path) -> dict:
     """Load the weights of a checkpoint into ``model``; returns the checkpoint.
 

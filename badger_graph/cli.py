@@ -33,7 +33,7 @@ from badger_graph.callbacks import (
     newest_checkpoint,
     run_folder,
 )
-from badger_graph.checkpoint import load_weights, read_checkpoint, safe_types
+from badger_graph.checkpoint import comparable, load_weights, read_checkpoint, safe_types
 from badger_graph.data import EpisodeData
 from badger_graph.errors import CheckpointError, ConfigError, RunFolderError
 from badger_graph.module import BadgerModule
@@ -321,9 +321,7 @@ class BadgerCLI(LightningCLI):
         for key, theirs in hparams.items():
             if key in ignore or key not in model:
                 continue
-            ours = model[key]
-            ours = ours.as_dict() if hasattr(ours, "as_dict") else ours
-            if _plain(ours) != _plain(theirs):
+            if comparable(model[key]) != comparable(theirs):
                 differ.append(key)
         if differ and resume:
             rank_zero_warn(
@@ -372,17 +370,6 @@ def _pass_on_sigterm(previous) -> None:
 def _exit_143(signum, frame) -> None:
     """``badger``'s own SIGTERM handler: exit with status 143 (128 + SIGTERM)."""
     raise SystemExit(143)
-
-
-def _plain(value):
-    """Namespaces, tuples and dicts as comparable plain values."""
-    if hasattr(value, "as_dict"):
-        value = value.as_dict()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def expand_overlays(argv: list[str]) -> list[str]:

@@ -12,7 +12,13 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from badger_graph.agent import Agent, Lifetime
-from badger_graph.checkpoint import check_version, load_weights, read_checkpoint, stamp
+from badger_graph.checkpoint import (
+    check_version,
+    comparable,
+    load_weights,
+    read_checkpoint,
+    stamp,
+)
 from badger_graph.curriculum import Curriculum, EpisodeSpec, episode_spec
 from badger_graph.errors import CheckpointError, NonFiniteError, check_choice, check_int
 from badger_graph.execution import Execution
@@ -408,7 +414,7 @@ def apply_optimizer_settings(checkpoint: dict, ours) -> list[str]:
             f"optimizer; start a new run from its weights with --model.init_weights"
         )
     old, new = theirs.get("init_args") or {}, ours.get("init_args") or {}
-    changed = {k: v for k, v in new.items() if k in old and _plain(old[k]) != _plain(v)}
+    changed = {k: v for k, v in new.items() if k in old and comparable(old[k]) != comparable(v)}
     if not changed:
         return []
     said = [f"{k} {old[k]!r} -> {v!r}" for k, v in changed.items()]
@@ -431,13 +437,6 @@ def apply_optimizer_settings(checkpoint: dict, ours) -> list[str]:
         f"resuming with the config's optimizer settings, not the checkpoint's: {', '.join(said)}"
     )
     return said
-
-
-def _plain(value):
-    """Lists and tuples alike, for comparing saved settings."""
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _unimportable(value) -> list[str]:
