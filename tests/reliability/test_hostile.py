@@ -311,28 +311,23 @@ def test_extending_a_finished_run_logs_the_same_steps_as_one_run(
     assert seconds[0] > 0
 
 
-def _seconds(run: Path) -> dict:
-    import csv
-
-    out = {}
-    for f in sorted((run / RUN / "logs").glob("version_*/metrics.csv")):
-        with f.open() as fh:
-            for r in csv.DictReader(fh):
-                if r.get("train/seconds"):
-                    out[int(r["step"])] = float(r["train/seconds"])
-    return dict(sorted(out.items()))
-
-
-def _train_rows(run: Path) -> dict:
+def _log_rows(run: Path, column: str) -> dict:
+    """``step -> row`` of the run's training logs (every version) where ``column`` is set."""
     import csv
 
     rows = {}
     for f in sorted((run / RUN / "logs").glob("version_*/metrics.csv")):
         with f.open() as fh:
-            for r in csv.DictReader(fh):
-                if r.get("train/loss"):
-                    rows[int(r["step"])] = (r["epoch"], r["train/loss"])
-    return rows
+            rows.update({int(r["step"]): r for r in csv.DictReader(fh) if r.get(column)})
+    return dict(sorted(rows.items()))
+
+
+def _seconds(run: Path) -> dict:
+    return {k: float(r["train/seconds"]) for k, r in _log_rows(run, "train/seconds").items()}
+
+
+def _train_rows(run: Path) -> dict:
+    return {k: (r["epoch"], r["train/loss"]) for k, r in _log_rows(run, "train/loss").items()}
 
 
 def test_topology_subclass_overriding_forward_is_what_training_runs():
