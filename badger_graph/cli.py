@@ -38,6 +38,8 @@ from badger_graph.data import EpisodeData
 from badger_graph.errors import CheckpointError, ConfigError, RunFolderError
 from badger_graph.module import BadgerModule
 
+#: ``--ckpt_path`` values Lightning resolves itself (``last`` is resolved here, by training done)
+LIGHTNING_CKPT_NAMES = ("best", "hpc", "registry")
 #: trainer settings every experiment starts from (a config or flag overrides any of them)
 TRAINER_DEFAULTS = {
     "default_root_dir": "runs/badger",
@@ -231,7 +233,7 @@ class BadgerCLI(LightningCLI):
                     file=sys.stderr,
                 )
             section["ckpt_path"] = None if newest is None else str(newest)
-        elif ckpt_path not in ("best", "hpc", "registry"):
+        elif ckpt_path not in LIGHTNING_CKPT_NAMES:
             path = Path(os.path.realpath(os.path.expanduser(str(ckpt_path))))
             check_checkpoint_file(str(ckpt_path))
             if path.parent != Path(os.path.realpath(folder)):
@@ -265,7 +267,7 @@ class BadgerCLI(LightningCLI):
         handlers = _signal_handlers()
         try:
             ckpt_path = self.config_init[subcommand].get("ckpt_path")
-            if ckpt_path and ckpt_path not in ("last", "best", "hpc", "registry"):
+            if ckpt_path and ckpt_path not in ("last", *LIGHTNING_CKPT_NAMES):
                 check_checkpoint_file(str(ckpt_path))
             if ckpt_path and Path(str(ckpt_path)).is_file():
                 # the config's model must fit the checkpoint's weights: say so before running
