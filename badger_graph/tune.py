@@ -376,14 +376,13 @@ def tune(
     from badger_graph.seeds import derive
 
     while finished() < target:
-        # the sampler's random draws are a function of the seed and of the trials so far: a
-        # single process is reproducible, and processes sharing a study do not propose the
-        # same values (with one seed for the whole search they would, trial for trial)
-        known = len(study.get_trials(deepcopy=False, states=None))
-        study.sampler = optuna.samplers.TPESampler(
-            seed=derive(seed, known, bits=32), n_startup_trials=startup_trials
-        )
         trial = study.ask()
+        # the values are drawn lazily (at the first suggest), after the sampler is re-seeded
+        # from the trial's number, which the storage hands out once: a single process is
+        # reproducible, and processes sharing a study never draw with the same seed
+        study.sampler = optuna.samplers.TPESampler(
+            seed=derive(seed, trial.number, bits=32), n_startup_trials=startup_trials
+        )
         try:
             _run_trial(study, trial, config, space, study_dir, storage)
         except BaseException as stop:
