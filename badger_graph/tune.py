@@ -256,12 +256,20 @@ def _check_keys(config: str, space: SearchSpace) -> None:
             )
 
 
-def _best_overlay(config: str, params: dict[str, Any], out: Path) -> None:
-    """Write ``out``: ``base:`` the config (relative), then the best trial's values nested."""
+def _best_overlay(config: str, params: dict[str, Any], out: Path, fixed=None) -> None:
+    """Write ``out``: ``base:`` the config (relative), then the best trial's values nested.
+
+    The space's fixed settings of the model and data (a weight budget, say) come with them:
+    the values were found with those. The trial's budget (``trainer.*``) and ``threads`` do
+    not: the overlay trains on its config's budget.
+    """
     import yaml
 
+    kept = {
+        k: v for k, v in (fixed or {}).items() if not k.startswith("trainer.") and k != "threads"
+    }
     tree: dict[str, Any] = {}
-    for key, value in params.items():
+    for key, value in {**kept, **params}.items():
         node = tree
         *parents, last = key.split(".")
         for p in parents:
@@ -494,7 +502,7 @@ def report(study, config: str, space: SearchSpace, study_dir: str | Path) -> lis
     _plot(study, out, space)
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if complete:
-        _best_overlay(config, study.best_trial.params, out / "best.yaml")
+        _best_overlay(config, study.best_trial.params, out / "best.yaml", space.fixed)
     return rows
 
 

@@ -28,6 +28,7 @@ fixed:
   trainer.val_check_interval: 3
   trainer.enable_progress_bar: false
   checkpoint_every: 3
+  model.inner_steps: 4
 params:
   model.optimizer.init_args.lr: {low: 1.0e-3, high: 3.0e-2, log: true}
   model.num_experts: {choices: [3, 4]}
@@ -70,6 +71,9 @@ def test_tune_runs_a_study_and_writes_its_best_overlay(tmp_path, space, monkeypa
 
     model = build_from_config(str(tmp_path / "study/best.yaml"))
     assert model.runner.num_experts == best.params["model.num_experts"]
+    # with the space's fixed model settings (the values were found with them), not its budget
+    assert model.runner.inner_steps == 4
+    assert "max_steps" not in text
     # more trials later: the same command resumes the study to the new count
     monkeypatch.setattr(sys, "argv", [*sys.argv, "--trials", "4"])
     main()
