@@ -428,25 +428,37 @@ def expand_overlays(argv: list[str]) -> list[str]:
     return out
 
 
+def _no_advertisement(record) -> bool:
+    """A logging filter: drop Lightning's tip advertising its cloud logger, nothing else."""
+    return "litlogger" not in str(record.msg)
+
+
 def _lightning_cli(args: ArgsType = None, run: bool = True) -> BadgerCLI:
+    import logging
     import warnings
 
     if args is None or isinstance(args, list):
         args = expand_overlays(list(sys.argv[1:] if args is None else args))
+    # the filter is on Lightning's rank-zero logger only while this CLI builds and runs
+    lightning_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    lightning_log.addFilter(_no_advertisement)
     with warnings.catch_warnings():
         # the command line is passed on purpose, with its overlays expanded (`base:`)
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
         # Lightning 2.6 on torch >= 2.10 checks tree specs the deprecated way, every batch
         warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
-        return BadgerCLI(
-            BadgerModule,
-            EpisodeData,
-            args=args,
-            run=run,
-            save_config_kwargs={"overwrite": True},
-            seed_everything_default=0,
-            trainer_defaults=dict(TRAINER_DEFAULTS),
-        )
+        try:
+            return BadgerCLI(
+                BadgerModule,
+                EpisodeData,
+                args=args,
+                run=run,
+                save_config_kwargs={"overwrite": True},
+                seed_everything_default=0,
+                trainer_defaults=dict(TRAINER_DEFAULTS),
+            )
+        finally:
+            lightning_log.removeFilter(_no_advertisement)
 
 
 def build_from_config(config: str, ckpt_path: str | None = None) -> BadgerModule:

@@ -157,3 +157,39 @@ def test_compare_curves_reads_logs_and_finds_the_final_level(tmp_path):
     assert val == [(9, 0.5), (19, 0.2), (29, 0.19)]
     assert compare_curves.at_seconds(14, seconds) == 3.0
     assert compare_curves.reached(val) == 19  # 0.2 is within 1/0.95 of 0.19
+
+
+def test_compare_seeds_pairs_seeds_on_the_same_episodes(tmp_path, monkeypatch, capsys):
+    """benchmarks/compare_seeds.py: two learners × two seeds (copies of shipped models)."""
+    import shutil
+
+    import compare_seeds
+
+    shipped = Path(__file__).parents[1] / "badger_graph" / "checkpoints" / "compare"
+    logs = {"badger": "0,99,10.0,\n0,99,,3.0\n0,199,20.0,\n0,199,,2.5\n",
+            "transformer": "0,99,5.0,\n0,99,,2.8\n0,299,15.0,\n0,299,,2.4\n"}  # fmt: skip
+    for learner, rows in logs.items():
+        for seed in (0, 1):
+            shutil.copy(
+                shipped / f"bandits_{learner}.ckpt", tmp_path / f"bandits_{learner}_s{seed}.ckpt"
+            )
+            log = tmp_path / f"bandits_{learner}_s{seed}.metrics.csv"
+            log.write_text("epoch,step,train/seconds,val/cumulative_regret\n" + rows)
+    argv = ["compare_seeds.py", "--learners", "badger,transformer", "--seeds", "0,1",
+            "--runs", str(tmp_path), "--episodes", "8", "--batch", "8",
+            "--out", str(tmp_path)]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    compare_seeds.main()
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| transformer | +"))
+    assert "(one seed)" not in row
+    assert " ± 0 (" in row  # the same model twice: no spread over seeds
+    assert "| transformer | n/a |" not in out
+    assert "| n/a |" in out  # k = 10: the fixed-width Transformer cannot run
+    assert "at 200 batches (equal batches)" in out
+    assert "| badger | 2.5 ± 0 | 2.5 ± 0 | 200/200 | 20/20 |" in out
+    assert "| transformer | 2.8 ± 0 | 2.4 ± 0 | 300/300 | 15/15 |" in out
+    assert (tmp_path / "bandits_seeds_curves.png").stat().st_size > 1000
+    assert compare_seeds.verdict(-1.0, 0.4) == "better"
+    assert compare_seeds.verdict(1.0, 0.6) == "level"
+    assert compare_seeds.verdict(1.0, 0.4, seeds=1) == "one seed"
