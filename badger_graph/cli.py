@@ -10,6 +10,7 @@ Fig. 7 generalization over d and over the number of experts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -433,32 +434,41 @@ def _no_advertisement(record) -> bool:
     return "litlogger" not in str(record.msg)
 
 
-def _lightning_cli(args: ArgsType = None, run: bool = True) -> BadgerCLI:
+@contextlib.contextmanager
+def quiet_lightning():
+    """Silence, while Lightning runs, the third-party notices a user cannot act on.
+
+    Lightning 2.6 on torch >= 2.10 checks tree specs the deprecated way (a warning every
+    batch), LightningCLI warns that ``args`` is passed (on purpose: the overlays are
+    expanded first) and Lightning advertises its cloud logger; nothing else is filtered.
+    """
     import logging
     import warnings
 
-    if args is None or isinstance(args, list):
-        args = expand_overlays(list(sys.argv[1:] if args is None else args))
-    # the filter is on Lightning's rank-zero logger only while this CLI builds and runs
     lightning_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     lightning_log.addFilter(_no_advertisement)
-    with warnings.catch_warnings():
-        # the command line is passed on purpose, with its overlays expanded (`base:`)
-        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-        # Lightning 2.6 on torch >= 2.10 checks tree specs the deprecated way, every batch
-        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
-        try:
-            return BadgerCLI(
-                BadgerModule,
-                EpisodeData,
-                args=args,
-                run=run,
-                save_config_kwargs={"overwrite": True},
-                seed_everything_default=0,
-                trainer_defaults=dict(TRAINER_DEFAULTS),
-            )
-        finally:
-            lightning_log.removeFilter(_no_advertisement)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+            warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
+            yield
+    finally:
+        lightning_log.removeFilter(_no_advertisement)
+
+
+def _lightning_cli(args: ArgsType = None, run: bool = True) -> BadgerCLI:
+    if args is None or isinstance(args, list):
+        args = expand_overlays(list(sys.argv[1:] if args is None else args))
+    with quiet_lightning():
+        return BadgerCLI(
+            BadgerModule,
+            EpisodeData,
+            args=args,
+            run=run,
+            save_config_kwargs={"overwrite": True},
+            seed_everything_default=0,
+            trainer_defaults=dict(TRAINER_DEFAULTS),
+        )
 
 
 def build_from_config(config: str, ckpt_path: str | None = None) -> BadgerModule:
@@ -744,6 +754,11 @@ def cli_main(args: ArgsType = None) -> None:
         return
     if argv and argv[0] == "analyze":
         analyze_main(argv[1:])
+        return
+    if argv and argv[0] == "reproduce":
+        from badger_graph.reproduce import reproduce_main
+
+        reproduce_main(argv[1:])
         return
     if argv and argv[0] == "tune":
         from badger_graph.tune import tune_main
