@@ -410,7 +410,9 @@ def expand_overlays(argv: list[str]) -> list[str]:
         base = path.parent / str(data.pop("base"))
         return [*chain(base, (*seen, path.resolve())), yaml.safe_dump(data, sort_keys=False)]
 
-    out, i = [], 0
+    from badger_graph import pretrained
+
+    out, i, first = [], 0, None
     while i < len(argv):
         arg = argv[i]
         if arg == "--config" and i + 1 < len(argv):
@@ -421,12 +423,31 @@ def expand_overlays(argv: list[str]) -> list[str]:
             out.append(arg)
             i += 1
             continue
+        if _is_name(value) and not Path(value).exists():  # a shipped config by name
+            value = str(pretrained.config_path(value))
+        first = first or value
         files = [value]
         if value.endswith((".yaml", ".yml")) and Path(value).is_file():
             files = chain(Path(value), ())
         for f in files:
             out += ["--config", f]
+    for j, arg in enumerate(out):  # --ckpt_path pretrained: the model shipped for the config
+        if arg in ("--ckpt_path=pretrained", "--ckpt_path") and (
+            arg.endswith("=pretrained") or out[j + 1 : j + 2] == ["pretrained"]
+        ):
+            if first is None:
+                raise ConfigError("--ckpt_path pretrained needs --config (a shipped config)")
+            ckpt = str(pretrained.for_config(first).checkpoint)
+            out[j : j + (1 if arg.endswith("=pretrained") else 2)] = ["--ckpt_path", ckpt]
+            break
     return out
+
+
+def _is_name(value: str) -> bool:
+    """Whether a ``--config`` value looks like a shipped config's name (not YAML text)."""
+    import re
+
+    return re.fullmatch(r"[\w.-]+(/[\w.-]+)*", value) is not None
 
 
 def _no_advertisement(record) -> bool:

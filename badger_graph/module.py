@@ -374,7 +374,9 @@ class BadgerModule(pl.LightningModule):
     def setup(self, stage: str) -> None:
         """Load ``init_weights`` before fitting (a resumed checkpoint is restored after)."""
         if stage == "fit" and self.hparams.get("init_weights"):
-            load_weights(self, self.hparams.init_weights)
+            from badger_graph.pretrained import resolve_checkpoint
+
+            load_weights(self, resolve_checkpoint(self.hparams.init_weights))
 
     def configure_optimizers(self):
         """Optimizer (and scheduler) from the injected callables."""

@@ -42,8 +42,6 @@ from typing import Any
 
 from badger_graph.errors import ConfigError
 
-#: the registry of the repository's documented figures
-DEFAULT_REGISTRY = Path(__file__).parents[1] / "configs" / "reproduce.yaml"
 _KEYS = {"config", "batches", "metric", "documented", "pass_at", "minutes", "where", "flags",
          "slow", "direction"}  # fmt: skip
 
@@ -69,6 +67,13 @@ class Row:
         if not math.isfinite(value):
             return False
         return value <= self.pass_at if self.direction == "minimize" else value >= self.pass_at
+
+
+def default_registry() -> Path:
+    """The registry of the documented figures, shipped with the configs."""
+    from badger_graph.pretrained import configs_dir
+
+    return configs_dir() / "reproduce.yaml"
 
 
 def load_registry(path: str | Path) -> list[Row]:
@@ -234,7 +239,7 @@ def reproduce_main(argv: list[str]) -> None:
         prog="badger reproduce", description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    p.add_argument("--registry", default=str(DEFAULT_REGISTRY), help="the rows (YAML)")
+    p.add_argument("--registry", default=None, help="the rows (default: the shipped ones)")
     p.add_argument("--only", default=None, help="comma-separated row names")
     p.add_argument("--fast", action="store_true", help="only the rows with slow: false")
     p.add_argument("--seeds", type=int, default=3, help="training seeds 0..N-1 per row")
@@ -245,7 +250,7 @@ def reproduce_main(argv: list[str]) -> None:
                    help="exit 1 when a seed of a row did not reach the row's level")  # fmt: skip
     a = p.parse_args(argv)
     _at_least(p, a, seeds=1, first_seed=0)
-    rows = load_registry(a.registry)
+    rows = load_registry(a.registry or default_registry())
     if a.only:
         names = [n for n in a.only.split(",") if n]
         unknown = [n for n in names if n not in {r.name for r in rows}]

@@ -119,7 +119,7 @@ def test_unknown_row_and_missing_config_are_usage_errors(tmp_path, monkeypatch, 
 
 
 def test_the_shipped_registry_loads_and_names_existing_configs():
-    rows = reproduce.load_registry(reproduce.DEFAULT_REGISTRY)
+    rows = reproduce.load_registry(reproduce.default_registry())
     assert any(not r.slow for r in rows)  # a fast row for the default test run
     for r in rows:
         assert r.config.is_file()
