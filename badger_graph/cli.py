@@ -146,6 +146,13 @@ class BadgerCLI(LightningCLI):
             default=250,
             help="write last.ckpt every this many training batches (for SIGKILL)",
         )
+        parser.add_argument(
+            "--tensorboard",
+            type=bool,
+            default=False,
+            help="also write TensorBoard event files to DIR/tensorboard (beside the CSV logs; "
+            "pip install 'badger_graph[tensorboard]'); open them with tensorboard --logdir DIR",
+        )
         parser.link_arguments(
             "model.policy.init_args.hidden_channels", "model.ports.init_args.hidden_channels"
         )
@@ -191,6 +198,8 @@ class BadgerCLI(LightningCLI):
                 from lightning.pytorch.loggers import CSVLogger
 
                 kwargs["logger"] = CSVLogger(str(root), name="logs")
+                if self._get(self.config_init, "tensorboard", default=False):
+                    kwargs["logger"] = [kwargs["logger"], _tensorboard_logger(root)]
             self.trainer_defaults["callbacks"] = callbacks
             trainer = super().instantiate_trainer(**kwargs)
         except BaseException:
@@ -383,6 +392,10 @@ def expand_overlays(argv: list[str]) -> list[str]:
     one). jsonargparse stacks ``--config`` files in order, so the overlay's lines win and
     ``badger fit --config configs/X.yaml`` stays one command.
 
+    A ``--config`` value that is not a file but a shipped config's name
+    (:mod:`badger_graph.pretrained`) becomes that file, and ``--ckpt_path pretrained`` the
+    model shipped for the config.
+
     Raises:
         ConfigError: naming the file, when a base does not exist, the chain loops or a file
             is not valid YAML.
@@ -450,6 +463,19 @@ def _is_name(value: str) -> bool:
     return re.fullmatch(r"[\w.-]+(/[\w.-]+)*", value) is not None
 
 
+def _tensorboard_logger(root: Path):
+    """Lightning's TensorBoard logger in ``root/tensorboard``, or a named error without it."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise ConfigError(
+            "--tensorboard needs the tensorboard package: pip install 'badger_graph[tensorboard]'"
+        )
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    return TensorBoardLogger(str(root), name="tensorboard")
+
+
 def _no_advertisement(record) -> bool:
     """A logging filter: drop Lightning's tip advertising its cloud logger, nothing else."""
     return "litlogger" not in str(record.msg)
@@ -500,6 +526,10 @@ def build_from_config(config: str, ckpt_path: str | None = None) -> BadgerModule
     """
     cli = _lightning_cli(["--config", config], run=False)
     model = cli.model
+    if ckpt_path == "pretrained":  # the model shipped for this (shipped) config
+        from badger_graph.pretrained import for_config
+
+        ckpt_path = str(for_config(config).checkpoint)
     if ckpt_path:
         load_weights(model, ckpt_path)
     model.eval()
@@ -589,6 +619,10 @@ def sweep_main(argv: list[str]) -> None:
     _at_least(p, a, episodes=1, seed=0, sweep_experts_at=1, sweep_dims_at=1)
     _writable(p, a.out, "--out")
     ckpt = a.ckpt_path or str(default_checkpoint())
+    if ckpt == "pretrained" and a.config:
+        from badger_graph.pretrained import for_config
+
+        ckpt = str(for_config(a.config).checkpoint)
     if not Path(ckpt).exists():
         p.error(f"checkpoint {ckpt} does not exist")
     if a.config:
