@@ -1,10 +1,14 @@
-"""The ``badger`` command: Lightning's CLI plus ``rollout`` for figures.
+"""The ``badger`` command: Lightning's CLI plus the library's own tools.
 
 ``badger fit|validate|test|predict ...`` is :class:`lightning.pytorch.cli.LightningCLI`
 around :class:`~badger_graph.BadgerModule` and :class:`~badger_graph.EpisodeData`.
 ``badger rollout --config CFG [--ckpt_path PATH] --out FILE.png`` draws a Fig. 6-like
 rollout of a (trained) agent; ``badger sweep [--ckpt_path PATH] --out DIR`` measures the
-Fig. 7 generalization over d and over the number of experts.
+Fig. 7 generalization over d and over the number of experts; ``badger analyze`` records the
+communication graphs; ``badger matrix`` plays trained models on task families;
+``badger tune`` (:mod:`badger_graph.tune`) searches config values with Optuna;
+``badger reproduce`` (:mod:`badger_graph.reproduce`) re-trains documented figures.
+A ``--config`` may name a shipped config (:mod:`badger_graph.pretrained`).
 """
 
 from __future__ import annotations

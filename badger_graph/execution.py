@@ -1,4 +1,8 @@
-"""How an agent's rounds run: execution settings and the one place where a path is chosen.
+"""How an agent's rounds run: execution settings, and the choice of a round's form.
+
+Here a round's form is chosen (dense block, CSR product or per-edge gathers, from the
+policy, the topology and these settings); the lifetime chooses between captured and eager
+steps, and the policy between its fused and per-edge kernels, from the same settings.
 
 Model settings (policy, topology, rounds, ports, identities) say *what* an agent computes;
 :class:`Execution` says *how*: dense blocks, CSR products or per-edge gathers, compiled or

@@ -862,6 +862,8 @@ class MAMLLearner(FixedWidthLearner):
                 absorb(result)
             x = _pad(result.observation, B, M, dev).unsqueeze(1)  # [B, 1, M]
             action = self._net(self.adapt(xs, ys, mask_d), x)[:, 0] * mask_d
+            if self.execution.check_finite and not bool(action.isfinite().all()):
+                raise NonFiniteError("actions", action, step=t, where="inner step")
             shown = (x, action)
             return action[:, :d]
 

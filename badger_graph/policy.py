@@ -55,8 +55,8 @@ class Policy(Protocol):
     Attributes:
         hidden_channels (int): width of an expert's state.
         identity_channels (int): node identity columns it expects after the features.
-        aggregation (str): how a node combines its messages: ``"sum"``, ``"mean"``,
-            ``"max"`` or ``"weighted"`` (by the topology's edge weights).
+        aggregation (str): how a node combines its messages: ``"sum"``, ``"mean"`` or
+            ``"weighted"`` (by the topology's edge weights); ``AGGREGATIONS`` lists them.
         sender_only (bool): whether a message depends on its sender only; then rounds may
             aggregate with a matrix product (CSR or dense adjacency) instead of per edge.
     """

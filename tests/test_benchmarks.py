@@ -39,7 +39,7 @@ def test_print_table(capsys):
 
 
 def test_task_comparison_plays_agent_and_baselines_on_the_same_episodes(tmp_path):
-    """benchmarks/tasks.py with untrained weights: one row per strategy, same episodes."""
+    """benchmarks/task_baselines.py, untrained weights: one row per strategy, same episodes."""
     import lightning.pytorch as pl
     import task_baselines as task_table
 

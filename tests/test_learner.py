@@ -243,6 +243,20 @@ def test_maml_without_inner_steps_does_not_adapt():
     torch.testing.assert_close(life.actions, expect)
 
 
+def test_maml_checks_its_actions_for_nan_when_asked():
+    from badger_graph.errors import NonFiniteError
+    from badger_graph.execution import Execution
+
+    maml = MAMLLearner(1, 1, inner_steps=1, execution=Execution(check_finite=True))
+    with torch.no_grad():
+        maml.layers[-1].bias.fill_(float("nan"))
+    runner = EpisodeRunner(maml, SinusoidRegression(), num_experts=1, inner_steps=3)
+    with pytest.raises(NonFiniteError, match="actions"):
+        runner.run(seed=0, batch_size=2)
+    maml.execution = Execution(check_finite=False)
+    assert runner.run(seed=0, batch_size=2).actions.isnan().all()  # not checked: NaN out
+
+
 def test_sinusoid_oracle_is_exact_after_two_shots_and_chance_is_right():
     task = SinusoidRegression()
     runner_free = task.reset(20_000, generator=torch.Generator().manual_seed(0))
