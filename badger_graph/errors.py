@@ -82,6 +82,18 @@ class ConfigError(ValueError):
     """
 
 
+class TaskTooWideError(ValueError):
+    """A fixed-width learner asked to play a task wider than it was built for.
+
+    ``d`` / ``m``: the task's outputs and inputs; ``max_outputs`` / ``max_inputs``: the
+    learner's. An evaluation that sweeps widths reports the point as "cannot run".
+    """
+
+    def __init__(self, message: str, d: int = 0, m: int = 0, max_outputs=0, max_inputs=0):
+        super().__init__(message)
+        self.d, self.m, self.max_outputs, self.max_inputs = d, m, max_outputs, max_inputs
+
+
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be used: unreadable, unsafe, foreign, or not fitting."""
 

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
-from badger_graph.errors import NonFiniteError
+from badger_graph.errors import NonFiniteError, TaskTooWideError
 from badger_graph.execution import Execution
 from badger_graph.growth import GrowthEvent
 from badger_graph.records import Lifetime
@@ -197,11 +197,12 @@ class FixedWidthLearner(nn.Module):
 
     def _check_width(self, d: int, m: int) -> None:
         if d > self.max_outputs or m > self.max_inputs:
-            raise ValueError(
+            raise TaskTooWideError(
                 f"{type(self).__name__} was built for at most {self.max_outputs} outputs and "
                 f"{self.max_inputs} inputs, got d={d}, m={m}: it cannot play a wider task "
-                f"than it was built for"
-            )
+                f"than it was built for",
+                d, m, self.max_outputs, self.max_inputs,
+            )  # fmt: skip
 
     def _start(
         self, episode: Episode, step: int, steps: int, record: bool, growth, result, device

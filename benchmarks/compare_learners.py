@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from badger_graph.cli import build_from_config
+from badger_graph.errors import TaskTooWideError
 from badger_graph.learner import FixedWidthLearner
 from badger_graph.seeds import episode_seed
 from badger_graph.tasks import (
@@ -50,6 +51,10 @@ LEARNERS = {
     "transformer_wide": "Transformer, width-agnostic",
     "maml": "MAML",
 }
+
+
+class NoExpertsAxis(Exception):
+    """A point that adds experts, asked of a learner without experts (a "—" cell)."""
 
 
 @dataclasses.dataclass
@@ -158,7 +163,7 @@ def _episodes(runner, point: Point, episodes: int, batch: int, key: int, learner
         )
         if learner:
             if point.experts and isinstance(runner.agent, FixedWidthLearner):
-                raise ValueError("no experts to add: the monolithic learner is not a wider task")
+                raise NoExpertsAxis(f"{type(runner.agent).__name__} has no experts to add")
             runner.agent.check_task(runner.task, experts)
         out: dict[str, list] = {}
         failed: set[str] = set()
@@ -216,12 +221,9 @@ def compare(name: str, runs: Path, episodes: int, batch: int) -> tuple[list[dict
             try:
                 learned = _episodes(model.runner, point, episodes, batch, key, True)
                 results[learner] = learned["learner"]
-            except ValueError as e:
-                if "no experts to add" in str(e):
-                    rows.append({"strategy": learner, "point": point.label, "note": "no experts"})
-                    continue
-                if "wider task" not in str(e):
-                    raise
+            except NoExpertsAxis:
+                rows.append({"strategy": learner, "point": point.label, "note": "no experts"})
+            except TaskTooWideError:
                 rows.append({"strategy": learner, "point": point.label, "note": "cannot run"})
         results.update(_episodes(models["badger"].runner, point, episodes, batch, key, False))
         task = point.task or models["badger"].runner.task

@@ -31,10 +31,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from compare_curves import at_seconds  # noqa: E402
-from compare_learners import FAMILIES, _episodes  # noqa: E402
+from compare_learners import FAMILIES, NoExpertsAxis, _episodes  # noqa: E402
 
 from badger_graph.checkpoint import safe_load  # noqa: E402
 from badger_graph.cli import build_from_config  # noqa: E402
+from badger_graph.errors import TaskTooWideError  # noqa: E402
 
 ROOT = Path(__file__).parents[1]
 #: the validation column that is the family's score (``val/loss`` depends on the objective)
@@ -116,9 +117,7 @@ def evaluate(family: str, learners: list[str], seeds: list[int], runs: Path, epi
                 judge = point.judge or fam.judge
                 try:
                     errors = _episodes(model.runner, point, episodes, batch, 1000 * fi + pi, True)
-                except ValueError as e:  # a fixed-width learner at a wider point
-                    if "wider task" not in str(e) and "no experts to add" not in str(e):
-                        raise
+                except (TaskTooWideError, NoExpertsAxis):  # a fixed-width learner
                     scores[learner, seed, point.label] = None
                     continue
                 scores[learner, seed, point.label] = judge(errors["learner"])

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from badger_graph import BadgerModule
+from badger_graph.errors import TaskTooWideError
 from badger_graph.learner import Learner, MAMLLearner, RecurrentLearner
 from badger_graph.matrix import evaluate
 from badger_graph.runner import EpisodeRunner
@@ -63,8 +64,9 @@ def test_recurrent_learner_refuses_a_wider_task_naming_it():
     with pytest.raises(ValueError, match=r"at most 3 outputs.*d=5"):
         EpisodeRunner(learner, GuessingGame(5), num_experts=5, inner_steps=4)
     runner = EpisodeRunner(learner, OnlineRegression(2), num_experts=1, inner_steps=4)
-    with pytest.raises(ValueError, match=r"0 inputs, got d=1, m=2"):
+    with pytest.raises(TaskTooWideError, match=r"0 inputs, got d=1, m=2") as e:
         runner.run(0, 2)
+    assert (e.value.d, e.value.m, e.value.max_outputs, e.value.max_inputs) == (1, 2, 3, 0)
 
 
 def test_matched_parameter_counts():
