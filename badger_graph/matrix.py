@@ -88,57 +88,54 @@ def evaluate(
     family as the mixture showed it (:meth:`TaskMixture.view`: its feedback convention,
     and its family code, zeros for a family it never saw).
     """
-    trained = runner.task
+    trained = runner
     rows = []
-    try:
-        for f, (name, task) in enumerate(families.items()):
-            if isinstance(trained, TaskMixture):
-                task = trained.view(task)
-            runner.task = task
-            experts = runner.agent.experts_for(task.num_outputs, runner.num_experts)
-            try:
-                runner.agent.check_task(task, experts)
-            except ValueError as e:  # e.g. a monolithic learner narrower than the family
-                nan = float("nan")
-                rows.append(
-                    {
-                        "family": name,
-                        "agent": nan,
-                        "best_baseline": None,
-                        "baseline": nan,
-                        "relative": nan,
-                        "chance": task.chance_level(),
-                        "experts": experts,
-                        "note": f"cannot play: {e}",
-                    }
-                )
-                continue
-            agent, base = [], {}
-            with torch.no_grad():
-                for i in range(-(-episodes // batch)):
-                    seed = episode_seed("compare", 100 * f, i)
-                    size = min(batch, episodes - i * batch)
-                    life = runner.run(seed, size, num_experts=experts)
-                    agent.append(life.errors.mean(0).cpu())
-                    for b, e in runner.baselines(seed, size, num_experts=experts).items():
-                        base.setdefault(b, []).append(e.mean(0))
-            agent_error = float(torch.cat(agent).mean())
-            scores = {b: float(torch.cat(v).mean()) for b, v in base.items()}
-            best = min(scores, key=scores.get) if scores else None
+    for f, (name, task) in enumerate(families.items()):
+        if isinstance(trained.task, TaskMixture):
+            task = trained.task.view(task)
+        experts = trained.agent.experts_for(task.num_outputs, trained.num_experts)
+        try:
+            trained.agent.check_task(task, experts)
+            runner = trained.replace(task=task, num_experts=experts)
+        except ValueError as e:  # e.g. a monolithic learner narrower than the family
+            nan = float("nan")
             rows.append(
                 {
                     "family": name,
-                    "agent": agent_error,
-                    "best_baseline": best,
-                    "baseline": scores.get(best, float("nan")),
-                    "relative": agent_error / scores[best] if best else float("nan"),
+                    "agent": nan,
+                    "best_baseline": None,
+                    "baseline": nan,
+                    "relative": nan,
                     "chance": task.chance_level(),
                     "experts": experts,
-                    "note": "",
+                    "note": f"cannot play: {e}",
                 }
             )
-    finally:
-        runner.task = trained
+            continue
+        agent, base = [], {}
+        with torch.no_grad():
+            for i in range(-(-episodes // batch)):
+                seed = episode_seed("compare", 100 * f, i)
+                size = min(batch, episodes - i * batch)
+                life = runner.run(seed, size, num_experts=experts)
+                agent.append(life.errors.mean(0).cpu())
+                for b, e in runner.baselines(seed, size, num_experts=experts).items():
+                    base.setdefault(b, []).append(e.mean(0))
+        agent_error = float(torch.cat(agent).mean())
+        scores = {b: float(torch.cat(v).mean()) for b, v in base.items()}
+        best = min(scores, key=scores.get) if scores else None
+        rows.append(
+            {
+                "family": name,
+                "agent": agent_error,
+                "best_baseline": best,
+                "baseline": scores.get(best, float("nan")),
+                "relative": agent_error / scores[best] if best else float("nan"),
+                "chance": task.chance_level(),
+                "experts": experts,
+                "note": "",
+            }
+        )
     return rows
 
 

@@ -64,6 +64,25 @@ class EpisodeRunner:
         self.inner_steps = inner_steps
         self.detach_feedback = detach_feedback
 
+    def replace(self, **changes) -> EpisodeRunner:
+        """A runner of the same agent (shared, not copied) with some arguments changed.
+
+        ``runner.replace(task=OnlineRegression(8), inner_steps=40)`` plays another task or
+        lifetime without touching ``runner``; the agent is checked against the new task
+        (a fixed-width learner refuses a wider one: :class:`~badger_graph.errors.TaskTooWideError`).
+        """
+        unknown = sorted(set(changes) - {"task", "num_experts", "inner_steps", "detach_feedback"})
+        if unknown:
+            raise TypeError(f"EpisodeRunner.replace: unknown arguments {unknown}")
+        args = {
+            "task": self.task,
+            "num_experts": self.num_experts,
+            "inner_steps": self.inner_steps,
+            "detach_feedback": self.detach_feedback,
+            **changes,
+        }
+        return type(self)(self.agent, **args)
+
     def begin(
         self,
         seed: int,

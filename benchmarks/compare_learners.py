@@ -150,46 +150,38 @@ def _stat(values: torch.Tensor) -> tuple[float, float]:
     return float(values.mean()), float(values.std()) / math.sqrt(values.numel())
 
 
-def _episodes(runner, point: Point, episodes: int, batch: int, key: int, learner: bool):
+def _episodes(trained, point: Point, episodes: int, batch: int, key: int, learner: bool):
     """Errors [T, N] of the runner's learner (``learner``) or of each task baseline."""
-    trained_task, trained_T = runner.task, runner.inner_steps
-    if point.task is not None:
-        runner.task = point.task
-    if point.steps is not None:
-        runner.inner_steps = point.steps
-    try:
-        experts = runner.agent.experts_for(
-            runner.task.num_outputs, point.experts or runner.num_experts
-        )
-        if learner:
-            if point.experts and isinstance(runner.agent, FixedWidthLearner):
-                raise NoExpertsAxis(f"{type(runner.agent).__name__} has no experts to add")
-            runner.agent.check_task(runner.task, experts)
-        out: dict[str, list] = {}
-        failed: set[str] = set()
-        with torch.no_grad():
-            for i in range(-(-episodes // batch)):
-                seed = episode_seed("compare", key, i)
-                size = min(batch, episodes - i * batch)
-                if learner:
-                    out.setdefault("learner", []).append(
-                        runner.run(seed, size, num_experts=experts).errors.cpu()
-                    )
+    task = point.task if point.task is not None else trained.task
+    experts = trained.agent.experts_for(task.num_outputs, point.experts or trained.num_experts)
+    if learner and point.experts and isinstance(trained.agent, FixedWidthLearner):
+        raise NoExpertsAxis(f"{type(trained.agent).__name__} has no experts to add")
+    # a runner of this point (the trained one is left as it is); TaskTooWideError if the
+    # learner cannot play it
+    runner = trained.replace(
+        task=task, num_experts=experts, inner_steps=point.steps or trained.inner_steps
+    )
+    out: dict[str, list] = {}
+    failed: set[str] = set()
+    with torch.no_grad():
+        for i in range(-(-episodes // batch)):
+            seed = episode_seed("compare", key, i)
+            size = min(batch, episodes - i * batch)
+            if learner:
+                out.setdefault("learner", []).append(runner.run(seed, size).errors.cpu())
+                continue
+            for name, play in runner.task.baselines().items():
+                if name in failed:
                     continue
-                for name, play in runner.task.baselines().items():
-                    if name in failed:
-                        continue
-                    episode, _ = runner.begin(seed, size, experts, device="cpu")
-                    try:  # an exact optimum can be too large to compute at this point
-                        out.setdefault(name, []).append(play(episode, runner.inner_steps))
-                    except BaselineUnavailable:
-                        failed.add(name)
-        # a baseline that could not be computed here: an empty entry (shown as n/a)
-        return {k: torch.cat(v, 1) if k not in failed else None for k, v in out.items()} | {
-            k: None for k in failed
-        }
-    finally:
-        runner.task, runner.inner_steps = trained_task, trained_T
+                episode, _ = runner.begin(seed, size, experts, device="cpu")
+                try:  # an exact optimum can be too large to compute at this point
+                    out.setdefault(name, []).append(play(episode, runner.inner_steps))
+                except BaselineUnavailable:
+                    failed.add(name)
+    # a baseline that could not be computed here: an empty entry (shown as n/a)
+    return {k: torch.cat(v, 1) if k not in failed else None for k, v in out.items()} | {
+        k: None for k in failed
+    }
 
 
 def compare(name: str, runs: Path, episodes: int, batch: int) -> tuple[list[dict], dict]:

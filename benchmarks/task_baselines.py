@@ -110,12 +110,14 @@ def regression_inputs(runs: Path, inputs: list[int], episodes: int) -> list[dict
 
     config = ROOT / "configs" / f"{FAMILIES['regression']}.yaml"
     model = build_from_config(str(config), str(checkpoint(runs, FAMILIES["regression"])))
-    runner = model.runner
+    trained = model.runner
+    task = trained.task
     rows = []
     for m in inputs:
-        task = runner.task
-        runner.task = OnlineRegression(
-            m, noise=task.noise, feedback=task.feedback, feedback_to=task.feedback_to
+        runner = trained.replace(
+            task=OnlineRegression(
+                m, noise=task.noise, feedback=task.feedback, feedback_to=task.feedback_to
+            )
         )
         with torch.no_grad():
             seed = episode_seed("compare", 10_000 + m)
