@@ -63,7 +63,7 @@ def config_names() -> list[str]:
     """Every shipped config's name (its path under the configs folder, no ``.yaml``)."""
     root = configs_dir()
     names = [p.relative_to(root).with_suffix("").as_posix() for p in root.rglob("*.yaml")]
-    return sorted(n for n in names if not n.startswith(("tune/", "base/")) and n != "reproduce")
+    return sorted(n for n in names if not n.startswith(("tune/", "base/", "reproduce/")))
 
 
 def config_path(name: str) -> Path:

@@ -1,6 +1,6 @@
 """``badger reproduce``: re-train documented figures over several seeds and compare.
 
-A registry (``configs/reproduce.yaml`` by default) names every headline figure of the
+A registry (``configs/reproduce/figures.yaml`` by default) names every headline figure of the
 docs: its config, its training budget **in batches**, the metric that ``badger test``
 reports, the documented value and the level a seed must reach (``pass_at``). For each row
 and each training seed s (initial weights ``--seed_everything s`` and training episodes
@@ -12,7 +12,7 @@ level. A run folder that already holds the finished run is evaluated, not traine
 an interrupted one resumes (``--ckpt_path last``).
 
     badger reproduce [--only fig6,random] [--seeds 3] [--out runs/reproduce] [--check]
-        [--registry configs/reproduce.yaml] [--threads N]
+        [--registry configs/reproduce/figures.yaml] [--threads N]
 
 ``--check`` exits with status 1 when a row has a seed that did not reach its level.
 
@@ -73,7 +73,7 @@ def default_registry() -> Path:
     """The registry of the documented figures, shipped with the configs."""
     from badger_graph.pretrained import configs_dir
 
-    return configs_dir() / "reproduce.yaml"
+    return configs_dir() / "reproduce" / "figures.yaml"
 
 
 def load_registry(path: str | Path) -> list[Row]:
@@ -233,7 +233,8 @@ def table(rows: list[Row], results: dict[str, list[dict]]) -> str:
 
 def reproduce_main(argv: list[str]) -> None:
     """``badger reproduce``: see the module's docstring."""
-    from badger_graph.cli import _at_least, run_folder
+    from badger_graph.callbacks import run_folder
+    from badger_graph.commands import _at_least
 
     p = argparse.ArgumentParser(
         prog="badger reproduce", description=__doc__.splitlines()[0],

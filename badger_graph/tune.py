@@ -358,7 +358,7 @@ def tune(
     """
     import optuna
 
-    from badger_graph.cli import run_folder
+    from badger_graph.callbacks import run_folder
 
     study_dir = run_folder(str(study_dir))
     study_dir.mkdir(parents=True, exist_ok=True)
@@ -510,7 +510,7 @@ def tune_main(argv: list[str]) -> None:
     """``badger tune``: an Optuna search over a config's keys, one ``badger fit`` per trial."""
     import argparse
 
-    from badger_graph.cli import _at_least
+    from badger_graph.commands import _at_least
 
     p = argparse.ArgumentParser(prog="badger tune", description=tune_main.__doc__)
     p.add_argument("--config", default=None, help="the experiment to tune (default: the space's)")
