@@ -541,8 +541,22 @@ def tune_main(argv: list[str]) -> None:
     if a.config is None:
         p.error(f"--config is required: {a.space} names no config")
     if not Path(a.config).is_file():
-        p.error(f"--config {a.config!r} does not exist")
+        from badger_graph.pretrained import config_path
+
+        try:  # a shipped config's name
+            a.config = str(config_path(a.config))
+        except ConfigError:
+            p.error(f"--config {a.config!r} is neither a file nor a shipped config's name")
     _check_keys(a.config, space)
+    try:
+        _search(a, space)
+    except KeyboardInterrupt:  # Ctrl-C between two trials (inside one, the fit stops safely)
+        print("badger tune: stopped; the same command resumes the study", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def _search(a, space: SearchSpace) -> None:
+    """Run the study of ``badger tune``'s arguments ``a``; print its table."""
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         study = tune(

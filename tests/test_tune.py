@@ -189,3 +189,18 @@ def test_shipped_spaces_name_only_settings_of_their_configs():
         spec = tuning.SearchSpace.load(path)
         tuning._check_keys(spec.config or CONFIG, spec)  # raises ConfigError naming the key
         assert spec.trials >= 1
+
+
+def test_ctrl_c_between_trials_ends_the_search_without_a_traceback(
+    tmp_path, space, monkeypatch, capsys
+):
+    def interrupted(a, space):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tuning, "_search", interrupted)
+    monkeypatch.setattr(sys, "argv", ["badger", "tune", "--config", CONFIG, "--space",
+                                      str(space), "--study_dir", str(tmp_path / "s")])  # fmt: skip
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 130
+    assert "the same command resumes the study" in capsys.readouterr().err
