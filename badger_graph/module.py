@@ -14,13 +14,11 @@ from torch import Tensor, nn
 from badger_graph.agent import Agent, Lifetime
 from badger_graph.checkpoint import (
     check_version,
-    comparable,
     load_weights,
-    read_checkpoint,
     stamp,
 )
 from badger_graph.curriculum import Curriculum, EpisodeSpec, episode_spec
-from badger_graph.errors import CheckpointError, NonFiniteError, check_choice, check_int
+from badger_graph.errors import NonFiniteError, check_choice, check_int
 from badger_graph.execution import Execution
 from badger_graph.growth import GrowthEvent, growth_events
 from badger_graph.guards import TrainingGuard
@@ -323,39 +321,12 @@ class BadgerModule(pl.LightningModule):
         anything else is refused before it is imported
         (:func:`~badger_graph.checkpoint.check_class_paths`).
         """
-        import io
+        from badger_graph.loading import load_module
 
-        from badger_graph.checkpoint import check_class_paths, safe_types
+        def lightning_load(source, **kw):
+            return super(BadgerModule, cls).load_from_checkpoint(source, **kw)
 
-        ckpt = read_checkpoint(checkpoint_path)  # refuses unsafe files
-        check_class_paths(ckpt.get("hyper_parameters") or {}, checkpoint_path, allow)
-        buffer = io.BytesIO()
-        torch.save(ckpt, buffer)
-        buffer.seek(0)
-        kwargs.setdefault("weights_only", True)
-        try:
-            with torch.serialization.safe_globals(safe_types()):
-                return super().load_from_checkpoint(buffer, map_location=map_location, **kwargs)
-        except RuntimeError as e:  # load_state_dict: the hyperparameters were edited
-            lines = [x.strip() for x in str(e).splitlines()[1:4]]
-            raise CheckpointError(
-                f"{str(checkpoint_path)!r}: its weights do not fit the model its saved "
-                f"hyperparameters describe (were they edited?): {'; '.join(lines)}"
-            ) from None
-        except Exception as e:  # the saved hyperparameters do not build a model
-            root = e
-            while root.__cause__ is not None or root.__context__ is not None:
-                root = root.__cause__ or root.__context__
-            missing = _unimportable(read_checkpoint(checkpoint_path).get("hyper_parameters"))
-            what = (
-                f"name classes that cannot be imported: {missing}"
-                if missing
-                else (f"do not build a model: {str(e).strip().splitlines()[0]}")
-            )
-            raise CheckpointError(
-                f"{str(checkpoint_path)!r}: its saved hyperparameters {what} "
-                f"({type(root).__name__}: {root}); give the experiment's config with --config"
-            ) from None
+        return load_module(lightning_load, checkpoint_path, map_location, allow, **kwargs)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Stamp the checkpoint with the library version and the batch counters."""
@@ -369,6 +340,8 @@ class BadgerModule(pl.LightningModule):
         done = int(checkpoint.get("badger_graph_train_batches", step))
         self.unstepped_batches = int(checkpoint.get("badger_graph_unstepped_batches", done - step))
         if self._trainer is not None and self.trainer.state.fn == "fit":
+            from badger_graph.loading import apply_optimizer_settings
+
             apply_optimizer_settings(checkpoint, self.hparams.get("optimizer"))
 
     def setup(self, stage: str) -> None:
@@ -388,75 +361,3 @@ class BadgerModule(pl.LightningModule):
             "optimizer": opt,
             "lr_scheduler": {"scheduler": self.lr_scheduler(opt), "interval": "step"},
         }
-
-
-def apply_optimizer_settings(checkpoint: dict, ours) -> list[str]:
-    """Resume with the config's optimizer settings, saying each one that changed.
-
-    Lightning restores the optimizer's state with its saved ``param_groups``, so a resumed
-    run would silently keep the checkpoint's learning rate while the new checkpoints'
-    hyperparameters claim the config's. Here every ``init_args`` entry that differs from
-    the checkpoint's (``lr``, ``weight_decay``, ``betas``, ...) is written into the saved
-    param groups before they are restored (a learning rate under a scheduler is scaled by
-    the same factor, and the scheduler's base rates set), with a warning naming old and new
-    values; the moments (Adam's averages) are kept. Another optimizer class is refused.
-    Returns the descriptions of the changes.
-
-    Raises:
-        CheckpointError: the config names another optimizer class than the checkpoint.
-    """
-    theirs = (checkpoint.get("hyper_parameters") or {}).get("optimizer")
-    ours = ours.as_dict() if hasattr(ours, "as_dict") else ours
-    if not (isinstance(theirs, dict) and isinstance(ours, dict)):
-        return []  # built in Python: the optimizer is a callable, not a saved setting
-    if theirs.get("class_path") != ours.get("class_path"):
-        raise CheckpointError(
-            f"the checkpoint was trained with {theirs.get('class_path')}, the config names "
-            f"{ours.get('class_path')}: its optimizer state cannot be resumed by another "
-            f"optimizer; start a new run from its weights with --model.init_weights"
-        )
-    old, new = theirs.get("init_args") or {}, ours.get("init_args") or {}
-    changed = {k: v for k, v in new.items() if k in old and comparable(old[k]) != comparable(v)}
-    if not changed:
-        return []
-    said = [f"{k} {old[k]!r} -> {v!r}" for k, v in changed.items()]
-    for state in checkpoint.get("optimizer_states") or []:
-        for group in state.get("param_groups", []):
-            for k, v in changed.items():
-                if k == "lr" and old[k]:
-                    group["lr"] = group["lr"] * (v / old[k])
-                    if "initial_lr" in group:
-                        group["initial_lr"] = v
-                elif k in group:
-                    group[k] = tuple(v) if isinstance(group[k], tuple) else v
-    if "lr" in changed and old["lr"]:
-        for sched in checkpoint.get("lr_schedulers") or []:
-            if "base_lrs" in sched:
-                sched["base_lrs"] = [changed["lr"] for _ in sched["base_lrs"]]
-            if "_last_lr" in sched:
-                sched["_last_lr"] = [x * changed["lr"] / old["lr"] for x in sched["_last_lr"]]
-    rank_zero_warn(
-        f"resuming with the config's optimizer settings, not the checkpoint's: {', '.join(said)}"
-    )
-    return said
-
-
-def _unimportable(value) -> list[str]:
-    """The ``class_path`` values in (nested) hyperparameters that cannot be imported."""
-    import importlib
-
-    found = []
-    if isinstance(value, dict):
-        path = value.get("class_path")
-        if isinstance(path, str):
-            module, _, name = path.rpartition(".")
-            try:
-                getattr(importlib.import_module(module), name)
-            except (ImportError, AttributeError, ValueError):
-                found.append(path)
-        for v in value.values():
-            found += _unimportable(v)
-    elif isinstance(value, list | tuple):
-        for v in value:
-            found += _unimportable(v)
-    return found
