@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from badger_graph.adjacency import Adjacency, EdgeAdjacency, as_adjacency
-from badger_graph.policy import ExpertPolicy
+from badger_graph.policy import ExpertPolicy, MessagePolicy
 from badger_graph.state import FEATURES
 
 ROLES = ("expert", "feedback", "port")
@@ -92,10 +92,10 @@ class RolePolicies(nn.Module):
                     f"policies (0..{len(policies) - 1})"
                 )
         for p in policies:
-            if not (hasattr(p, "send") and hasattr(p, "update_from_input")):
+            if not isinstance(p, MessagePolicy):
                 raise ValueError(
                     f"{type(p).__name__} is not a policy: it needs send(h) and "
-                    f"update_from_input(x, agg, h)"
+                    f"update_from_input(x, agg, h) (badger_graph.policy.MessagePolicy)"
                 )
         learned = [p for p in policies if isinstance(p, ExpertPolicy)]
         ref = learned[0] if learned else policies[0]

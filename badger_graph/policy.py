@@ -80,6 +80,27 @@ class Policy(Protocol):
         """One round: new states ``[N, H]`` (and the messages with ``return_messages``)."""
 
 
+@runtime_checkable
+class MessagePolicy(Protocol):
+    """A sender and an update: what :class:`~badger_graph.policies.RolePolicies` combines.
+
+    :class:`ExpertPolicy` and the handcrafted policies of :mod:`badger_graph.policies`
+    implement it: ``send(h)`` gives each node's outgoing message ``[N, M]`` from its state,
+    ``update_from_input(x, agg, h)`` the new state from the raw node inputs ``x``, the
+    aggregated messages ``agg`` and the state. Rounds name non-finite messages with
+    ``send`` when a policy has it.
+    """
+
+    hidden_channels: int
+    message_channels: int
+
+    def send(self, h: Tensor) -> Tensor:
+        """Messages ``[N, M]`` of every node, from its state ``[N, H]``."""
+
+    def update_from_input(self, x: Tensor, agg: Tensor, h: Tensor) -> Tensor:
+        """New states ``[N, H]`` from node inputs, aggregated messages and states."""
+
+
 def check_compatible(policy: Policy, topology, ports=None) -> None:
     """Raise if ``topology`` (and addressed ``ports``) cannot run with ``policy``.
 

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from badger_graph.adjacency import Adjacency
 from badger_graph.errors import all_finite, check_finite
-from badger_graph.policy import ExpertPolicy
+from badger_graph.policy import MessagePolicy
 
 
 def run_rounds(
@@ -53,7 +53,7 @@ def run_rounds(
                 h = round_fn(h, u, adj, edge_weight)
             if check and not all_finite(h):
                 # name the first non-finite tensor of the round: messages, else states
-                sent = policy.send(prev) if isinstance(policy, ExpertPolicy) else prev
+                sent = policy.send(prev) if isinstance(policy, MessagePolicy) else prev
                 check_finite("messages", sent, step, r)
                 check_finite("expert states", h, step, r)
         return h

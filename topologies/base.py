@@ -44,6 +44,10 @@ class Topology(nn.Module):
     #: the expert-state width a learned topology reads (must equal the policy's);
     #: ``None``: it reads no states
     hidden_channels: int | None = None
+    #: whether its edges and dense blocks are trusted to have the right form (the
+    #: library's generators, tested); every other topology's output is validated every
+    #: step. Not inherited: a subclass is validated unless its own body sets it.
+    trusted: bool = False
 
     def __init_subclass__(cls, **kwargs) -> None:
         """A subclass that writes its own ``forward`` does not inherit the fast paths.
@@ -55,6 +59,8 @@ class Topology(nn.Module):
         ``forward`` every step, unless it declares these attributes (or ``dense``) itself.
         """
         super().__init_subclass__(**kwargs)
+        if "trusted" not in cls.__dict__:
+            cls.trusted = False
         if "forward" in cls.__dict__ and "dense" not in cls.__dict__:
             for name, plain in (("supports_dense", False), ("complete", None)):
                 if name not in cls.__dict__:

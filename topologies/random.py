@@ -38,6 +38,8 @@ class _Seeded(Topology):
     numbers differ between devices, as their random streams do).
     """
 
+    trusted = True  # the library's own: its output is not re-validated every step
+
     capturable = False  # draws from a private generator, with host-side size checks
 
     def __init__(self, seed: int | None, generator: torch.Generator | None) -> None:
@@ -83,6 +85,8 @@ class ErdosRenyi(_Seeded):
         generator (torch.Generator, optional): a CPU generator the caller owns and seeds.
     """
 
+    trusted = True  # the library's own: its output is not re-validated every step
+
     def __init__(
         self, p: float, seed: int | None = None, generator: torch.Generator | None = None
     ) -> None:
@@ -110,6 +114,8 @@ class RandomOutDegree(_Seeded):
         seed (int, optional): seed of the private generator. (default: :obj:`0`)
         generator (torch.Generator, optional): a CPU generator the caller owns and seeds.
     """
+
+    trusted = True  # the library's own: its output is not re-validated every step
 
     def __init__(
         self, k: int, seed: int | None = None, generator: torch.Generator | None = None
@@ -194,6 +200,8 @@ class RandomInDegree(_Seeded):
         seed (int, optional): seed of the private generator. (default: :obj:`0`)
         generator (torch.Generator, optional): a CPU generator the caller owns and seeds.
     """
+
+    trusted = True  # the library's own: its output is not re-validated every step
 
     supports_dense = True
 

@@ -295,3 +295,23 @@ def test_named_baselines_pin_their_aggregation():
     sums = torch.zeros(s.num_nodes).index_add_(0, ei[1], w)
     torch.testing.assert_close(sums, torch.ones(s.num_nodes))
     assert not torch.allclose(w, 1.0 / s.sizes[s.batch[ei[1]]].float())  # not uniform
+
+
+def test_only_the_librarys_own_topologies_skip_validation():
+    """``trusted`` is not inherited: a user's subclass of a built-in is validated."""
+    from badger_graph import Agent, EpisodeRunner, ExpertPolicy
+    from badger_graph.tasks import GuessingGame
+    from badger_graph.topologies import Attention, RandomOutDegree
+
+    assert FullyConnected.trusted
+    assert RandomOutDegree.trusted
+    assert Attention.trusted
+
+    class WrongBlock(FullyConnected):
+        def dense(self, state):
+            return torch.ones(1, 2, 2)  # not [B, n, n]
+
+    assert not WrongBlock.trusted
+    runner = EpisodeRunner(Agent(ExpertPolicy(), WrongBlock()), GuessingGame(3), 3, 2)
+    with pytest.raises(ValueError, match=r"WrongBlock.dense must return \[B, n, n\]"):
+        runner.run(0, 4)
