@@ -499,6 +499,12 @@ def main() -> None:
     """
     from badger_graph.checkpoint import CheckpointWriteError
 
+    # your own tasks, topologies and learners import from where you run badger (as with
+    # `python -m`): a config names them by class path, e.g. my_tasks.SignGame
+    here = os.getcwd()
+    added = here not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, here)
     previous = signal.signal(signal.SIGTERM, _exit_143)  # a fit stops at a safe point first
     try:
         cli_main()
@@ -510,6 +516,8 @@ def main() -> None:
         raise SystemExit(1) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if added and here in sys.path:
+            sys.path.remove(here)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,7 +21,7 @@ def expand_overlays(argv: list[str]) -> list[str]:
     one). jsonargparse stacks ``--config`` files in order, so the overlay's lines win and
     ``badger fit --config configs/X.yaml`` stays one command.
 
-    A ``--config`` value that is not a file but a shipped config's name
+    A ``--config`` value or a ``base:`` that is not a file but a shipped config's name
     (:mod:`badger_graph.pretrained`) becomes that file, and ``--ckpt_path pretrained`` the
     model shipped for the config.
 
@@ -49,7 +49,12 @@ def expand_overlays(argv: list[str]) -> list[str]:
             raise ConfigError(f"config {str(path)!r} cannot be read: {e}") from None
         if not isinstance(data, dict) or "base" not in data:
             return [str(path)]
-        base = path.parent / str(data.pop("base"))
+        named = str(data.pop("base"))
+        base = path.parent / named
+        if not base.exists() and _is_name(named):  # a shipped config by name: base: fig6
+            from badger_graph import pretrained
+
+            base = pretrained.config_path(named)
         return [*chain(base, (*seen, path.resolve())), yaml.safe_dump(data, sort_keys=False)]
 
     from badger_graph import pretrained

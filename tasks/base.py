@@ -268,6 +268,51 @@ def outcome_generator(generator: torch.Generator | None) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def gamma(concentration, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Gamma(concentration, 1) samples, one per entry, drawn from ``generator``.
+
+    ``torch.distributions`` samples only from the global generator; this draws from the
+    one a task was given (Marsaglia & Tsang's method; for a concentration below 1 the
+    sample of concentration + 1 times ``U ** (1 / concentration)``), so episodes stay a
+    function of their seed. Scale it for another rate. Float32 on the CPU.
+
+    Raises:
+        ValueError: a concentration that is not positive and finite, naming it.
+    """
+    a = torch.as_tensor(concentration, dtype=torch.float64)
+    if not bool(torch.isfinite(a).all()) or bool((a <= 0).any()):
+        raise ValueError(f"gamma: concentrations must be positive and finite, got {a.tolist()}")
+    flat = a.reshape(-1)
+    boost = flat < 1
+    d = torch.where(boost, flat + 1, flat) - 1 / 3
+    c = 1 / torch.sqrt(9 * d)
+    out = torch.empty_like(flat)
+    todo = torch.arange(flat.numel())
+    while todo.numel():
+        x = torch.randn(todo.numel(), generator=generator, dtype=torch.float64)
+        u = torch.rand(todo.numel(), generator=generator, dtype=torch.float64)
+        v = (1 + c[todo] * x) ** 3
+        ok = (v > 0) & (
+            torch.log(u) < 0.5 * x**2 + d[todo] * (1 - v + torch.log(v.clamp_min(1e-300)))
+        )
+        out[todo[ok]] = (d[todo] * v)[ok]
+        todo = todo[~ok]
+    if bool(boost.any()):
+        u = torch.rand(int(boost.sum()), generator=generator, dtype=torch.float64)
+        out[boost] = out[boost] * u ** (1 / flat[boost])
+    return out.reshape(a.shape).float()
+
+
+def dirichlet(concentration, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Dirichlet samples drawn from ``generator``: one distribution per row of the last axis.
+
+    ``dirichlet(torch.full((B, k), 0.5), g)`` gives ``B`` probability vectors over ``k``
+    outcomes (normalized :func:`gamma` draws).
+    """
+    g = gamma(concentration, generator).double()
+    return (g / g.sum(-1, keepdim=True)).float()
+
+
 def check_batch_size(batch_size: int) -> None:
     """Refuse a negative number of episodes, naming it."""
     if batch_size < 0:

@@ -48,3 +48,28 @@ def test_add_a_task_topology_and_outer_loop_examples(tmp_path):
     trainer.fit(model, EpisodeData(batch_size=8, val_episodes=8, eval_batch_size=8))
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
     assert "val/solved" in trainer.callback_metrics  # the task's own metric is logged
+
+
+def test_add_a_task_runs_from_the_users_own_directory(tmp_path):
+    """The README's task file and config, in a scratch directory, trained by `badger fit`."""
+    import os
+    import subprocess
+    import sys
+
+    section = README.split("### Add a task", 1)[1].split("### Add a topology", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    config = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    (tmp_path / "sign_game.py").write_text(code)
+    (tmp_path / "sign_game.yaml").write_text(config)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ""}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "badger"), "fit",  # the console script
+         "--config", "sign_game.yaml", "--trainer.max_steps", "2",
+         "--trainer.val_check_interval", "2", "--trainer.enable_progress_bar", "false",
+         "--data.val_episodes", "8", "--threads", "1"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "runs/sign_game/checkpoints/last.ckpt").is_file()  # not runs/guessing_game
+    hparams = (tmp_path / "runs/sign_game/logs/version_0/hparams.yaml").read_text()
+    assert "sign_game.SignGame" in hparams
