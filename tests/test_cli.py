@@ -80,8 +80,12 @@ def test_print_config_round_trips(config, tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli_main(["fit", "--config", str(dumped), "--print_config"])
     assert capsys.readouterr().out == first
-    policy = yaml.safe_load(first)["model"]["policy"]["class_path"]
-    assert policy in ("badger_graph.ExpertPolicy", "badger_graph.policies.RolePolicies")
+    model = yaml.safe_load(first)["model"]
+    if model.get("learner"):  # a learner config (RL2, Transformer, MAML): no policy
+        assert model["learner"]["class_path"].startswith("badger_graph.learner.")
+    else:
+        policy = model["policy"]["class_path"]
+        assert policy in ("badger_graph.ExpertPolicy", "badger_graph.policies.RolePolicies")
 
 
 def test_fit_then_test_prints_error_and_checkpoint_loads(tmp_path, monkeypatch, capsys):

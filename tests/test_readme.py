@@ -73,3 +73,16 @@ def test_add_a_task_runs_from_the_users_own_directory(tmp_path):
     assert (tmp_path / "runs/sign_game/checkpoints/last.ckpt").is_file()  # not runs/guessing_game
     hparams = (tmp_path / "runs/sign_game/logs/version_0/hparams.yaml").read_text()
     assert "sign_game.SignGame" in hparams
+
+
+def test_add_a_learner_config_trains_and_matches_the_weights(tmp_path, monkeypatch):
+    from badger_graph.cli import _lightning_cli
+
+    section = README.split("### Add a learner", 1)[1]
+    (tmp_path / "learner.yaml").write_text(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))
+    monkeypatch.chdir(tmp_path)
+    cli = _lightning_cli(["fit", "--config", "learner.yaml", "--trainer.fast_dev_run=true",
+                          "--trainer.enable_progress_bar=false", "--threads", "1"])  # fmt: skip
+    assert type(cli.model.agent).__name__ == "RecurrentLearner"
+    weights = sum(p.numel() for p in cli.model.parameters())
+    assert abs(weights - 35873) / 35873 < 0.01
