@@ -11,6 +11,8 @@ longer lifetimes. A cell is the family's score, mean ± standard error over epis
     python benchmarks/compare_learners.py [--episodes 2000] [--families bandits,regression]
         [--runs runs/compare] [--out docs/comparison]
     python benchmarks/compare_learners.py --runs badger_graph/checkpoints/compare  # shipped
+    python benchmarks/compare_learners.py --extra_families my_families --families markov \
+        --configs my_configs --runs my_runs   # your own family: my_families.FAMILIES
 
 Writes ``<out>/<family>.csv`` and ``<out>/<family>_steps.png`` (error per step in
 distribution) and prints one markdown table per family.
@@ -184,13 +186,21 @@ def _episodes(trained, point: Point, episodes: int, batch: int, key: int, learne
     }
 
 
-def compare(name: str, runs: Path, episodes: int, batch: int) -> tuple[list[dict], dict]:
+def compare(
+    name: str,
+    runs: Path,
+    episodes: int,
+    batch: int,
+    configs: Path | None = None,
+    families: dict[str, Family] | None = None,
+) -> tuple[list[dict], dict]:
     """Rows (strategy, point, mean, se) of one family, and the in-distribution step curves."""
-    family = FAMILIES[name]
-    fi = list(FAMILIES).index(name)
+    families = families or FAMILIES
+    family = families[name]
+    fi = list(families).index(name)
     models, info = {}, {}
     for learner in LEARNERS:
-        config = ROOT / "configs" / "compare" / f"{name}_{learner}.yaml"
+        config = (configs or ROOT / "configs" / "compare") / f"{name}_{learner}.yaml"
         if not config.is_file():
             continue
         ckpt = runs / f"{name}_{learner}" / "checkpoints" / "last.ckpt"
@@ -234,15 +244,16 @@ def compare(name: str, runs: Path, episodes: int, batch: int) -> tuple[list[dict
     return rows, {"curves": curves, "info": info}
 
 
-def table(name: str, rows: list[dict], info: dict) -> str:
+def table(name: str, rows: list[dict], info: dict, families=None) -> str:
     """The family's markdown table: strategies × points."""
-    points = [p.label for p in FAMILIES[name].points]
+    family = (families or FAMILIES)[name]
+    points = [p.label for p in family.points]
     seen = list(dict.fromkeys(r["strategy"] for r in rows))
     strategies = [s for s in LEARNERS if s in seen]
     strategies += [s for s in seen if s not in LEARNERS and s != "chance"] + ["chance"]
     cell = {(r["strategy"], r["point"]): r for r in rows}
     lines = [
-        f"**{name}** — {FAMILIES[name].score} (mean ± s.e.)",
+        f"**{name}** — {family.score} (mean ± s.e.)",
         "",
         "| | " + " | ".join(points) + " |",
         "|---|" + "---|" * len(points),
@@ -295,22 +306,39 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=500)
     p.add_argument("--runs", default="runs/compare")
     p.add_argument("--out", default="docs/comparison")
+    p.add_argument("--configs", default=None,
+                   help="folder of <family>_<learner>.yaml (default: configs/compare)")  # fmt: skip
+    p.add_argument("--extra_families", default=None,
+                   help="a module (importable from here) whose FAMILIES dict of Family adds "
+                        "your own families")  # fmt: skip
     a = p.parse_args()
+    if a.extra_families:
+        import importlib
+
+        sys.path.insert(0, str(Path.cwd()))
+        try:
+            extra = importlib.import_module(a.extra_families).FAMILIES
+        except (ImportError, AttributeError) as e:
+            p.error(f"--extra_families {a.extra_families!r}: {e}")
+        families = {**FAMILIES, **extra}
+    else:
+        families = FAMILIES
     for flag in ("episodes", "batch"):
         if getattr(a, flag) < 1:
             p.error(f"--{flag} must be >= 1, got {getattr(a, flag)}")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     for name in a.families.split(","):
-        if name not in FAMILIES:
-            p.error(f"--families: unknown {name!r}; choose from {','.join(FAMILIES)}")
-        rows, extra = compare(name, Path(a.runs), a.episodes, a.batch)
+        if name not in families:
+            p.error(f"--families: unknown {name!r}; choose from {','.join(families)}")
+        configs = Path(a.configs) if a.configs else None
+        rows, extra = compare(name, Path(a.runs), a.episodes, a.batch, configs, families)
         with (out / f"{name}.csv").open("w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=["strategy", "point", "mean", "se", "note"])
             w.writeheader()
             w.writerows(rows)
         plot(name, extra["curves"], out)
-        print(table(name, rows, extra["info"]), flush=True)
+        print(table(name, rows, extra["info"], families), flush=True)
         print()
 
 

@@ -193,3 +193,34 @@ def test_compare_seeds_pairs_seeds_on_the_same_episodes(tmp_path, monkeypatch, c
     assert compare_seeds.verdict(-1.0, 0.4) == "better"
     assert compare_seeds.verdict(1.0, 0.6) == "level"
     assert compare_seeds.verdict(1.0, 0.4, seeds=1) == "one seed"
+
+
+def test_compare_learners_takes_a_users_own_family(tmp_path, monkeypatch, capsys):
+    """--extra_families MODULE adds a family without editing the script."""
+    import shutil
+
+    import compare_learners
+
+    root = Path(__file__).parents[1]
+    (tmp_path / "my_families.py").write_text(
+        "from compare_learners import Family, Point\n"
+        "from badger_graph.tasks import GuessingGame\n"
+        "FAMILIES = {'guess4': Family('final error', lambda e: e[-1], [\n"
+        "    Point('d=3'), Point('d=4', GuessingGame(4, feedback='scalar', feedback_to=[0]))])}\n"
+    )
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "runs").mkdir()
+    shutil.copy(root / "configs/compare/guessing_badger.yaml", tmp_path / "cfg/guess4_badger.yaml")
+    shutil.copy(root / "badger_graph/checkpoints/compare/guessing_badger.ckpt",
+                tmp_path / "runs/guess4_badger.ckpt")  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    argv = ["compare_learners.py", "--extra_families", "my_families", "--families", "guess4",
+            "--configs", "cfg", "--runs", "runs", "--episodes", "8", "--batch", "8",
+            "--out", "out"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    compare_learners.main()
+    out = capsys.readouterr().out
+    assert "**guess4** — final error" in out
+    assert "| d=3 | d=4 |" in out
+    assert "guess4" not in compare_learners.FAMILIES  # nothing of the script was changed
