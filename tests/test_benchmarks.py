@@ -224,3 +224,12 @@ def test_compare_learners_takes_a_users_own_family(tmp_path, monkeypatch, capsys
     assert "**guess4** — final error" in out
     assert "| d=3 | d=4 |" in out
     assert "guess4" not in compare_learners.FAMILIES  # nothing of the script was changed
+
+
+def test_exact_bandit_optimum_matches_hand_computed_values():
+    import bandit_optimum
+
+    assert abs(bandit_optimum.exact_regret(2, 1) - 1 / 6) < 1e-12  # 2/3 - 1/2
+    # T = 2: pull one arm; after a win keep it (2/3), after a loss switch (1/2)
+    assert abs(bandit_optimum.exact_regret(2, 2) - 0.25) < 1e-12
+    assert bandit_optimum.exact_regret(3, 20) < bandit_optimum.exact_regret(5, 20)
