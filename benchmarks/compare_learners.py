@@ -152,8 +152,11 @@ def _stat(values: torch.Tensor) -> tuple[float, float]:
     return float(values.mean()), float(values.std()) / math.sqrt(values.numel())
 
 
-def _episodes(trained, point: Point, episodes: int, batch: int, key: int, learner: bool):
-    """Errors [T, N] of the runner's learner (``learner``) or of each task baseline."""
+def _episodes(trained, point: Point, episodes: int, batch: int, key: int, learner: bool, only=None):
+    """Errors [T, N] of the runner's learner (``learner``) or of each task baseline.
+
+    ``only``: the names of the baselines to play (default: all of the task's).
+    """
     task = point.task if point.task is not None else trained.task
     experts = trained.agent.experts_for(task.num_outputs, point.experts or trained.num_experts)
     if learner and point.experts and isinstance(trained.agent, FixedWidthLearner):
@@ -173,7 +176,7 @@ def _episodes(trained, point: Point, episodes: int, batch: int, key: int, learne
                 out.setdefault("learner", []).append(runner.run(seed, size).errors.cpu())
                 continue
             for name, play in runner.task.baselines().items():
-                if name in failed:
+                if name in failed or (only is not None and name not in only):
                     continue
                 episode, _ = runner.begin(seed, size, experts, device="cpu")
                 try:  # an exact optimum can be too large to compute at this point

@@ -96,11 +96,11 @@ def verdict(diff: float, se: float, seeds: int = 2) -> str:
 
 
 def evaluate(family: str, learners: list[str], seeds: list[int], runs: Path, episodes: int,
-             batch: int) -> tuple[dict, dict]:  # fmt: skip
+             batch: int, versus: str | None = None) -> tuple[dict, dict]:  # fmt: skip
     """Per-episode scores ``{(learner, seed, point): tensor [N] or None}`` and run facts."""
     fam = FAMILIES[family]
     fi = list(FAMILIES).index(family)
-    scores, facts = {}, {}
+    scores, facts, models = {}, {}, []
     for learner in learners:
         config = ROOT / "configs" / "compare" / f"{family}_{learner}.yaml"
         for seed in seeds:
@@ -108,6 +108,8 @@ def evaluate(family: str, learners: list[str], seeds: list[int], runs: Path, epi
             if not ckpt.is_file():
                 raise SystemExit(f"no checkpoint for {learner} seed {seed}: {ckpt}")
             model = build_from_config(str(config), str(ckpt))
+            if seed == seeds[0]:
+                models.append(model)
             facts[learner, seed] = {
                 "batches": int(safe_load(ckpt)["global_step"]),
                 "weights": sum(p.numel() for p in model.parameters()),
@@ -121,11 +123,25 @@ def evaluate(family: str, learners: list[str], seeds: list[int], runs: Path, epi
                     scores[learner, seed, point.label] = None
                     continue
                 scores[learner, seed, point.label] = judge(errors["learner"])
+    if versus is None:
+        return scores, facts
+    for pi, point in enumerate(fam.points):  # the baseline, on the same episodes
+        judge = point.judge or fam.judge
+        for model in models:  # the runner of a learner that can play this point
+            try:
+                played = _episodes(
+                    model.runner, point, episodes, batch, 1000 * fi + pi, False, {versus}
+                )
+            except (TaskTooWideError, NoExpertsAxis):
+                continue
+            errors = played.get(versus)
+            scores["@" + versus, point.label] = None if errors is None else judge(errors)
+            break
     return scores, facts
 
 
 def tables(family: str, learners: list[str], seeds: list[int], scores: dict, facts: dict,
-           metric: str) -> str:  # fmt: skip
+           metric: str, versus: str | None = None, within: float = 0.03) -> str:  # fmt: skip
     points = [p.label for p in FAMILIES[family].points]
     lines = [
         f"**{family}**, {len(seeds)} training seeds — {FAMILIES[family].score}: mean over "
@@ -169,6 +185,34 @@ def tables(family: str, learners: list[str], seeds: list[int], scores: dict, fac
             d, se = mean_se([float((a - b).mean()) for a, b in pairs])
             cells.append(f"{d:+.3g} ± {se:.2g} ({verdict(d, se, len(seeds))})")
         lines.append(f"| {other} | " + " | ".join(cells) + " |")
+    if versus is not None:
+        lines += [
+            "",
+            f"Against {versus} on the same episodes: learner − {versus}, mean over seeds ± s.e. "
+            f"over seeds, the gap relative to {versus}'s mean, and whether the learner is "
+            f"within {within:.0%} of it (the paired difference's upper two-s.e. bound)",
+            "",
+            "| learner | " + " | ".join(points) + " |",
+            "|---|" + "---|" * len(points),
+        ]
+        base_means = []
+        for p in points:
+            b = scores.get(("@" + versus, p))
+            base_means.append("n/a" if b is None else f"{float(b.mean()):.4g}")
+        lines.append(f"| {versus} (its mean) | " + " | ".join(base_means) + " |")
+        for learner in learners:
+            cells = []
+            for p in points:
+                b = scores.get(("@" + versus, p))
+                per = [scores[learner, s, p] for s in seeds]
+                if b is None or any(v is None for v in per):
+                    cells.append("n/a")
+                    continue
+                d, se = mean_se([float((v - b).mean()) for v in per])
+                gap = d / float(b.mean())
+                ok = "within" if d + 2 * se <= within * float(b.mean()) else "not within"
+                cells.append(f"{d:+.3g} ± {se:.2g} ({gap:+.1%}, {ok})")
+            lines.append(f"| {learner} | " + " | ".join(cells) + " |")
     # the training logs: equal batches and the end of the budget
     logs = {k: read_log(f["log"], metric) for k, f in facts.items()}
     if all(v for v, _ in logs.values()):
@@ -239,6 +283,8 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=2000)
     p.add_argument("--batch", type=int, default=500)
     p.add_argument("--metric", default=None, help="validation column (default: the family's)")
+    p.add_argument("--versus", default=None, help="a baseline to pair with (bayes_optimal)")
+    p.add_argument("--within", type=float, default=0.03, help="relative gap for 'within'")
     p.add_argument("--out", default="docs/comparison")
     a = p.parse_args()
     for flag in ("episodes", "batch"):
@@ -255,8 +301,8 @@ def main() -> None:
     metric = a.metric or METRICS.get(a.family, "val/loss")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    scores, facts = evaluate(a.family, learners, seeds, Path(a.runs), a.episodes, a.batch)
-    print(tables(a.family, learners, seeds, scores, facts, metric))
+    scores, facts = evaluate(a.family, learners, seeds, Path(a.runs), a.episodes, a.batch, a.versus)
+    print(tables(a.family, learners, seeds, scores, facts, metric, a.versus, a.within))
     print(f"\nwrote {plot(a.family, learners, seeds, facts, metric, out)}")
 
 

@@ -177,7 +177,7 @@ def test_compare_seeds_pairs_seeds_on_the_same_episodes(tmp_path, monkeypatch, c
             log.write_text("epoch,step,train/seconds,val/cumulative_regret\n" + rows)
     argv = ["compare_seeds.py", "--learners", "badger,transformer", "--seeds", "0,1",
             "--runs", str(tmp_path), "--episodes", "8", "--batch", "8",
-            "--out", str(tmp_path)]  # fmt: skip
+            "--out", str(tmp_path), "--versus", "thompson"]  # fmt: skip
     monkeypatch.setattr(sys, "argv", argv)
     compare_seeds.main()
     out = capsys.readouterr().out
@@ -190,6 +190,10 @@ def test_compare_seeds_pairs_seeds_on_the_same_episodes(tmp_path, monkeypatch, c
     assert "| badger | 2.5 ± 0 | 2.5 ± 0 | 200/200 | 20/20 |" in out
     assert "| transformer | 2.8 ± 0 | 2.4 ± 0 | 300/300 | 15/15 |" in out
     assert (tmp_path / "bandits_seeds_curves.png").stat().st_size > 1000
+    assert "Against thompson on the same episodes" in out
+    assert "| thompson (its mean) |" in out
+    assert "within" in next(line for line in out.splitlines() if line.startswith("| badger | +")
+                            or line.startswith("| badger | -"))  # fmt: skip
     assert compare_seeds.verdict(-1.0, 0.4) == "better"
     assert compare_seeds.verdict(1.0, 0.6) == "level"
     assert compare_seeds.verdict(1.0, 0.4, seeds=1) == "one seed"
