@@ -35,3 +35,20 @@ def grads(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {
         n: p.grad.detach().cpu().clone() for n, p in model.named_parameters() if p.grad is not None
     }
+
+
+def badger(cwd, *args: str, env: dict | None = None, timeout: int = 300, pythonpath=()):
+    """``badger ARGS`` in a fresh process run from ``cwd`` (one thread, Python's default
+    warning filters); ``pythonpath`` folders are put first on its import path."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    env.pop("PYTHONWARNINGS", None)
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join([*map(str, pythonpath), env.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-m", "badger_graph.cli", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip

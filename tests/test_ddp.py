@@ -6,13 +6,11 @@ losses are gathered. Both must end with the weights of the one-process run.
 """
 
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import badger
 
 CONFIG = str(Path(__file__).parent / "reliability" / "tiny.yaml")
 COMMON = [
@@ -28,15 +26,7 @@ COMMON = [
 
 
 def _fit(cwd: Path, *args: str) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run(
-        [sys.executable, "-m", "badger_graph.cli", "fit", "--config", CONFIG, *COMMON, *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    out = badger(cwd, "fit", "--config", CONFIG, *COMMON, *args, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     ckpt = torch.load(
         cwd / "runs/tiny/checkpoints/last.ckpt", map_location="cpu", weights_only=False

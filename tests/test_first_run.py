@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import badger
 
 ROOT = Path(__file__).parents[1]
 TINY = str(ROOT / "tests" / "reliability" / "tiny.yaml")
@@ -15,12 +13,7 @@ TINY = str(ROOT / "tests" / "reliability" / "tiny.yaml")
 
 def _badger(tmp_path: Path, *args: str) -> str:
     """``badger ARGS`` in a fresh process with Python's default warning filters."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
-    env["OMP_NUM_THREADS"] = "1"
-    done = subprocess.run(
-        [sys.executable, "-m", "badger_graph.cli", *args],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    done = badger(tmp_path, *args)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-3000:]
     return out

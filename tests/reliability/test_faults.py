@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import tiny_policy
+from helpers import badger, tiny_policy
 
 from badger_graph.checkpoint import load_weights
 from badger_graph.cli import cli_main
@@ -34,18 +32,7 @@ def _fault_arg(kind: str, step: int, times: int = 1, moment: str = "batch_start"
 
 
 def _fit_subprocess(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "badger_graph.cli", "fit", "--config", CONFIG, *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return badger(cwd, "fit", "--config", CONFIG, *args, pythonpath=[HERE])
 
 
 def _final(run_dir: Path) -> tuple[dict, dict, int]:
