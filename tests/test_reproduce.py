@@ -124,3 +124,12 @@ def test_the_shipped_registry_loads_and_names_existing_configs():
     for r in rows:
         assert r.config.is_file()
         assert r.reached(r.documented)  # a documented figure is within its own level
+
+
+def test_the_fast_row_of_the_shipped_registry_reaches_its_level(tmp_path, monkeypatch, capsys):
+    """A few hundred batches of Fig. 6 on two training seeds, as documented."""
+    code, out, err = _run(monkeypatch, capsys, "--fast", "--seeds", "2", "--check",
+                          "--out", str(tmp_path / "runs"))  # fmt: skip
+    assert code == 0, err[-2000:]
+    row = next(line for line in out.splitlines() if line.startswith("| fig6_short |"))
+    assert row.split("|")[-2].strip() == "2 of 2"
