@@ -7,6 +7,7 @@ then its own lines, ``--ckpt_path pretrained`` the model shipped for the config.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -54,7 +55,8 @@ def expand_overlays(argv: list[str]) -> list[str]:
         if not base.exists() and _is_name(named):  # a shipped config by name: base: fig6
             from badger_graph import pretrained
 
-            base = pretrained.config_path(named)
+            with contextlib.suppress(ConfigError):  # else named below as a missing base
+                base = pretrained.config_path(named)
         return [*chain(base, (*seen, path.resolve())), yaml.safe_dump(data, sort_keys=False)]
 
     from badger_graph import pretrained
