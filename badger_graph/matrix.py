@@ -79,24 +79,23 @@ def evaluate(
 ) -> list[dict]:
     """Mean error over the lifetime of the agent and of each family's best baseline.
 
-    The agent's task is swapped for each family in turn (its weights never change); both
-    play the same episodes, drawn from the ``"compare"`` seed stream. Without output ports
-    expert i owns output i, so a model trained with fewer experts than a family has outputs
-    (a one-expert regression model on three arms) plays that family with one expert per
-    output (the shared policy runs on any number of experts); the row's ``experts`` says
-    how many. A model trained on a :class:`~badger_graph.tasks.TaskMixture` plays each
-    family as the mixture showed it (:meth:`TaskMixture.view`: its feedback convention,
-    and its family code, zeros for a family it never saw).
+    Each family is played by a runner of the same agent (:meth:`EpisodeRunner.replace`;
+    its weights never change); agent and baselines play the same episodes, drawn from the
+    ``"compare"`` seed stream. Without output ports expert i owns output i, so a model
+    trained with fewer experts than a family has outputs (a one-expert regression model on
+    three arms) plays that family with one expert per output (the shared policy runs on any
+    number of experts); the row's ``experts`` says how many. A model trained on a
+    :class:`~badger_graph.tasks.TaskMixture` plays each family as the mixture showed it
+    (:meth:`TaskMixture.view`: its feedback convention, and its family code, zeros for a
+    family it never saw).
     """
-    trained = runner
     rows = []
     for f, (name, task) in enumerate(families.items()):
-        if isinstance(trained.task, TaskMixture):
-            task = trained.task.view(task)
-        experts = trained.agent.experts_for(task.num_outputs, trained.num_experts)
-        try:
-            trained.agent.check_task(task, experts)
-            runner = trained.replace(task=task, num_experts=experts)
+        if isinstance(runner.task, TaskMixture):
+            task = runner.task.view(task)
+        experts = runner.agent.experts_for(task.num_outputs, runner.num_experts)
+        try:  # the runner of this family checks that the agent can play it
+            family = runner.replace(task=task, num_experts=experts)
         except ValueError as e:  # e.g. a monolithic learner narrower than the family
             nan = float("nan")
             rows.append(
@@ -117,9 +116,9 @@ def evaluate(
             for i in range(-(-episodes // batch)):
                 seed = episode_seed("compare", 100 * f, i)
                 size = min(batch, episodes - i * batch)
-                life = runner.run(seed, size, num_experts=experts)
+                life = family.run(seed, size)
                 agent.append(life.errors.mean(0).cpu())
-                for b, e in runner.baselines(seed, size, num_experts=experts).items():
+                for b, e in family.baselines(seed, size).items():
                     base.setdefault(b, []).append(e.mean(0))
         agent_error = float(torch.cat(agent).mean())
         scores = {b: float(torch.cat(v).mean()) for b, v in base.items()}

@@ -126,17 +126,18 @@ def load_registry(path: str | Path) -> list[Row]:
     return rows
 
 
-def _finished(folder: Path, batches: int) -> bool:
-    """Whether ``folder`` holds a run that reached ``batches`` (its last.ckpt says so)."""
+def _finished(folder: Path, batches: int) -> dict | None:
+    """The last checkpoint of ``folder`` if its run reached ``batches``, else ``None``."""
     from badger_graph.checkpoint import safe_load
 
     last = folder / "checkpoints" / "last.ckpt"
     if not last.is_file():
-        return False
+        return None
     try:
-        return int(safe_load(last).get("global_step", 0)) >= batches
+        state = safe_load(last)
     except Exception:  # an unreadable file: train (the fit names what is wrong with it)
-        return False
+        return None
+    return state if int(state.get("global_step", 0)) >= batches else None
 
 
 def run_seed(row: Row, seed: int, out: Path, threads: str | None = None) -> dict[str, Any]:
@@ -156,17 +157,15 @@ def run_seed(row: Row, seed: int, out: Path, threads: str | None = None) -> dict
     ]  # fmt: skip
     if threads is not None:
         args += ["--threads", threads]
-    start = time.perf_counter()
-    if _finished(folder, row.batches):  # evaluate the finished run, do not train it again
-        from badger_graph.checkpoint import safe_load
-
+    state = _finished(folder, row.batches)
+    if state is not None:  # evaluate the finished run, do not train it again
         cli = _lightning_cli(args, run=False)
-        state = safe_load(folder / "checkpoints" / "last.ckpt")
         cli.model.load_state_dict(state["state_dict"])
         batches = int(state["global_step"])
         seconds = _seconds_of(folder)
         trained = False
     else:
+        start = time.perf_counter()
         cli = _lightning_cli(["fit", *args, "--ckpt_path", "last"])
         batches = int(cli.trainer.global_step)
         seconds = time.perf_counter() - start

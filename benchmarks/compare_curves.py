@@ -29,13 +29,13 @@ COLORS = {
 }
 
 
-def read(path: Path) -> tuple[list[tuple[int, float]], dict[int, float]]:
-    """Validation rows ``(step, val/loss)`` and the seconds logged at training steps."""
+def read(path: Path, metric: str = "val/loss") -> tuple[list[tuple[int, float]], dict[int, float]]:
+    """Validation rows ``(step, metric)`` and the seconds logged at training steps."""
     val, seconds = [], {}
     with path.open() as f:
         for r in csv.DictReader(f):
-            if r.get("val/loss"):
-                val.append((int(r["step"]), float(r["val/loss"])))
+            if r.get(metric):
+                val.append((int(r["step"]), float(r[metric])))
             if r.get("train/seconds"):
                 seconds[int(r["step"])] = float(r["train/seconds"])
     return val, seconds

@@ -30,12 +30,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from compare_curves import at_seconds  # noqa: E402
+from compare_curves import at_seconds, read  # noqa: E402
 from compare_learners import FAMILIES, NoExpertsAxis, _episodes  # noqa: E402
 
 from badger_graph.checkpoint import safe_load  # noqa: E402
 from badger_graph.cli import build_from_config  # noqa: E402
 from badger_graph.errors import TaskTooWideError  # noqa: E402
+from badger_graph.reproduce import mean_se  # noqa: E402
 
 ROOT = Path(__file__).parents[1]
 #: the validation column that is the family's score (``val/loss`` depends on the objective)
@@ -53,35 +54,17 @@ def _files(runs: Path, name: str) -> tuple[Path, Path | None]:
 
 
 def read_log(path: Path | None, metric: str) -> tuple[list[tuple[int, float]], dict[int, float]]:
-    """Validation rows ``(batches, metric)`` and the seconds logged at training batches."""
-    import csv
-
-    val, seconds = [], {}
+    """:func:`compare_curves.read`, counted in batches (step + 1); nothing without a log."""
     if path is None:
-        return val, seconds
-    with path.open() as f:
-        for r in csv.DictReader(f):
-            if r.get(metric):
-                val.append((int(r["step"]) + 1, float(r[metric])))
-            if r.get("train/seconds"):
-                seconds[int(r["step"]) + 1] = float(r["train/seconds"])
-    return val, seconds
+        return [], {}
+    val, seconds = read(path, metric)
+    return [(s + 1, v) for s, v in val], {s + 1: t for s, t in seconds.items()}
 
 
 def at_batches(val: list[tuple[int, float]], batches: int) -> float | None:
     """The last validation score at or before ``batches``."""
     before = [v for b, v in val if b <= batches]
     return before[-1] if before else None
-
-
-def mean_se(values: list[float]) -> tuple[float, float]:
-    """Mean and standard error of the mean (0 for one value)."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, 0.0
-    var = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return mean, math.sqrt(var / n)
 
 
 def verdict(diff: float, se: float, seeds: int = 2) -> str:
