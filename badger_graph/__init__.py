@@ -10,6 +10,7 @@ from badger_graph.agent import Agent, Lifetime, StepRecord
 from badger_graph.execution import Execution
 from badger_graph.outer.base import objective_loss
 from badger_graph.policy import ExpertPolicy
+from badger_graph.records import LifetimeCall
 from badger_graph.runner import EpisodeRunner
 from badger_graph.state import ExpertGraph, Role
 
@@ -36,6 +37,7 @@ __all__ = [
     "ExpertGraph",
     "ExpertPolicy",
     "Lifetime",
+    "LifetimeCall",
     "Role",
     "StepRecord",
     "objective_loss",

@@ -10,10 +10,9 @@ from torch import Tensor, nn
 from badger_graph import lifetime
 from badger_graph.errors import check_finite
 from badger_graph.execution import CompiledFunctions, Execution, adjacency
-from badger_graph.growth import GrowthEvent
 from badger_graph.policy import Policy, check_compatible
 from badger_graph.ports import AddressedPorts, PortLinks, random_addresses
-from badger_graph.records import Lifetime, StepRecord
+from badger_graph.records import Lifetime, LifetimeCall, StepRecord
 from badger_graph.rounds import run_rounds
 from badger_graph.state import FEATURES, ExpertGraph
 from badger_graph.tasks.base import Episode, StepResult, Task
@@ -265,28 +264,14 @@ class Agent(nn.Module):
         )
         return state.replace(h=h, step=state.step + 1), rec
 
-    def forward(
-        self,
-        task: Task,
-        episode: Episode,
-        state: ExpertGraph,
-        steps: int,
-        record: bool = False,
-        detach_feedback: bool = False,
-        total_steps: int | None = None,
-        result: StepResult | None = None,
-        growth: Sequence[GrowthEvent] = (),
-        generator: torch.Generator | None = None,
-    ) -> Lifetime:
-        """Run ``steps`` inner steps of ``state`` against ``episode``: :func:`.lifetime.run`.
+    def forward(self, call: LifetimeCall) -> Lifetime:
+        """Play ``call`` (:class:`~badger_graph.records.LifetimeCall`): :func:`.lifetime.run`.
 
         A whole lifetime by default; with ``total_steps`` and ``result`` (the previous
-        chunk's ``last_result``) a chunk of a longer one that starts at ``state.step``.
+        chunk's ``last_result``: :meth:`LifetimeCall.next`) a chunk of a longer one that
+        starts at ``call.state.step``.
         """
-        return lifetime.run(
-            self, task, episode, state, steps, record, detach_feedback, total_steps, result,
-            growth, generator,
-        )  # fmt: skip
+        return lifetime.run(self, call)
 
     def extra_repr(self) -> str:
         """Hyperparameters shown in ``repr``."""

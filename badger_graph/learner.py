@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
@@ -24,20 +23,46 @@ from torch import Tensor, nn
 
 from badger_graph.errors import NonFiniteError, TaskTooWideError
 from badger_graph.execution import Execution
-from badger_graph.growth import GrowthEvent
-from badger_graph.records import Lifetime
-from badger_graph.tasks.base import Episode, StepResult, Task, check_step_result, run_steps
+from badger_graph.records import Lifetime, LifetimeCall
+from badger_graph.tasks.base import (
+    Episode,
+    StepResult,
+    Task,
+    check_step_result,
+    first_result,
+    run_steps,
+)
+
+
+@runtime_checkable
+class LearnerState(Protocol):
+    """What the runner and the outer loops use of a learner's state.
+
+    :class:`RecurrentState`, :class:`TransformerState`, :class:`SupervisedState` and
+    :class:`~badger_graph.ExpertGraph` are ones.
+    """
+
+    #: inner steps done
+    step: int
+
+    @property
+    def num_agents(self) -> int:
+        """B, the learners this state holds."""
+
+    def agent_range(self, start: int, stop: int) -> LearnerState:
+        """The learners ``start..stop-1`` (data-parallel training)."""
+
+    def detach(self) -> LearnerState:
+        """The same state cut from the autograd graph (between truncated-BPTT chunks)."""
 
 
 @runtime_checkable
 class Learner(Protocol):
     """What the runner, the outer loops and the tools call on a learned learner.
 
-    Its state (what :meth:`begin` returns and a lifetime's ``state``) has ``num_agents``,
-    ``step`` (inner steps done), ``agent_range(start, stop)`` (data-parallel training) and
-    ``detach()`` (the same state cut from the autograd graph, between truncated-BPTT
-    chunks): see :class:`RecurrentState`, :class:`SupervisedState` and
-    :class:`~badger_graph.ExpertGraph`.
+    Its state (what :meth:`begin` returns and a lifetime's ``state``) is a
+    :class:`LearnerState`; one call (:class:`~badger_graph.records.LifetimeCall`) plays a
+    lifetime or a chunk of one.
 
     Attributes:
         execution (Execution): finite checks and execution settings (the ES outer loop turns
@@ -69,20 +94,12 @@ class Learner(Protocol):
     ) -> Any:
         """The initial state for ``episode``'s agents (random draws from ``generator``)."""
 
-    def __call__(
-        self,
-        task: Task,
-        episode: Episode,
-        state: Any,
-        steps: int,
-        record: bool = False,
-        detach_feedback: bool = False,
-        total_steps: int | None = None,
-        result: StepResult | None = None,
-        growth: Sequence[GrowthEvent] = (),
-        generator: torch.Generator | None = None,
-    ) -> Lifetime:
-        """Play ``steps`` steps of ``episode`` from ``state``; weights never change."""
+    def __call__(self, call: LifetimeCall) -> Lifetime:
+        """Play ``call.steps`` steps of ``call.episode`` from ``call.state``.
+
+        Weights never change within a lifetime. The returned lifetime's ``state`` is a
+        :class:`LearnerState`.
+        """
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,22 +221,18 @@ class FixedWidthLearner(nn.Module):
                 d, m, self.max_outputs, self.max_inputs,
             )  # fmt: skip
 
-    def _start(
-        self, episode: Episode, step: int, steps: int, record: bool, growth, result, device
-    ) -> tuple[Tensor, StepResult]:
-        """Check a lifetime's arguments; the ``[B, max_outputs]`` output mask, first result."""
-        if record or growth:
+    def _start(self, call: LifetimeCall, device) -> tuple[Tensor, StepResult]:
+        """Check a call; the ``[B, max_outputs]`` output mask and the first result."""
+        if call.record or call.growth:
             raise ValueError(
                 f"{type(self).__name__} has no experts: record and growth apply to BADGER "
                 f"agents only"
             )
-        if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps (T) must be an int >= 1, got {steps!r}")
+        episode, result = call.episode, call.result
         self._check_width(episode.num_outputs, episode.num_inputs)
         mask_d = _columns(self.max_outputs, episode.dims, episode.num_outputs, device)
         if result is None:
-            episode.step_index = step
-            result = check_step_result(episode.first(), episode)
+            result = check_step_result(first_result(episode, call.state.step), episode)
         return mask_d.expand(episode.num_agents, -1), result
 
     def check_task(self, task: Task, num_experts: int) -> None:
@@ -346,23 +359,12 @@ class StepwiseLearner(FixedWidthLearner):
             dim=1,
         )
 
-    def forward(
-        self,
-        task: Task,
-        episode: Episode,
-        state,
-        steps: int,
-        record: bool = False,
-        detach_feedback: bool = False,
-        total_steps: int | None = None,
-        result: StepResult | None = None,
-        growth: Sequence[GrowthEvent] = (),
-        generator: torch.Generator | None = None,
-    ) -> Lifetime:
-        """Play ``steps`` steps (``record`` and ``growth`` do not apply and are refused)."""
+    def forward(self, call: LifetimeCall) -> Lifetime:
+        """Play ``call`` (``record`` and ``growth`` do not apply and are refused)."""
+        state, episode, steps = call.state, call.episode, call.steps
         memory = state.memory
         dev = memory.device
-        mask_d, result = self._start(episode, state.step, steps, record, growth, result, dev)
+        mask_d, result = self._start(call, dev)
         d, m, B = episode.num_outputs, episode.num_inputs, episode.num_agents
         io = getattr(state, "io", None)
         if self.width_agnostic and io is None:
@@ -373,12 +375,12 @@ class StepwiseLearner(FixedWidthLearner):
             mask_m = memory.new_ones(B, self.max_inputs)
             used = _columns(d, episode.dims, d, dev).expand(B, -1)
             mask_d = memory.new_zeros(B, self.max_outputs).scatter(1, io.slots, used)
-        total = steps if total_steps is None else total_steps
+        total = call.total
         action = state.action if state.action is not None else memory.new_zeros(B, self.max_outputs)
 
         def act(result: StepResult, t: int) -> Tensor:
             nonlocal memory, action
-            if detach_feedback:
+            if call.detach_feedback:
                 result = result.detach()
             x = self.step_input(result, action, (mask_d, mask_m), t / total, io)
             out, memory = self.advance(x, memory)
@@ -822,22 +824,11 @@ class MAMLLearner(FixedWidthLearner):
             weights = [w - self.inner_lr * g for w, g in zip(weights, grads, strict=True)]
         return weights
 
-    def forward(
-        self,
-        task: Task,
-        episode: Episode,
-        state: SupervisedState,
-        steps: int,
-        record: bool = False,
-        detach_feedback: bool = False,
-        total_steps: int | None = None,
-        result: StepResult | None = None,
-        growth: Sequence[GrowthEvent] = (),
-        generator: torch.Generator | None = None,
-    ) -> Lifetime:
-        """Play ``steps`` steps, adapting from the meta-weights on the points seen so far."""
+    def forward(self, call: LifetimeCall) -> Lifetime:
+        """Play ``call``, adapting from the meta-weights on the points seen so far."""
+        state, episode, steps = call.state, call.episode, call.steps
         dev = state.x.device
-        mask_d, result = self._start(episode, state.step, steps, record, growth, result, dev)
+        mask_d, result = self._start(call, dev)
         d = episode.num_outputs
         D, M, B = self.max_outputs, self.max_inputs, episode.num_agents
         xs, ys = state.x, state.y

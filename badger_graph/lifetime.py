@@ -2,10 +2,11 @@
 
 :func:`begin` is what :meth:`Agent.begin <badger_graph.Agent.begin>` does (the state a
 lifetime starts from); :func:`run` is what :meth:`Agent.forward <badger_graph.Agent.forward>`
-does: both paths (eager, and ``execution.capture``'s compiled steps) and the baselines'
-``play`` step through the one loop of the task protocol,
-:func:`~badger_graph.tasks.base.run_steps`; chunks of a longer lifetime (truncated
-backpropagation) are calls with ``total_steps`` and ``result``.
+does: both paths (eager, and ``execution.capture``'s compiled steps) run the one step body
+:func:`step_body` and, like the baselines' ``play``, step through the one loop of the task
+protocol, :func:`~badger_graph.tasks.base.run_steps`; chunks of a longer lifetime
+(truncated backpropagation) are calls with ``total_steps`` and ``result``
+(:meth:`LifetimeCall.next <badger_graph.records.LifetimeCall.next>`).
 """
 
 from __future__ import annotations
@@ -27,10 +28,17 @@ from badger_graph.execution import (
 from badger_graph.growth import GrowthEvent, grow
 from badger_graph.memory import check_nodes_fit
 from badger_graph.ports import PortLinks, random_addresses
-from badger_graph.records import Lifetime
+from badger_graph.records import Lifetime, LifetimeCall, StepRecord
 from badger_graph.seeds import generator as seeded
 from badger_graph.state import ExpertGraph
-from badger_graph.tasks.base import Episode, StepResult, Task, check_step_result, run_steps
+from badger_graph.tasks.base import (
+    Episode,
+    StepResult,
+    Task,
+    check_step_result,
+    first_result,
+    run_steps,
+)
 
 
 def _needs_grad(value: Tensor) -> Tensor:
@@ -94,6 +102,40 @@ class StepPlan:
         return cls(state.replace(step=0), constant, links, owners, inputs, None)
 
 
+def step_body(
+    agent,
+    plan: StepPlan,
+    state: ExpertGraph,
+    result: StepResult,
+    time: float | Tensor,
+    check: bool,
+    record: bool = False,
+) -> tuple[ExpertGraph, Tensor, StepRecord | None]:
+    """One inner step, the same for the eager and the captured lifetime.
+
+    Write the task's answer into the nodes, run the step's rounds, push into the ports
+    (if any), read the action. ``time`` is ``t / T`` (a float, or a 0-d tensor in a
+    captured step); ``check`` runs the finite checks (raising, so off when captured).
+    Returns the new state, the action and the step's record (``None`` unless ``record``).
+    """
+    x = agent.write(
+        state,
+        result,
+        plan.constant,
+        time,
+        links=plan.links,
+        owners=plan.owners,
+        inputs=plan.inputs,
+        check=check,
+    )
+    state, rec = agent.step(state, x, record, check=check, edges=plan.edges)
+    if agent.ports is not None:
+        state = state.replace(value=agent.ports.write(state, plan.links))
+        if check:
+            check_finite("port values", state.value, state.step - 1)
+    return state, agent.read(state, plan.owners), rec
+
+
 def captured_step(
     agent,
     plan: StepPlan,
@@ -104,30 +146,17 @@ def captured_step(
 ) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:
     """One inner step as a function of tensors: the part a CUDA graph can replay.
 
-    Everything that depends only on the graph's structure comes in ``plan`` (built once
-    per lifetime), the step time ``t / T`` as a 0-d tensor, and no value is read back to
-    the host: finite checks come back as a flag instead of raising here. Returns the new
-    states, port values, the action and that flag.
+    :func:`step_body` on ``plan``'s structure (built once per lifetime) with the step time
+    ``t / T`` as a 0-d tensor; no value is read back to the host: finite checks come back
+    as a flag instead of raising here. Returns the new states, port values, the action and
+    that flag.
     """
     state = plan.state.replace(h=h, value=value)
-    x = agent.write(
-        state,
-        result,
-        plan.constant,
-        time,
-        links=plan.links,
-        owners=plan.owners,
-        inputs=plan.inputs,
-        check=False,
-    )
-    state, _ = agent.step(state, x, check=False, edges=plan.edges)
-    if agent.ports is not None:
-        state = state.replace(value=agent.ports.write(state, plan.links))
-    action = agent.read(state, plan.owners)
-    finite = x.isfinite().all() & state.h.isfinite().all()
-    if state.value is not None:
-        finite = finite & state.value.isfinite().all()
-    return state.h, state.value, action, finite
+    new, action, _ = step_body(agent, plan, state, result, time, check=False)
+    finite = new.h.isfinite().all() & action.isfinite().all()
+    if new.value is not None:
+        finite = finite & new.value.isfinite().all()
+    return new.h, new.value, action, finite
 
 
 def _capture(agent, state: ExpertGraph, record: bool, growth: Sequence[GrowthEvent]):
@@ -171,9 +200,10 @@ def _raise_nonfinite(agent, finite: list[Tensor], first_step: int, cause=None) -
 
 
 def _captured(
-    agent, step_fn, episode, state, plan, result, steps, total, detach_feedback
+    agent, step_fn, call: LifetimeCall, plan: StepPlan, result: StepResult
 ) -> tuple[list, list, ExpertGraph, StepResult]:
-    """The inner loop with every step through the compiled ``step_fn``."""
+    """The inner loop of ``call`` with every step through the compiled ``step_fn``."""
+    episode, state, total = call.episode, call.state, call.total
     times = torch.arange(total + 1, dtype=torch.float64, device=state.h.device) / total
     grad = torch.is_grad_enabled()
     if grad:  # later steps' states need grad: one graph for every step
@@ -188,7 +218,7 @@ def _captured(
 
     def act(result: StepResult, t: int) -> Tensor:
         nonlocal state
-        if detach_feedback:
+        if call.detach_feedback:
             result = result.detach()
         result = _uniform(result, state, num_inputs, grad)
         h, value, action, ok = step_fn(plan, state.h, state.value, result, times[state.step])
@@ -205,7 +235,7 @@ def _captured(
 
     start = state.step
     try:
-        actions, errors, result = run_steps(episode, result, steps, act, start, check)
+        actions, errors, result = run_steps(episode, result, call.steps, act, start, check)
     except NonFiniteError:
         raise
     except Exception as error:
@@ -262,85 +292,49 @@ def begin(
     )
 
 
-def run(
-    agent,
-    task: Task,
-    episode: Episode,
-    state: ExpertGraph,
-    steps: int,
-    record: bool = False,
-    detach_feedback: bool = False,
-    total_steps: int | None = None,
-    result: StepResult | None = None,
-    growth: Sequence[GrowthEvent] = (),
-    generator: torch.Generator | None = None,
-) -> Lifetime:
-    """Run ``steps`` inner steps of ``agent`` from ``state`` against ``episode``.
+def run(agent, call: LifetimeCall) -> Lifetime:
+    """Play ``call``: ``call.steps`` inner steps of ``agent`` from ``call.state``.
 
-    What :meth:`Agent.forward <badger_graph.Agent.forward>` does. A whole lifetime by
-    default; with ``total_steps`` and ``result`` (the previous chunk's ``last_result``) a
-    chunk of a longer one that starts at ``state.step``.
-
-    Args:
-        agent (Agent): the agent (its weights never change here).
-        task (Task): the task (tells which experts receive feedback).
-        episode (Episode): the batch of hidden task instances.
-        state (ExpertGraph): initial state (see :meth:`Agent.init_state`).
-        steps (int): lifetime length :math:`T`.
-        record (bool, optional): keep every step's edges, messages and states.
-        detach_feedback (bool, optional): stop gradients through the feedback values.
-        total_steps (int, optional): length of the whole lifetime (sets ``t / T``).
-        result (StepResult, optional): the feedback to write first (default: the
-            episode's ``first()``).
-        growth (list of GrowthEvent, optional): add experts to every agent before the
-            given steps (existing states are kept bit-for-bit).
-        generator (torch.Generator, optional): for random identities of grown experts.
+    What :meth:`Agent.forward <badger_graph.Agent.forward>` does (see
+    :class:`~badger_graph.records.LifetimeCall` for the arguments). Growth events add
+    experts to every agent before the given steps (existing states are kept bit-for-bit).
     """
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps (T) must be an int >= 1, got {steps!r}")
+    state, episode, steps, growth = call.state, call.episode, call.steps, call.growth
     if state.num_outputs != episode.num_outputs:
         raise ValueError(
             f"state has d={state.num_outputs} outputs but the episode has d={episode.num_outputs}"
         )
-    total = steps if total_steps is None else total_steps
     late = [g.step for g in growth if g.step >= state.step + steps]
     if late:
         raise ValueError(
             f"growth at step(s) {late} but this lifetime ends before step {state.step + steps}"
         )
-    plan = StepPlan.of(agent, state, task, episode)
+    plan = StepPlan.of(agent, state, call.task, episode)
+    result = call.result
     if result is None:
-        episode.step_index = state.step
-        result = _check_result(episode.first(), episode, state, plan.inputs)
-    step_fn = _capture(agent, state, record, growth)
+        result = _check_result(first_result(episode, state.step), episode, state, plan.inputs)
+    step_fn = _capture(agent, state, call.record, growth)
     if step_fn is not None:
         if agent.topology.fixed_edges:  # the same edges every step: built once, not captured
             edges = adjacency(agent.policy, agent.topology, state, agent.execution)
             plan = dataclasses.replace(plan, edges=edges)
-        actions, errors, state, result = _captured(
-            agent, step_fn, episode, state, plan, result, steps, total, detach_feedback
-        )
+        actions, errors, state, result = _captured(agent, step_fn, call, plan, result)
         return Lifetime(torch.stack(actions), torch.stack(errors), state, [], episode, result)
     records = []
+    total, check_finite_values = call.total, agent.execution.check_finite
 
     def act(result: StepResult, t: int) -> Tensor:
         nonlocal state, plan
         events = [g for g in growth if g.step == t]
         for event in events:
-            state = grow(state, event.count, event.mode, None, generator, agent.identity)
+            state = grow(state, event.count, event.mode, None, call.generator, agent.identity)
         if events:
-            plan = StepPlan.of(agent, state, task, episode)
-        if detach_feedback:
+            plan = StepPlan.of(agent, state, call.task, episode)
+        if call.detach_feedback:
             result = result.detach()
-        x = agent.write(
-            state, result, plan.constant, t / total, plan.links, plan.owners, plan.inputs
+        state, action, rec = step_body(
+            agent, plan, state, result, t / total, check_finite_values, call.record
         )
-        state, rec = agent.step(state, x, record)
-        if agent.ports is not None:
-            state = state.replace(value=agent.ports.write(state, plan.links))
-            if agent.execution.check_finite:
-                check_finite("port values", state.value, t)
-        action = agent.read(state, plan.owners)
         if rec is not None:
             rec.action = action.detach()
             records.append(rec)

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
 from badger_graph.state import ExpertGraph
-from badger_graph.tasks.base import Episode, StepResult
+from badger_graph.tasks.base import Episode, StepResult, Task
+
+if TYPE_CHECKING:
+    import torch
+
+    from badger_graph.growth import GrowthEvent
 
 
 @dataclasses.dataclass
@@ -87,3 +94,62 @@ class Lifetime:
     def mean_error(self) -> Tensor:
         """Mean error over all steps per agent, ``[B]``."""
         return self.errors.mean(0)
+
+
+@dataclasses.dataclass(frozen=True)
+class LifetimeCall:
+    """One call of a learner: play ``steps`` inner steps of ``episode`` from ``state``.
+
+    What every :class:`~badger_graph.learner.Learner` takes (``learner(call)``) and returns
+    a :class:`Lifetime` for. A whole lifetime by default; a chunk of a longer one (truncated
+    backpropagation, a snapshot resumed) is a call with ``total_steps`` and the previous
+    chunk's ``result``: :meth:`next` builds it from the previous chunk's lifetime.
+
+    Attributes:
+        task (Task): the task the episodes come from.
+        episode (Episode): the episodes, one per agent.
+        state: where the learners start (what ``learner.begin`` returned, or a previous
+            chunk's ``Lifetime.state``); its ``step`` is the first step played.
+        steps (int): inner steps to play (``T`` of a whole lifetime).
+        record (bool): keep every step's edges, messages and states (BADGER only).
+        detach_feedback (bool): cut the task's answers from the autograd graph.
+        total_steps (int, optional): the whole lifetime's ``T`` when this call is a chunk
+            (the step time is ``t / total_steps``). (default: ``steps``)
+        result (StepResult, optional): the task's answer to the previous action, to
+            continue from (default: the episode's first answer).
+        growth (list of GrowthEvent): experts added mid-lifetime (BADGER only).
+        generator (torch.Generator, optional): draws the identities of grown experts.
+    """
+
+    task: Task
+    episode: Episode
+    state: Any
+    steps: int
+    record: bool = False
+    detach_feedback: bool = False
+    total_steps: int | None = None
+    result: StepResult | None = None
+    growth: Sequence[GrowthEvent] = ()
+    generator: torch.Generator | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 1:
+            raise ValueError(f"steps (T) must be an int >= 1, got {self.steps!r}")
+        total = self.total_steps
+        if total is not None and (not isinstance(total, int) or total < self.steps):
+            raise ValueError(f"total_steps must be an int >= steps ({self.steps}), got {total!r}")
+
+    @property
+    def total(self) -> int:
+        """The whole lifetime's ``T`` (``total_steps``, else ``steps``)."""
+        return self.steps if self.total_steps is None else self.total_steps
+
+    def replace(self, **changes) -> LifetimeCall:
+        """A copy with ``changes``."""
+        return dataclasses.replace(self, **changes)
+
+    def next(self, life: Lifetime, steps: int) -> LifetimeCall:
+        """The call that plays the ``steps`` steps after ``life`` (this call's lifetime)."""
+        return self.replace(
+            state=life.state, result=life.last_result, steps=steps, total_steps=self.total
+        )

@@ -22,7 +22,7 @@ import torch
 from badger_graph.curriculum import EpisodeSpec
 from badger_graph.growth import GrowthEvent
 from badger_graph.learner import Learner
-from badger_graph.records import Lifetime
+from badger_graph.records import Lifetime, LifetimeCall
 from badger_graph.seeds import derive, generator
 from badger_graph.state import ExpertGraph, Role
 from badger_graph.tasks.base import BaselineUnavailable, Episode, Task
@@ -190,7 +190,7 @@ class EpisodeRunner:
         if agents is not None:
             episode, state = episode.agent_range(*agents), state.agent_range(*agents)
         growth = [*growth, *self.growth_events(seed, state, spec)]
-        return self.agent(
+        call = LifetimeCall(
             self.task,
             episode,
             state,
@@ -200,3 +200,4 @@ class EpisodeRunner:
             growth=growth,
             generator=generator(seed, "identities"),
         )
+        return self.agent(call)

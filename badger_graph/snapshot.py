@@ -9,12 +9,12 @@ channel sizes, and :func:`badger_graph.growth.grow` can resize it after loading.
 
 Example::
 
-    life = agent(task, episode, state, steps=4, total_steps=10)
+    life = agent(LifetimeCall(task, episode, state, steps=4, total_steps=10))
     save_snapshot("agent.pt", Snapshot.of(agent, life, total_steps=10))
     ...
     snap = load_snapshot("agent.pt")
     snap.restore(agent)  # the topology's generator continues where it stopped
-    rest = agent(task, snap.episode, snap.state, 6, result=snap.result, total_steps=10)
+    rest = agent(snap.call(task, steps=6))
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from badger_graph.records import LifetimeCall
 from badger_graph.state import ExpertGraph
 from badger_graph.tasks.base import Episode, StepResult
 
@@ -61,6 +62,17 @@ class Snapshot:
             total_steps=total_steps,
             topology_rng=gen.get_state() if isinstance(gen, torch.Generator) else None,
         )
+
+    def call(self, task, steps: int, **options) -> LifetimeCall:
+        """The call that plays the ``steps`` steps after the snapshot.
+
+        ``options``: more :class:`~badger_graph.records.LifetimeCall` fields, e.g.
+        ``record=True``.
+        """
+        return LifetimeCall(
+            task, self.episode, self.state, steps,
+            result=self.result, total_steps=self.total_steps, **options,
+        )  # fmt: skip
 
     def restore(self, agent) -> None:
         """Put the topology's random generator back where the snapshot was taken."""

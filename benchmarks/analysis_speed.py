@@ -13,6 +13,7 @@ import torch
 
 from badger_graph import Agent, ExpertPolicy, analysis
 from badger_graph.execution import Execution
+from badger_graph.records import LifetimeCall
 from badger_graph.tasks import GuessingGame
 from badger_graph.tasks.guessing_game import GuessingEpisode
 from badger_graph.topologies import RandomOutDegree
@@ -28,7 +29,13 @@ def main() -> None:
         agent = Agent(ExpertPolicy(), RandomOutDegree(8, seed=0), execution=Execution(dense=dense))
         with torch.no_grad():
             return agent(
-                game, GuessingEpisode(target, "scalar"), agent.init_state(n, 3, B), T, record=record
+                LifetimeCall(
+                    game,
+                    GuessingEpisode(target, "scalar"),
+                    agent.init_state(n, 3, B),
+                    T,
+                    record=record,
+                )
             )
 
     def timeit(fn, reps=5):

@@ -16,6 +16,7 @@ import time
 import torch
 
 from badger_graph import Agent, Execution, ExpertPolicy
+from badger_graph.records import LifetimeCall
 from badger_graph.tasks import GuessingGame
 from badger_graph.topologies import FullyConnected
 
@@ -28,7 +29,7 @@ def lifetime_seconds(n: int, B: int, ex: Execution, train: bool) -> float:
     def run() -> None:
         with torch.set_grad_enabled(train):
             ep = game.reset(B, torch.Generator().manual_seed(1))
-            life = agent(game, ep, agent.init_state(n, 3, num_agents=B), 20)
+            life = agent(LifetimeCall(game, ep, agent.init_state(n, 3, num_agents=B), 20))
             if train:
                 life.errors[-1].mean().backward()
 

@@ -245,14 +245,22 @@ def run_steps(
     return actions, errors, result
 
 
+def first_result(episode: Episode, step: int = 0) -> StepResult:
+    """The episode's answer before the first action of a lifetime that starts at ``step``.
+
+    With :func:`run_steps`, the only place that sets ``episode.step_index``.
+    """
+    episode.step_index = step
+    return episode.first()
+
+
 def play(episode: Episode, steps: int, act: Callable[[StepResult, int], Tensor]) -> Tensor:
     """Run a hand-written strategy for ``steps`` steps; its errors ``[T, B]``.
 
     ``act(result, t)`` gets the last :class:`StepResult` (the episode's ``first()`` at
     ``t = 0``) and returns the action ``[B, d]`` of step ``t`` (see :func:`run_steps`).
     """
-    episode.step_index = 0
-    result = episode.first()
+    result = first_result(episode)
     with torch.no_grad():
         _, errors, _ = run_steps(episode, result, steps, act)
     return torch.stack(errors)

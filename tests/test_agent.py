@@ -3,6 +3,7 @@ import torch
 from helpers import tiny_policy
 
 from badger_graph import Agent, ExpertGraph
+from badger_graph.records import LifetimeCall
 from badger_graph.tasks import GuessingGame
 from badger_graph.tasks.base import Episode, StepResult
 from badger_graph.tasks.guessing_game import GuessingEpisode
@@ -11,7 +12,9 @@ from badger_graph.topologies import Attention, FullyConnected, RandomOutDegree, 
 
 def _run(agent, game, sizes, target, steps=6, record=False):
     state = agent.init_state(sizes, target.size(1))
-    return agent(game, GuessingEpisode(target, game.feedback), state, steps, record=record)
+    return agent(
+        LifetimeCall(game, GuessingEpisode(target, game.feedback), state, steps, record=record)
+    )
 
 
 def _target(B, d=3, seed=0):
@@ -47,12 +50,12 @@ def test_permuting_experts_permutes_states(small_policy, game):
     target = _target(2)
     state = agent.init_state([5, 4], 3)
     ep = GuessingEpisode(target, "scalar")
-    ref = agent(game, ep, state, 6)
+    ref = agent(LifetimeCall(game, ep, state, 6))
     # permute the nodes of each agent, carrying every per-node field with them
     perm = torch.tensor([3, 0, 4, 1, 2, 8, 6, 5, 7])
     fields = ("h", "role", "local_index", "identity", "output_index")
     permuted = state.replace(**{f: getattr(state, f)[perm] for f in fields})
-    out = agent(game, ep, permuted, 6)
+    out = agent(LifetimeCall(game, ep, permuted, 6))
     torch.testing.assert_close(out.actions, ref.actions)
     torch.testing.assert_close(out.state.h, ref.state.h[perm])
 
@@ -95,14 +98,16 @@ def test_output_ports_permutation(small_policy):
     game = GuessingGame(4)
     target = _target(1, 4)
     state = agent.init_state([3], 4)
-    ref = agent(game, GuessingEpisode(target, "scalar"), state, 5)
+    ref = agent(LifetimeCall(game, GuessingEpisode(target, "scalar"), state, 5))
     # port p now owns output perm[old output of p]; targets are permuted the same way
     perm = torch.tensor([2, 0, 3, 1])
     oi = state.output_index.clone()
     oi[3:] = perm[oi[3:]]
     new_target = torch.empty_like(target)
     new_target[:, perm] = target
-    out = agent(game, GuessingEpisode(new_target, "scalar"), state.replace(output_index=oi), 5)
+    out = agent(
+        LifetimeCall(game, GuessingEpisode(new_target, "scalar"), state.replace(output_index=oi), 5)
+    )
     torch.testing.assert_close(out.actions[:, :, perm], ref.actions)
     torch.testing.assert_close(out.errors, ref.errors)
 
@@ -146,7 +151,7 @@ class _NaNEpisode(Episode):
 def test_nan_feedback_is_named(agent, game):
     state = agent.init_state(3, 3, num_agents=2)
     with pytest.raises(FloatingPointError, match="step 1"):
-        agent(game, _NaNEpisode(2), state, 4)
+        agent(LifetimeCall(game, _NaNEpisode(2), state, 4))
 
 
 def test_bad_agent_input(small_policy, game):
@@ -157,15 +162,15 @@ def test_bad_agent_input(small_policy, game):
     agent = Agent(small_policy, FullyConnected())
     state = agent.init_state(3, 3, num_agents=1)
     with pytest.raises(ValueError, match="steps"):
-        agent(game, GuessingEpisode(_target(1), "scalar"), state, 0)
+        agent(LifetimeCall(game, GuessingEpisode(_target(1), "scalar"), state, 0))
     with pytest.raises(ValueError, match="d=2"):
-        agent(game, GuessingEpisode(_target(1, 2), "scalar"), state, 3)
+        agent(LifetimeCall(game, GuessingEpisode(_target(1, 2), "scalar"), state, 3))
 
 
 def test_state_is_immutable(agent, game):
     state = agent.init_state(3, 3, num_agents=1)
     h0 = state.h.clone()
-    agent(game, GuessingEpisode(_target(1), "scalar"), state, 3)
+    agent(LifetimeCall(game, GuessingEpisode(_target(1), "scalar"), state, 3))
     assert torch.equal(state.h, h0)
     assert state.step == 0
     assert isinstance(state, ExpertGraph)

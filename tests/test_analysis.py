@@ -4,6 +4,7 @@ import torch
 from helpers import tiny_policy
 
 from badger_graph import Agent, analysis
+from badger_graph.records import LifetimeCall
 from badger_graph.tasks import GuessingGame
 from badger_graph.tasks.guessing_game import GuessingEpisode
 from badger_graph.topologies import Attention, FullyConnected
@@ -14,7 +15,9 @@ def _life(topology=None, aggr="mean"):
     agent = Agent(tiny_policy(aggr=aggr), topology or FullyConnected())
     target = torch.rand(2, 3) * 2 - 1
     state = agent.init_state([4, 3], 3)
-    return agent(GuessingGame(3), GuessingEpisode(target, "scalar"), state, 5, record=True)
+    return agent(
+        LifetimeCall(GuessingGame(3), GuessingEpisode(target, "scalar"), state, 5, record=True)
+    )
 
 
 def test_step_graph_matches_record():
@@ -67,10 +70,12 @@ def test_unrecorded_lifetime_is_rejected():
     torch.manual_seed(0)
     agent = Agent(tiny_policy(), FullyConnected())
     life = agent(
-        GuessingGame(3),
-        GuessingEpisode(torch.zeros(1, 3), "scalar"),
-        agent.init_state(3, 3, num_agents=1),
-        2,
+        LifetimeCall(
+            GuessingGame(3),
+            GuessingEpisode(torch.zeros(1, 3), "scalar"),
+            agent.init_state(3, 3, num_agents=1),
+            2,
+        )
     )
     with pytest.raises(ValueError, match="record=True"):
         analysis.lifetime_graphs(life)

@@ -20,6 +20,7 @@ from badger_graph.errors import NonFiniteError
 from badger_graph.execution import CapturedStep, Execution
 from badger_graph.policies import RelayFeedback, RolePolicies
 from badger_graph.ports import AddressedPorts
+from badger_graph.records import LifetimeCall
 from badger_graph.runner import EpisodeRunner
 from badger_graph.tasks import GuessingGame, OnlineRegression
 from badger_graph.tasks.base import StepResult
@@ -124,9 +125,11 @@ def test_captured_lifetime_in_chunks_equals_one_piece(counter):
     with torch.no_grad():
         whole = runner.run(seed=2, batch_size=4)
         episode, state = runner.begin(seed=2, batch_size=4)
-        first = agent(_task("fig6"), episode, state, 2, total_steps=6)
+        first = agent(LifetimeCall(_task("fig6"), episode, state, 2, total_steps=6))
         rest = agent(
-            _task("fig6"), episode, first.state, 4, total_steps=6, result=first.last_result
+            LifetimeCall(
+                _task("fig6"), episode, first.state, 4, total_steps=6, result=first.last_result
+            )
         )
     torch.testing.assert_close(torch.cat([first.actions, rest.actions]), whole.actions)
 
@@ -168,12 +171,14 @@ def test_captured_nonfinite_names_the_first_bad_step(counter):
     runner = EpisodeRunner(agent, task, num_experts=5, inner_steps=6)
     episode, state = runner.begin(seed=2, batch_size=4)
     with pytest.raises(NonFiniteError, match=r"at inner step \(captured\) 3") as err:
-        agent(task, _NaNAfter(episode, 2), state, 6)  # answers 3.. carry NaN: step 3 reads it
+        agent(
+            LifetimeCall(task, _NaNAfter(episode, 2), state, 6)
+        )  # answers 3.. carry NaN: step 3 reads it
     assert err.value.step == 3
     unchecked = dataclasses.replace(agent.execution, check_finite=False)
     agent.execution = unchecked
     episode, state = runner.begin(seed=2, batch_size=4)
-    life = agent(task, _NaNAfter(episode, 2), state, 6)
+    life = agent(LifetimeCall(task, _NaNAfter(episode, 2), state, 6))
     assert life.actions[:3].isfinite().all()
     assert not life.actions[3:].isfinite().all()
 
@@ -289,7 +294,7 @@ def test_a_task_failing_on_nan_actions_still_names_the_nan(counter):
     task = _task("fig6")
     episode, state = EpisodeRunner(agent, task, 5, 6).begin(seed=2, batch_size=4)
     with pytest.raises(NonFiniteError, match=r"inner step \(captured\) 3") as err:
-        agent(task, _FailsOnNaN(episode, 2), state, 6)
+        agent(LifetimeCall(task, _FailsOnNaN(episode, 2), state, 6))
     assert isinstance(err.value.__cause__, RuntimeError)
 
 

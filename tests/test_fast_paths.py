@@ -7,6 +7,7 @@ from helpers import grads, tiny_policy
 from badger_graph import Agent, ExpertPolicy
 from badger_graph.adjacency import CSRAdjacency, DenseAdjacency, EdgeAdjacency
 from badger_graph.execution import Execution, adjacency
+from badger_graph.records import LifetimeCall
 from badger_graph.state import NUM_FEATURES
 from badger_graph.tasks import GuessingGame
 from badger_graph.tasks.guessing_game import GuessingEpisode
@@ -25,7 +26,7 @@ def _lifetime_and_grads(agent, sizes, d=3, steps=5):
     target = torch.rand(len(sizes), d, generator=torch.Generator().manual_seed(0)) * 2 - 1
     game = GuessingGame(d, feedback_to="all")
     state = agent.init_state(sizes, d)
-    life = agent(game, GuessingEpisode(target, "scalar"), state, steps)
+    life = agent(LifetimeCall(game, GuessingEpisode(target, "scalar"), state, steps))
     agent.zero_grad()
     life.errors.mean().backward()
     return life, grads(agent)

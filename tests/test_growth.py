@@ -6,6 +6,7 @@ from badger_graph import Agent
 from badger_graph.curriculum import GrowthCurriculum
 from badger_graph.growth import GrowthEvent, grow, remove
 from badger_graph.ports import AddressedPorts
+from badger_graph.records import LifetimeCall
 from badger_graph.tasks.guessing_game import GuessingEpisode
 from badger_graph.topologies import FullyConnected
 
@@ -57,8 +58,8 @@ def test_growth_mid_lifetime_equals_plain_lifetime_up_to_step(small_policy, game
     target = torch.rand(3, 3, generator=torch.Generator().manual_seed(1)) * 2 - 1
     ep = GuessingEpisode(target, "scalar")
     s = agent.init_state(4, 3, num_agents=3)
-    plain = agent(game, ep, s, 8)
-    grown = agent(game, ep, s, 8, growth=[GrowthEvent(5, 4, "clone")])
+    plain = agent(LifetimeCall(game, ep, s, 8))
+    grown = agent(LifetimeCall(game, ep, s, 8, growth=[GrowthEvent(5, 4, "clone")]))
     torch.testing.assert_close(grown.actions[:5], plain.actions[:5])
     assert not torch.allclose(grown.actions[5:], plain.actions[5:])
     assert grown.state.num_experts().tolist() == [8, 8, 8]

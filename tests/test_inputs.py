@@ -8,6 +8,7 @@ from helpers import tiny_policy
 
 from badger_graph import Agent, ExpertGraph
 from badger_graph.growth import grow
+from badger_graph.records import LifetimeCall
 from badger_graph.state import Role
 from badger_graph.tasks import GuessingGame
 from badger_graph.tasks.base import Episode, StepResult
@@ -60,9 +61,9 @@ def test_observation_reaches_the_input_nodes_and_the_experts():
     torch.testing.assert_close(signal[state.is_input], obs.reshape(-1))
     assert signal[~state.is_input].eq(0).all()
     episode.seen.clear()
-    life = agent(GuessingGame(1), episode, state, 4)
+    life = agent(LifetimeCall(GuessingGame(1), episode, state, 4))
     assert episode.seen == [0, 0, 1, 2, 3]  # first(), then the step of each scored action
-    other = agent(GuessingGame(1), _Echo(-obs), state, 4)
+    other = agent(LifetimeCall(GuessingGame(1), _Echo(-obs), state, 4))
     assert not torch.allclose(life.actions, other.actions)  # the experts heard the inputs
 
 
@@ -74,7 +75,7 @@ def test_parameter_count_independent_of_m_and_any_m_runs(topology):
     for m in (1, 2, 5, 10):
         obs = torch.randn(3, m, generator=torch.Generator().manual_seed(m))
         state = agent.init_state(4, 1, num_agents=3, num_inputs=m)
-        life = agent(GuessingGame(1), _Echo(obs), state, 3)
+        life = agent(LifetimeCall(GuessingGame(1), _Echo(obs), state, 3))
         assert life.actions.shape == (3, 3, 1)
         assert torch.isfinite(life.errors).all()
     assert sum(p.numel() for p in agent.parameters()) == count
@@ -84,10 +85,15 @@ def test_bad_observations_are_named():
     agent = Agent(tiny_policy(), FullyConnected())
     obs = torch.zeros(2, 3)
     with pytest.raises(ValueError, match="no input nodes"):
-        agent(GuessingGame(1), _Echo(obs), agent.init_state(2, 1, num_agents=2), 2)
+        agent(LifetimeCall(GuessingGame(1), _Echo(obs), agent.init_state(2, 1, num_agents=2), 2))
     with pytest.raises(ValueError, match=r"observation must have shape \[2, 4\]"):
         agent(
-            GuessingGame(1), _Echo(obs, m=4), agent.init_state(2, 1, num_agents=2, num_inputs=4), 2
+            LifetimeCall(
+                GuessingGame(1),
+                _Echo(obs, m=4),
+                agent.init_state(2, 1, num_agents=2, num_inputs=4),
+                2,
+            )
         )
 
 

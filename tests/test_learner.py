@@ -14,6 +14,7 @@ from badger_graph import BadgerModule
 from badger_graph.errors import TaskTooWideError
 from badger_graph.learner import Learner, MAMLLearner, RecurrentLearner
 from badger_graph.matrix import evaluate
+from badger_graph.records import LifetimeCall
 from badger_graph.runner import EpisodeRunner
 from badger_graph.tasks import (
     BernoulliBandits,
@@ -374,9 +375,9 @@ def test_width_agnostic_outputs_follow_their_slots():
     episode, state = runner.begin(5, 8, 1)
     flipped = state.io.slots.flip(1)
     other = state.replace(io=WidthMap(state.io.projection, flipped))
-    a = learner(task, episode, state, 1).actions[0]
+    a = learner(LifetimeCall(task, episode, state, 1)).actions[0]
     episode2, _ = runner.begin(5, 8, 1)
-    b = learner(task, episode2, other, 1).actions[0]
+    b = learner(LifetimeCall(task, episode2, other, 1)).actions[0]
     # the first step sees no signal: the outputs are the network's slots, read in two orders
     torch.testing.assert_close(a.flip(1), b)
 

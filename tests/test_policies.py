@@ -8,6 +8,7 @@ from badger_graph import Agent, ExpertPolicy
 from badger_graph.adjacency import CSRAdjacency, DenseAdjacency
 from badger_graph.execution import Execution, adjacency
 from badger_graph.policies import RelayFeedback, RolePolicies
+from badger_graph.records import LifetimeCall
 from badger_graph.tasks import GuessingGame
 from badger_graph.tasks.guessing_game import GuessingEpisode
 from badger_graph.topologies import FullyConnected
@@ -63,8 +64,10 @@ def test_all_round_paths_agree(path):
     ref.load_state_dict(agent.state_dict())
     target = torch.rand(3, 3) * 2 - 1
     game = GuessingGame(3)
-    a = agent(game, GuessingEpisode(target, "scalar"), agent.init_state([4, 4, 4], 3), 4)
-    b = ref(game, GuessingEpisode(target, "scalar"), ref.init_state([4, 4, 4], 3), 4)
+    a = agent(
+        LifetimeCall(game, GuessingEpisode(target, "scalar"), agent.init_state([4, 4, 4], 3), 4)
+    )
+    b = ref(LifetimeCall(game, GuessingEpisode(target, "scalar"), ref.init_state([4, 4, 4], 3), 4))
     torch.testing.assert_close(a.actions, b.actions)
 
 
@@ -76,7 +79,7 @@ def test_handcrafted_relay_has_no_parameters_and_relays_feedback():
     agent = Agent(multi, FullyConnected())
     game = GuessingGame(3)
     target = torch.full((1, 3), 0.5)
-    life = agent(game, GuessingEpisode(target, "scalar"), agent.init_state([4], 3), 3)
+    life = agent(LifetimeCall(game, GuessingEpisode(target, "scalar"), agent.init_state([4], 3), 3))
     # after the last step the relay expert (node 0) holds the feedback of that step
     fb = life.errors[-2]  # feedback written at the last step = error of the step before
     assert torch.allclose(life.state.h[0, 0], fb[0])

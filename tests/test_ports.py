@@ -6,6 +6,7 @@ from badger_graph import Agent, BadgerModule, ExpertGraph
 from badger_graph.curriculum import AddressCurriculum, EpisodeSpec, RangeCurriculum
 from badger_graph.execution import Execution
 from badger_graph.ports import AddressedPorts, random_addresses
+from badger_graph.records import LifetimeCall
 from badger_graph.tasks import GuessingGame
 from badger_graph.tasks.guessing_game import GuessingEpisode
 from badger_graph.topologies import FullyConnected
@@ -38,7 +39,7 @@ def _run(agent, target, addresses, experts=5, steps=6):
     state = agent.init_state(
         experts, target.size(1), num_agents=target.size(0), addresses=addresses
     )
-    return agent(game, GuessingEpisode(target, "scalar"), state, steps)
+    return agent(LifetimeCall(game, GuessingEpisode(target, "scalar"), state, steps))
 
 
 def test_parameter_count_independent_of_d_and_experts():
@@ -188,13 +189,13 @@ def test_agents_with_different_d_in_one_batch_equal_each_alone(ports):
     assert (ep.target[0, 1:] == 0).all()
     addr = random_addresses(3, 5, 4, torch.Generator().manual_seed(5))
     state = agent.init_state(6, dims, num_agents=3, addresses=addr if ports else None)
-    together = agent(game, ep, state, 5)
+    together = agent(LifetimeCall(game, ep, state, 5))
     for b, d in enumerate(dims):
         alone_ep = GuessingEpisode(ep.target[b : b + 1, :d], "scalar")
         alone_state = agent.init_state(
             6, d, num_agents=1, addresses=addr[b : b + 1, :d] if ports else None
         )
-        alone = agent(game, alone_ep, alone_state, 5)
+        alone = agent(LifetimeCall(game, alone_ep, alone_state, 5))
         torch.testing.assert_close(together.errors[:, b], alone.errors[:, 0], rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(
             together.actions[:, b, :d], alone.actions[:, 0], rtol=1e-4, atol=1e-5

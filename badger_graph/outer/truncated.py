@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from badger_graph.outer.base import OuterLoop, check_differentiable, objective_loss
+from badger_graph.records import LifetimeCall
 
 
 class TruncatedBPTT(OuterLoop):
@@ -57,27 +58,24 @@ class TruncatedBPTT(OuterLoop):
             episode, state = episode.agent_range(*share), state.agent_range(*share)
         if runner.growth_events(seed, state, module.spec):
             raise ValueError("GrowthCurriculum does not support TruncatedBPTT yet")
-        result, errors = None, []
+        call = LifetimeCall(
+            runner.task, episode, state, min(K, T),
+            detach_feedback=runner.detach_feedback, total_steps=T,
+        )  # fmt: skip
+        errors = []
         for start in range(0, T, K):
             n = min(K, T - start)
             needs_grad = objective == "mean" or start + n == T
             with torch.set_grad_enabled(needs_grad and torch.is_grad_enabled()):
-                life = module.agent(
-                    runner.task,
-                    episode,
-                    state,
-                    n,
-                    detach_feedback=runner.detach_feedback,
-                    total_steps=T,
-                    result=result,
-                )
+                life = module.agent(call)
             if needs_grad:
                 chunk = (
                     life.errors.sum(0).mean() / T if objective == "mean" else life.errors[-1].mean()
                 )
                 check_differentiable(chunk, module)
                 backward(chunk)
-            state = life.state.detach()
-            result = life.last_result.detach()
             errors.append(life.errors.detach())
+            if start + n < T:  # the next chunk starts from this one's end, cut from its graph
+                call = call.next(life, min(K, T - start - n))
+                call = call.replace(state=call.state.detach(), result=call.result.detach())
         return torch.cat(errors)

@@ -7,6 +7,7 @@ from helpers import tiny_policy
 from badger_graph import Agent, ExpertPolicy
 from badger_graph.growth import grow
 from badger_graph.ports import AddressedPorts
+from badger_graph.records import LifetimeCall
 from badger_graph.snapshot import Snapshot, load_snapshot, save_snapshot
 from badger_graph.tasks import GuessingGame
 from badger_graph.topologies import Attention, RandomOutDegree
@@ -31,11 +32,11 @@ def test_saved_agent_continues_identically(tmp_path, kind):
     g = torch.Generator().manual_seed(5)
     episode = game.reset(6, generator=g)
     state0 = agent.init_state(5, 3, num_agents=6, generator=g)
-    full = agent(game, episode, state0, T)
+    full = agent(LifetimeCall(game, episode, state0, T))
 
     if kind == "random":
         agent.topology.reseed(11)
-    first = agent(game, episode, state0, t, total_steps=T)
+    first = agent(LifetimeCall(game, episode, state0, t, total_steps=T))
     save_snapshot(tmp_path / "live.pt", Snapshot.of(agent, first, total_steps=T))
 
     other = _agent(kind)  # a fresh process would build the agent and load its weights
@@ -45,7 +46,9 @@ def test_saved_agent_continues_identically(tmp_path, kind):
     snap = load_snapshot(tmp_path / "live.pt")
     snap.restore(other)
     assert snap.state.step == t
-    rest = other(game, snap.episode, snap.state, T - t, result=snap.result, total_steps=T)
+    rest = other(
+        LifetimeCall(game, snap.episode, snap.state, T - t, result=snap.result, total_steps=T)
+    )
     assert torch.equal(rest.actions, full.actions[t:])
     assert torch.equal(rest.state.h, full.state.h)
     assert torch.equal(rest.errors, full.errors[t:])
@@ -55,12 +58,14 @@ def test_loaded_snapshot_grows_into_more_experts(tmp_path):
     game = GuessingGame(3, feedback_to="all")
     agent = _agent("random")
     episode = game.reset(2, generator=torch.Generator().manual_seed(1))
-    life = agent(game, episode, agent.init_state(5, 3, num_agents=2), 3, total_steps=8)
+    life = agent(
+        LifetimeCall(game, episode, agent.init_state(5, 3, num_agents=2), 3, total_steps=8)
+    )
     save_snapshot(tmp_path / "s.pt", Snapshot.of(agent, life, total_steps=8))
     snap = load_snapshot(tmp_path / "s.pt")
     bigger = grow(snap.state, 4, "clone")
     assert bigger.num_nodes == snap.state.num_nodes + 8
-    rest = agent(game, snap.episode, bigger, 5, result=snap.result, total_steps=8)
+    rest = agent(LifetimeCall(game, snap.episode, bigger, 5, result=snap.result, total_steps=8))
     assert rest.actions.shape == (5, 2, 3)
     assert torch.isfinite(rest.actions).all()
 
@@ -77,7 +82,7 @@ def test_bad_snapshot_files(tmp_path):
     game = GuessingGame(3)
     agent = _agent("random")
     episode = game.reset(1, generator=torch.Generator().manual_seed(1))
-    life = agent(game, episode, agent.init_state(5, 3, num_agents=1), 2)
+    life = agent(LifetimeCall(game, episode, agent.init_state(5, 3, num_agents=1), 2))
     snap = Snapshot.of(agent, life)
     narrow = Agent(ExpertPolicy(8, 8, 8, 4), RandomOutDegree(2))
     with pytest.raises(ValueError, match="hidden_channels=8"):

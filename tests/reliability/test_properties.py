@@ -14,6 +14,7 @@ from badger_graph import Agent, ExpertGraph
 from badger_graph.adjacency import CSRAdjacency
 from badger_graph.execution import Execution
 from badger_graph.growth import grow, remove
+from badger_graph.records import LifetimeCall
 from badger_graph.state import Role
 from badger_graph.tasks import GuessingGame
 from badger_graph.tasks.guessing_game import GuessingEpisode
@@ -115,10 +116,14 @@ def test_batch_equals_each_agent_alone(sizes, seed):
     g = torch.Generator().manual_seed(seed)
     target = torch.rand(len(sizes), 3, generator=g) * 2 - 1
     game = GuessingGame(3)
-    together = agent(game, GuessingEpisode(target, "scalar"), agent.init_state(sizes, 3), 4)
+    together = agent(
+        LifetimeCall(game, GuessingEpisode(target, "scalar"), agent.init_state(sizes, 3), 4)
+    )
     for b, n in enumerate(sizes):
         alone = agent(
-            game, GuessingEpisode(target[b : b + 1], "scalar"), agent.init_state([n], 3), 4
+            LifetimeCall(
+                game, GuessingEpisode(target[b : b + 1], "scalar"), agent.init_state([n], 3), 4
+            )
         )
         torch.testing.assert_close(together.actions[:, b], alone.actions[:, 0])
 

@@ -5,6 +5,7 @@ import torch
 from helpers import tiny_policy
 
 from badger_graph import Agent
+from badger_graph.records import LifetimeCall
 from badger_graph.tasks import GuessingGame
 from badger_graph.tasks.base import StepResult
 from badger_graph.tasks.guessing_game import GuessingEpisode
@@ -26,7 +27,9 @@ def _run(topology_output, sizes=(3, 3)):
     agent = Agent(tiny_policy(), UserTopology(topology_output))
     target = torch.zeros(len(sizes), 3)
     return agent(
-        GuessingGame(3), GuessingEpisode(target, "scalar"), agent.init_state(list(sizes), 3), 2
+        LifetimeCall(
+            GuessingGame(3), GuessingEpisode(target, "scalar"), agent.init_state(list(sizes), 3), 2
+        )
     )
 
 
@@ -80,4 +83,4 @@ def test_task_output_of_wrong_shape(what, match):
     )
     episode = BadEpisode(torch.zeros(2, 3), what)
     with pytest.raises(ValueError, match=match):
-        agent(GuessingGame(3), episode, agent.init_state([3, 3], 3), 3)
+        agent(LifetimeCall(GuessingGame(3), episode, agent.init_state([3, 3], 3), 3))

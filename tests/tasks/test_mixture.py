@@ -2,6 +2,7 @@ import pytest
 import torch
 from helpers import gen
 
+from badger_graph.records import LifetimeCall
 from badger_graph.tasks import GuessingGame, OnlineRegression, TaskMixture
 
 
@@ -84,7 +85,7 @@ def test_a_coded_mixture_runs_a_lifetime(agent):
     for seed in (0, 1, 2, 3):
         episode = mix.reset(3, gen(seed))
         state = agent.begin(episode, 3, gen(0), "cpu")
-        life = agent(mix, episode, state, 4)
+        life = agent(LifetimeCall(mix, episode, state, 4))
         assert life.errors.shape == (4, 3)
         assert life.errors.isfinite().all()
 

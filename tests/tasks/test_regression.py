@@ -3,6 +3,7 @@ import torch
 from helpers import episode, tiny_policy
 
 from badger_graph import Agent
+from badger_graph.records import LifetimeCall
 from badger_graph.tasks import OnlineRegression
 from badger_graph.tasks.regression import lms, nlms, rls
 from badger_graph.topologies import FullyConnected
@@ -61,7 +62,7 @@ def test_input_width_varies_per_agent_and_the_agent_runs():
     assert (ep.first().observation[ep.mask == 0] == 0).all()
     agent = Agent(tiny_policy(), FullyConnected())
     state = agent.init_state(4, 1, num_agents=64, num_inputs=ep.input_dims.tolist())
-    life = agent(task, ep, state, 3)
+    life = agent(LifetimeCall(task, ep, state, 3))
     assert torch.isfinite(life.errors).all()
 
 
