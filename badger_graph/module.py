@@ -2,7 +2,10 @@ r"""Outer loop: Lightning trains the shared policy over many lifetimes."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
+from collections.abc import Iterator
 from typing import Literal
 
 import lightning.pytorch as pl
@@ -200,6 +203,21 @@ class BadgerModule(pl.LightningModule):
     def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
         """This batch's episode settings from the curricula (a function of the step)."""
         self.spec = episode_spec(self.curriculum, self.global_step)
+
+    @property
+    def world_size(self) -> int:
+        """Data-parallel processes (1 outside a trainer)."""
+        return self.trainer.world_size if self._trainer is not None else 1
+
+    @contextlib.contextmanager
+    def unchecked(self) -> Iterator[None]:
+        """Lifetimes run inside skip the agent's finite checks (the ES's vmapped members)."""
+        execution = self.agent.execution
+        self.agent.execution = dataclasses.replace(execution, check_finite=False)
+        try:
+            yield
+        finally:
+            self.agent.execution = execution
 
     @property
     def train_batches(self) -> int:

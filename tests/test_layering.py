@@ -83,3 +83,31 @@ def test_every_package_folder_is_installed():
             rel = init.parent.relative_to(folder).parts
             found.add(".".join((name, *rel)))
     assert found - listed == set(), f"package folders not installed: {sorted(found - listed)}"
+
+
+def test_outer_loops_use_only_the_training_context():
+    """No outer loop reaches into a private member of the module or the trainer."""
+    import ast
+    from pathlib import Path
+
+    import badger_graph.outer as outer
+    from badger_graph.outer import TrainingContext
+
+    declared = {
+        name
+        for klass in TrainingContext.__mro__
+        for name in vars(klass)
+        if not name.startswith("_") and klass.__module__ == TrainingContext.__module__
+    } | set(TrainingContext.__annotations__)
+    used = {}
+    for path in Path(outer.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "module"
+            ):
+                used.setdefault(node.attr, path.name)
+    undeclared = {name: f for name, f in used.items() if name not in declared}
+    assert not undeclared, f"outer loops use members TrainingContext does not declare: {undeclared}"
+    assert {"lifetime", "optimizers", "world_size", "unchecked"} <= set(used)

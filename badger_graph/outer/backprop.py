@@ -5,7 +5,12 @@ from __future__ import annotations
 from torch import Tensor
 
 from badger_graph.errors import NonFiniteError
-from badger_graph.outer.base import OuterLoop, check_differentiable, objective_loss
+from badger_graph.outer.base import (
+    OuterLoop,
+    TrainingContext,
+    check_differentiable,
+    objective_loss,
+)
 
 
 class Backprop(OuterLoop):
@@ -17,7 +22,7 @@ class Backprop(OuterLoop):
         gradient_clip_val (float, optional): gradient-norm clip. (default: :obj:`1.0`)
     """
 
-    def training_step(self, module, seed: int, batch_size: int) -> Tensor:
+    def training_step(self, module: TrainingContext, seed: int, batch_size: int) -> Tensor:
         """Loss of one batch of lifetimes; Lightning does the rest."""
         life = module.lifetime(seed, batch_size, train=True)
         loss = objective_loss(life.errors, module.current_objective())

@@ -1,9 +1,26 @@
-"""The outer-loop protocol shared by backprop, truncated BPTT and evolution strategies."""
+"""The outer-loop protocol shared by backprop, truncated BPTT and evolution strategies.
+
+An outer loop talks to training through :class:`TrainingContext` only (implemented by
+:class:`~badger_graph.BadgerModule`): it imports nothing from Lightning and touches no
+private member, so a loop runs against any object with these members (tests run every
+loop against a plain ``nn.Module``).
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from badger_graph.curriculum import Curriculum, EpisodeSpec
+    from badger_graph.learner import Learner
+    from badger_graph.records import Lifetime
+    from badger_graph.runner import EpisodeRunner
+    from badger_graph.tasks.base import Task
 
 OBJECTIVES = ("last", "mean")
 
@@ -17,7 +34,7 @@ def objective_loss(errors: Tensor, objective: str) -> Tensor:
     raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
 
 
-def check_differentiable(loss: Tensor, module) -> None:
+def check_differentiable(loss: Tensor, module: TrainingContext) -> None:
     """Raise, naming the task, when a loss that should carry a gradient does not.
 
     A task whose ``StepResult.error`` is detached (or computed outside torch) gives a loss
@@ -30,6 +47,85 @@ def check_differentiable(loss: Tensor, module) -> None:
             f"StepResult.error differentiable with respect to the action, or use the "
             f"EvolutionStrategy outer loop, which needs no gradient"
         )
+
+
+@runtime_checkable
+class TrainingContext(Protocol):
+    """What an outer loop may ask of training: run lifetimes, backward, step, clip, log.
+
+    :class:`~badger_graph.BadgerModule` implements it (most members are Lightning's own);
+    it is also an ``nn.Module`` whose ``forward(seed, batch_size, train)`` returns the
+    ``[T, B]`` errors (the ES evaluates it with ``torch.func.functional_call``).
+
+    Attributes:
+        agent (Learner): the learner being trained.
+        runner (EpisodeRunner): draws episodes and runs lifetimes of ``agent``.
+        task (Task): the training task.
+        curriculum (list of Curriculum): the training curricula.
+        spec (EpisodeSpec): this training batch's episode settings.
+        global_step (int): optimizer steps so far.
+        train_batches (int): training batches so far (skipped ones included).
+        world_size (int): data-parallel processes (1 without them).
+        global_rank (int): this process' rank.
+    """
+
+    agent: Learner
+    runner: EpisodeRunner
+    task: Task
+    curriculum: list[Curriculum]
+    spec: EpisodeSpec
+    global_step: int
+    train_batches: int
+    world_size: int
+    global_rank: int
+
+    @property
+    def device(self) -> torch.device:
+        """Where the weights live."""
+
+    def lifetime(self, seed: int, batch_size: int, train: bool = False, **kwargs) -> Lifetime:
+        """``batch_size`` fresh lifetimes from ``seed`` (``train``: this batch's settings)."""
+
+    def current_objective(self, stage: str = "train") -> str:
+        """The objective in force (``"last"`` or ``"mean"``)."""
+
+    def log_errors(
+        self, errors: Tensor, loss: Tensor, stage: str, B: int, life: Lifetime | None = None
+    ) -> None:
+        """Log a batch's loss and errors."""
+
+    def log(self, name: str, value: Any, **kwargs) -> None:
+        """Log one value."""
+
+    def log_dict(self, values: dict, **kwargs) -> None:
+        """Log several values."""
+
+    def check_divergence(self, error: float) -> None:
+        """Raise when the training error has blown up (the model's divergence guard)."""
+
+    def optimizers(self) -> Any:
+        """The optimizer (``zero_grad()``, ``step()``)."""
+
+    def lr_schedulers(self) -> Any:
+        """The learning-rate scheduler, or ``None``."""
+
+    def manual_backward(self, loss: Tensor) -> None:
+        """Backpropagate ``loss`` (manual optimization)."""
+
+    def clip_gradients(self, optimizer: Any, gradient_clip_val: float | None = None) -> None:
+        """Clip the gradient norm."""
+
+    def all_gather(self, data: Tensor) -> Tensor:
+        """``data`` of every process, stacked (data-parallel training)."""
+
+    def unchecked(self) -> contextlib.AbstractContextManager:
+        """A context in which lifetimes skip their finite checks (vmapped populations)."""
+
+    def parameters(self) -> Iterator[torch.nn.Parameter]:
+        """The trained weights."""
+
+    def named_parameters(self) -> Iterator[tuple[str, torch.nn.Parameter]]:
+        """The trained weights by name (``functional_call``'s keys)."""
 
 
 class OuterLoop:
@@ -53,34 +149,34 @@ class OuterLoop:
             raise ValueError(f"gradient_clip_val must be None or > 0, got {gradient_clip_val!r}")
         self.gradient_clip_val = gradient_clip_val
 
-    def check(self, module) -> None:
+    def check(self, module: TrainingContext) -> None:
         """Raise ``ValueError`` if this loop cannot train ``module`` (called at init)."""
 
-    def training_step(self, module, seed: int, batch_size: int) -> Tensor | None:
+    def training_step(self, module: TrainingContext, seed: int, batch_size: int) -> Tensor | None:
         """Run and learn from one batch of ``batch_size`` lifetimes drawn from ``seed``."""
         raise NotImplementedError
 
     # -- data parallel -------------------------------------------------------------------
     @staticmethod
-    def share(module, n: int) -> tuple[int, int]:
+    def share(module: TrainingContext, n: int) -> tuple[int, int]:
         """This process' contiguous share ``[lo, hi)`` of ``n`` items (agents, members)."""
-        world = module.trainer.world_size if module._trainer is not None else 1
+        world = module.world_size
         if n % world:
             raise ValueError(f"{n} must be divisible by the number of processes ({world})")
         rank = module.global_rank
         return rank * n // world, (rank + 1) * n // world
 
-    def batch_share(self, module, batch_size: int) -> tuple[int, int] | None:
+    def batch_share(self, module: TrainingContext, batch_size: int) -> tuple[int, int] | None:
         """Agents of a training batch this process runs (``None``: all of them).
 
         Every process draws the whole batch from the same seed and keeps its share, so W
         processes see exactly the episodes one process would.
         """
-        if module._trainer is None or module.trainer.world_size == 1 or not self.splits_batch:
+        if module.world_size == 1 or not self.splits_batch:
             return None
         return self.share(module, batch_size)
 
-    def apply_gradients(self, module) -> None:
+    def apply_gradients(self, module: TrainingContext) -> None:
         """Manual optimization's tail: clip, optimizer step, scheduler step (per batch)."""
         opt = module.optimizers()
         if self.gradient_clip_val is not None:

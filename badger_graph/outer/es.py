@@ -14,13 +14,11 @@ recreated exactly by :meth:`EvolutionStrategy.member_noise` from ``(seed, t, i)`
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 from torch import Tensor
 
 from badger_graph.errors import NonFiniteError
-from badger_graph.outer.base import OuterLoop, objective_loss
+from badger_graph.outer.base import OuterLoop, TrainingContext, objective_loss
 from badger_graph.seeds import derive
 
 
@@ -68,7 +66,7 @@ class EvolutionStrategy(OuterLoop):
         self.seed = int(seed)
 
     # -- one training batch --------------------------------------------------------------
-    def training_step(self, module, seed: int, batch_size: int) -> None:
+    def training_step(self, module: TrainingContext, seed: int, batch_size: int) -> None:
         """One ES update: this process' share of the population in one vmapped call."""
         opt = module.optimizers()
         opt.zero_grad()
@@ -82,18 +80,12 @@ class EvolutionStrategy(OuterLoop):
             errors = torch.func.functional_call(module, p, (seed, batch_size), {"train": True})
             return objective_loss(errors, objective)
 
-        agent = module.agent
-        execution = agent.execution
         # no data-dependent control flow under vmap: non-finite members are ranked worst
-        agent.execution = dataclasses.replace(execution, check_finite=False)
-        try:
-            with torch.no_grad():
-                local = population_losses(
-                    module, theta, self.noise(step, D, range(lo, hi)), self.sigma, loss_fn
-                )
-        finally:
-            agent.execution = execution
-        world = module.trainer.world_size
+        with module.unchecked(), torch.no_grad():
+            local = population_losses(
+                module, theta, self.noise(step, D, range(lo, hi)), self.sigma, loss_fn
+            )
+        world = module.world_size
         losses = module.all_gather(local).reshape(-1) if world > 1 else local
         if not bool(torch.isfinite(losses).any()):
             raise NonFiniteError(
@@ -168,7 +160,9 @@ class EvolutionStrategy(OuterLoop):
         return (u.unsqueeze(1) * noise).sum(0) / (losses.numel() * self.sigma)
 
 
-def population_losses(module, theta: Tensor, noise: Tensor, sigma: float, loss_fn) -> Tensor:
+def population_losses(
+    module: torch.nn.Module, theta: Tensor, noise: Tensor, sigma: float, loss_fn
+) -> Tensor:
     """Losses ``[P]`` of the members ``θ + σ ε_p``, evaluated as ONE vmapped computation.
 
     Args:

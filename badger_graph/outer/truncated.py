@@ -5,7 +5,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from badger_graph.outer.base import OuterLoop, check_differentiable, objective_loss
+from badger_graph.outer.base import (
+    OuterLoop,
+    TrainingContext,
+    check_differentiable,
+    objective_loss,
+)
 from badger_graph.records import LifetimeCall
 
 
@@ -31,14 +36,14 @@ class TruncatedBPTT(OuterLoop):
             raise ValueError(f"steps (K) must be an int >= 1, got {steps!r}")
         self.steps = steps
 
-    def check(self, module) -> None:
+    def check(self, module: TrainingContext) -> None:
         """Refuse a growth curriculum (chunks of a growing lifetime are not supported yet)."""
         from badger_graph.curriculum import GrowthCurriculum
 
         if any(isinstance(c, GrowthCurriculum) for c in module.curriculum):
             raise ValueError("GrowthCurriculum does not support TruncatedBPTT yet")
 
-    def training_step(self, module, seed: int, batch_size: int) -> None:
+    def training_step(self, module: TrainingContext, seed: int, batch_size: int) -> None:
         """One optimizer step from the chunked lifetimes of one batch."""
         module.optimizers().zero_grad()
         errors = self.backward_lifetime(module, seed, batch_size, module.manual_backward)
@@ -46,7 +51,9 @@ class TruncatedBPTT(OuterLoop):
         loss = objective_loss(errors, module.current_objective())
         module.log_errors(errors, loss, "train", batch_size)
 
-    def backward_lifetime(self, module, seed: int, batch_size: int, backward=None) -> Tensor:
+    def backward_lifetime(
+        self, module: TrainingContext, seed: int, batch_size: int, backward=None
+    ) -> Tensor:
         """Run one batch in chunks, backpropagating each; returns the ``[T, B]`` errors."""
         backward = backward or Tensor.backward
         runner = module.runner
