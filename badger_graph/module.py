@@ -67,6 +67,9 @@ class BadgerModule(pl.LightningModule):
         warmup_objective (str, optional): objective of the first ``warmup_steps`` batches
             (the mean objective alone tends to stall at "always guess 0").
         warmup_steps (int): length of the warm-up in batches. (default: :obj:`0`)
+        warmup_ramp (int): batches after the warm-up over which the loss moves linearly
+            from the warm-up objective to ``objective`` (a sudden switch from "last" to
+            "mean" can collapse the agent to "always guess 0"). (default: :obj:`0`)
         output_ports (bool): read outputs from port nodes. (default: ``False``)
         identity (str): ``"index"`` or ``"random"`` node identities. (default: ``"index"``)
         ports (AddressedPorts, optional): addressed output ports (Fig. 7).
@@ -106,6 +109,7 @@ class BadgerModule(pl.LightningModule):
         objective: Literal["last", "mean"] = "last",
         warmup_objective: Literal["last", "mean"] | None = None,
         warmup_steps: int = 0,
+        warmup_ramp: int = 0,
         output_ports: bool = False,
         identity: Literal["index", "random"] = "index",
         ports: AddressedPorts | None = None,
@@ -132,6 +136,12 @@ class BadgerModule(pl.LightningModule):
         check_choice("objective", objective, OBJECTIVES)
         check_choice("warmup_objective", warmup_objective, (*OBJECTIVES, None))
         check_int("warmup_steps", warmup_steps, 0)
+        check_int("warmup_ramp", warmup_ramp, 0)
+        if warmup_ramp and not warmup_objective:
+            raise ValueError(
+                f"warmup_ramp={warmup_ramp} moves from warmup_objective to objective: "
+                f"set warmup_objective too"
+            )
         check_int("eval_num_experts", eval_num_experts, 1, optional=True)
         if task is None:
             raise ValueError("task is required (the family of episodes to train on)")
@@ -192,12 +202,22 @@ class BadgerModule(pl.LightningModule):
         """Errors ``[T, B]`` of ``batch_size`` fresh lifetimes drawn from ``seed``."""
         return self.lifetime(seed, batch_size, train=train).errors
 
-    def current_objective(self, stage: str = "train") -> str:
-        """The objective in force: the warm-up one during the first training batches."""
+    def current_objective(self, stage: str = "train") -> str | dict[str, float]:
+        """The objective in force: the warm-up one during the first training batches.
+
+        During ``warmup_ramp`` batches after the warm-up, a blend ``{name: weight}`` of the
+        two (:func:`~badger_graph.outer.objective_loss` takes either).
+        """
         hp = self.hparams
-        if stage == "train" and hp.warmup_objective and self.global_step < hp.warmup_steps:
+        if stage != "train" or not hp.warmup_objective:
+            return hp.objective
+        step, ramp = self.global_step - hp.warmup_steps, hp.get("warmup_ramp", 0)
+        if step < 0:
             return hp.warmup_objective
-        return hp.objective
+        if step >= ramp or hp.warmup_objective == hp.objective:
+            return hp.objective
+        weight = (step + 1) / (ramp + 1)
+        return {hp.warmup_objective: 1.0 - weight, hp.objective: weight}
 
     # -- training ------------------------------------------------------------------------
     def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:

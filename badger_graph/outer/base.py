@@ -9,7 +9,7 @@ loop against a plain ``nn.Module``).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
@@ -25,13 +25,30 @@ if TYPE_CHECKING:
 OBJECTIVES = ("last", "mean")
 
 
-def objective_loss(errors: Tensor, objective: str) -> Tensor:
-    """Outer-loop loss from ``[T, B]`` errors: last-step (Fig. 6) or mean over steps (Fig. 9)."""
+def objective_loss(errors: Tensor, objective: str | Mapping[str, float]) -> Tensor:
+    """Outer-loop loss from ``[T, B]`` errors: last-step (Fig. 6) or mean over steps (Fig. 9).
+
+    ``objective`` may be a blend ``{"last": w, "mean": 1 - w}`` (a warm-up ramp).
+    """
+    if isinstance(objective, Mapping):
+        return sum(w * objective_loss(errors, name) for name, w in objective.items())
     if objective == "last":
         return errors[-1].mean()
     if objective == "mean":
         return errors.mean()
     raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+
+
+def objective_weights(objective: str | Mapping[str, float]) -> dict[str, float]:
+    """``{"last": w_last, "mean": w_mean}`` of an objective or a blend."""
+    weights = {"last": 0.0, "mean": 0.0}
+    if isinstance(objective, Mapping):
+        for name, w in objective.items():
+            weights[name] += float(w)
+    else:
+        objective_loss(torch.zeros(1, 1), objective)  # the name is checked
+        weights[objective] = 1.0
+    return weights
 
 
 def check_differentiable(loss: Tensor, module: TrainingContext) -> None:
@@ -86,8 +103,8 @@ class TrainingContext(Protocol):
     def lifetime(self, seed: int, batch_size: int, train: bool = False, **kwargs) -> Lifetime:
         """``batch_size`` fresh lifetimes from ``seed`` (``train``: this batch's settings)."""
 
-    def current_objective(self, stage: str = "train") -> str:
-        """The objective in force (``"last"`` or ``"mean"``)."""
+    def current_objective(self, stage: str = "train") -> str | dict[str, float]:
+        """The objective in force (``"last"``, ``"mean"`` or a blend of the two)."""
 
     def log_errors(
         self, errors: Tensor, loss: Tensor, stage: str, B: int, life: Lifetime | None = None

@@ -10,6 +10,7 @@ from badger_graph.outer.base import (
     TrainingContext,
     check_differentiable,
     objective_loss,
+    objective_weights,
 )
 from badger_graph.records import LifetimeCall
 
@@ -58,7 +59,7 @@ class TruncatedBPTT(OuterLoop):
         backward = backward or Tensor.backward
         runner = module.runner
         T, K = runner.inner_steps, self.steps
-        objective = module.current_objective()
+        weights = objective_weights(module.current_objective())
         episode, state = runner.begin(seed, batch_size, spec=module.spec, device=module.device)
         share = self.batch_share(module, batch_size)
         if share is not None:  # data parallel: this process' agents of the global batch
@@ -72,13 +73,16 @@ class TruncatedBPTT(OuterLoop):
         errors = []
         for start in range(0, T, K):
             n = min(K, T - start)
-            needs_grad = objective == "mean" or start + n == T
+            needs_grad = weights["mean"] > 0 or start + n == T
             with torch.set_grad_enabled(needs_grad and torch.is_grad_enabled()):
                 life = module.agent(call)
             if needs_grad:
-                chunk = (
-                    life.errors.sum(0).mean() / T if objective == "mean" else life.errors[-1].mean()
-                )
+                terms = []
+                if weights["mean"]:
+                    terms.append(weights["mean"] * life.errors.sum(0).mean() / T)
+                if start + n == T and weights["last"]:  # the lifetime's last step
+                    terms.append(weights["last"] * life.errors[-1].mean())
+                chunk = sum(terms)
                 check_differentiable(chunk, module)
                 backward(chunk)
             errors.append(life.errors.detach())

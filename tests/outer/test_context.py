@@ -5,6 +5,7 @@ No Lightning here: the loops may use only the members the protocol declares.
 
 import contextlib
 import dataclasses
+from unittest import mock
 
 import pytest
 import torch
@@ -53,7 +54,7 @@ class PlainContext(nn.Module):
         return self.objective
 
     def log_errors(self, errors, loss, stage, B, life=None) -> None:
-        self.logged[f"{stage}/loss"] = float(loss)
+        self.logged[f"{stage}/loss"] = float(loss.detach())
 
     def log(self, name, value, **kwargs) -> None:
         self.logged[name] = float(value)
@@ -131,3 +132,40 @@ def test_badger_module_is_a_training_context():
     with module.unchecked():
         assert not module.agent.execution.check_finite
     assert module.agent.execution.check_finite
+
+
+def test_warmup_ramp_blends_the_objectives_linearly():
+    from badger_graph.outer import objective_loss
+
+    module = BadgerModule(
+        tiny_policy(), FullyConnected(), GuessingGame(3), num_experts=3,
+        objective="mean", warmup_objective="last", warmup_steps=10, warmup_ramp=4,
+    )  # fmt: skip
+    seen = {}
+    for step in (0, 9, 10, 11, 13, 14, 100):
+        with mock.patch.object(BadgerModule, "global_step", new_callable=mock.PropertyMock) as g:
+            g.return_value = step
+            seen[step] = module.current_objective()
+    assert seen[0] == seen[9] == "last"
+    assert seen[10] == pytest.approx({"last": 0.8, "mean": 0.2})
+    assert seen[13] == pytest.approx({"last": 0.2, "mean": 0.8})
+    assert seen[14] == seen[100] == "mean"
+    errors = torch.tensor([[1.0, 3.0], [2.0, 6.0]])  # [T, B]: last 4, mean 3
+    assert float(objective_loss(errors, seen[10])) == pytest.approx(0.8 * 4 + 0.2 * 3)
+    with pytest.raises(ValueError, match="warmup_ramp=5 .* set warmup_objective"):
+        BadgerModule(tiny_policy(), FullyConnected(), GuessingGame(3), warmup_ramp=5)
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.3, 1.0])
+def test_truncated_chunks_follow_a_blended_objective(weight):
+    """A blend's gradient from chunks equals the blend of the two pure objectives' gradients."""
+    grads = {}
+    for objective in ("last", "mean", {"last": 1 - weight, "mean": weight}):
+        torch.manual_seed(0)
+        ctx = PlainContext(TruncatedBPTT(steps=3), objective)
+        ctx.opt.zero_grad()
+        TruncatedBPTT(steps=3).backward_lifetime(ctx, seed=5, batch_size=6)
+        key = objective if isinstance(objective, str) else "blend"
+        grads[key] = torch.cat([p.grad.flatten() for p in ctx.parameters()])
+    expected = (1 - weight) * grads["last"] + weight * grads["mean"]
+    torch.testing.assert_close(grads["blend"], expected, rtol=1e-4, atol=1e-6)
