@@ -20,7 +20,9 @@ def expand_overlays(argv: list[str]) -> list[str]:
     An overlay holds only the lines an experiment changes and names the file it changes
     (``base: ../base/guessing_game.yaml``, relative to the overlay; a base may itself name
     one). jsonargparse stacks ``--config`` files in order, so the overlay's lines win and
-    ``badger fit --config configs/X.yaml`` stays one command.
+    ``badger fit --config configs/X.yaml`` stays one command. An overlay that names no
+    ``trainer.default_root_dir`` of its own runs in ``runs/<its file name>``, not in its
+    base's folder.
 
     A ``--config`` value or a ``base:`` that is not a file but a shipped config's name
     (:mod:`badger_graph.pretrained`) becomes that file, and ``--ckpt_path pretrained`` the
@@ -51,6 +53,11 @@ def expand_overlays(argv: list[str]) -> list[str]:
         if not isinstance(data, dict) or "base" not in data:
             return [str(path)]
         named = str(data.pop("base"))
+        trainer = data.get("trainer")
+        if not seen and not (isinstance(trainer, dict) and "default_root_dir" in trainer):
+            # the run folder is the experiment's, not its base's: runs/<this file's name>
+            own = trainer if isinstance(trainer, dict) else {}
+            data["trainer"] = {**own, "default_root_dir": f"runs/{path.stem}"}
         base = path.parent / named
         if not base.exists() and _is_name(named):  # a shipped config by name: base: fig6
             from badger_graph import pretrained

@@ -64,3 +64,21 @@ def test_every_shipped_overlay_names_an_existing_base():
         expanded = expand_overlays(["--config", str(path)])
         assert Path(expanded[1]).is_file()
         assert "base" not in (yaml.safe_load(expanded[-1]) or {})
+
+
+def test_an_overlay_runs_in_its_own_folder_not_its_bases(tmp_path):
+    """`base: guessing_game` must not carry runs/guessing_game into another experiment."""
+    from badger_graph.cli import _lightning_cli
+
+    mine = tmp_path / "my_experiment.yaml"
+    mine.write_text("base: guessing_game\nmodel: {num_experts: 4}\n")
+    cli = _lightning_cli(expand_overlays(["--config", str(mine)]), run=False)
+    assert cli.trainer.default_root_dir == "runs/my_experiment"
+    assert cli.model.hparams.num_experts == 4
+    named = tmp_path / "named.yaml"
+    named.write_text("base: guessing_game\ntrainer: {default_root_dir: elsewhere, max_steps: 7}\n")
+    cli = _lightning_cli(expand_overlays(["--config", str(named)]), run=False)
+    assert (cli.trainer.default_root_dir, cli.trainer.max_steps) == ("elsewhere", 7)
+    # a command-line folder still wins
+    args = expand_overlays(["--config", str(mine), "--trainer.default_root_dir", "cli_dir"])
+    assert _lightning_cli(args, run=False).trainer.default_root_dir == "cli_dir"
