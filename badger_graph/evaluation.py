@@ -18,6 +18,25 @@ DEFAULT_EXPERTS = (1, 2, 3, 5, 10, 20, 40, 80, 120, 160, 200)
 COLUMNS = ("d", "experts", "error", "chance", "mean_baseline")
 
 
+def error_metrics(errors, loss, stage: str, task, life=None, device=None) -> dict:
+    """What a batch logs, as ``{"<stage>/<name>": tensor}``.
+
+    Loss, final and mean error; in evaluation also the chance level and the task's own
+    metrics of ``life``.
+    """
+    log = {
+        f"{stage}/loss": loss,
+        f"{stage}/final_error": errors[-1].mean(),
+        f"{stage}/mean_error": errors.mean(),
+    }
+    if stage != "train":
+        log[f"{stage}/chance"] = torch.tensor(task.chance_level(), device=device)
+        if life is not None:
+            for name, metric in task.metrics().items():
+                log[f"{stage}/{name}"] = torch.as_tensor(metric(life), device=device)
+    return log
+
+
 @torch.no_grad()
 def final_error(
     runner: EpisodeRunner,

@@ -6,6 +6,8 @@ asks it after each failure or training error.
 
 from __future__ import annotations
 
+import math
+
 from torch import nn
 
 from badger_graph.errors import DivergenceError, NonFiniteError, check_choice, check_int
@@ -42,6 +44,25 @@ class TrainingGuard:
         self.skipped = 0  # all skipped batches (saved in checkpoints)
         self._in_a_row = 0
         self._diverged = 0
+
+    @classmethod
+    def for_task(
+        cls,
+        task,
+        nonfinite: str = "raise",
+        max_skipped: int = 10,
+        diverged_after: int = 100,
+        diverged_at: float = 100.0,
+    ) -> TrainingGuard:
+        """The guard of a training run on ``task`` (its chance level, checked)."""
+        chance = float(task.chance_level())
+        if diverged_after and not (math.isfinite(chance) and chance > 0):
+            raise ValueError(
+                f"{type(task).__name__}.chance_level() returned {chance!r}: the divergence "
+                f"guard compares the training error with it, so it must be finite and > 0 "
+                f"(or set diverged_after=0 to turn the guard off)"
+            )
+        return cls(nonfinite, max_skipped, diverged_after, diverged_at, chance)
 
     def skip_or_raise(self, err: NonFiniteError, batch: int) -> None:
         """Raise ``err`` (``"raise"``), or count a skip and raise past ``max_skipped``."""

@@ -102,6 +102,41 @@ class Learner(Protocol):
         """
 
 
+def build_learner(
+    policy=None,
+    topology=None,
+    learner: nn.Module | None = None,
+    rounds: int = 1,
+    output_ports: bool = False,
+    identity: str = "index",
+    ports=None,
+    execution: Execution | None = None,
+) -> nn.Module:
+    """The learner of a training run, checked against the :class:`Learner` protocol.
+
+    A BADGER agent from a policy and a topology, or ``learner`` itself (then give neither).
+    """
+    if learner is None:
+        if policy is None or topology is None:
+            raise ValueError(
+                "give a BADGER agent's policy and topology, or another learner "
+                "(e.g. learner: badger_graph.learner.RecurrentLearner)"
+            )
+        from badger_graph.agent import Agent
+
+        return Agent(policy, topology, rounds, output_ports, identity, ports, execution)
+    if policy is not None or topology is not None:
+        raise ValueError(
+            f"learner={type(learner).__name__} replaces the BADGER agent: give no policy "
+            f"or topology with it"
+        )
+    if not isinstance(learner, Learner):
+        raise TypeError(
+            f"learner must implement badger_graph.learner.Learner, got {type(learner).__name__}"
+        )
+    return learner
+
+
 @dataclasses.dataclass(frozen=True)
 class WidthMap:
     """How a width-agnostic learner sees one episode: a random input projection, output slots.

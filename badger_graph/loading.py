@@ -54,6 +54,17 @@ def load_module(lightning_load, checkpoint_path, map_location=None, allow=(), **
         ) from None
 
 
+def batch_counters(checkpoint: dict) -> tuple[int, int]:
+    """``(skipped batches, batches without an optimizer step)`` a checkpoint recorded.
+
+    Checkpoints of earlier versions (no counters) count every batch as stepped.
+    """
+    step = int(checkpoint.get("global_step", 0))
+    done = int(checkpoint.get("badger_graph_train_batches", step))
+    skipped = int(checkpoint.get("badger_graph_skipped_batches", 0))
+    return skipped, int(checkpoint.get("badger_graph_unstepped_batches", done - step))
+
+
 def apply_optimizer_settings(checkpoint: dict, ours) -> list[str]:
     """Resume with the config's optimizer settings, saying each one that changed.
 

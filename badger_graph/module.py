@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 from collections.abc import Iterator
 from typing import Literal
 
@@ -14,20 +13,20 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
-from badger_graph.agent import Agent, Lifetime
+from badger_graph.agent import Lifetime
 from badger_graph.checkpoint import (
     check_version,
     load_weights,
     stamp,
 )
 from badger_graph.curriculum import Curriculum, EpisodeSpec, episode_spec
-from badger_graph.errors import NonFiniteError, check_choice, check_int
+from badger_graph.errors import NonFiniteError, check_int
+from badger_graph.evaluation import error_metrics
 from badger_graph.execution import Execution
 from badger_graph.growth import GrowthEvent, growth_events
 from badger_graph.guards import TrainingGuard
-from badger_graph.learner import Learner
-from badger_graph.outer import Backprop, OuterLoop, objective_loss
-from badger_graph.outer.base import OBJECTIVES
+from badger_graph.learner import build_learner
+from badger_graph.outer import Backprop, ObjectiveSchedule, OuterLoop, objective_loss
 from badger_graph.policies import RolePolicies
 from badger_graph.policy import ExpertPolicy
 from badger_graph.ports import AddressedPorts
@@ -133,42 +132,16 @@ class BadgerModule(pl.LightningModule):
         # modules themselves are not hyperparameters (their weights are saved).
         injected = ["policy", "topology", "task", "learner", "ports", "outer_loop", "curriculum"]
         self.save_hyperparameters(ignore=None if _from_cli() else injected)
-        check_choice("objective", objective, OBJECTIVES)
-        check_choice("warmup_objective", warmup_objective, (*OBJECTIVES, None))
-        check_int("warmup_steps", warmup_steps, 0)
-        check_int("warmup_ramp", warmup_ramp, 0)
-        if warmup_ramp and not warmup_objective:
-            raise ValueError(
-                f"warmup_ramp={warmup_ramp} moves from warmup_objective to objective: "
-                f"set warmup_objective too"
-            )
+        self.objectives = ObjectiveSchedule(objective, warmup_objective, warmup_steps, warmup_ramp)
         check_int("eval_num_experts", eval_num_experts, 1, optional=True)
         if task is None:
             raise ValueError("task is required (the family of episodes to train on)")
-        chance = float(task.chance_level())
-        if diverged_after and not (math.isfinite(chance) and chance > 0):
-            raise ValueError(
-                f"{type(task).__name__}.chance_level() returned {chance!r}: the divergence "
-                f"guard compares the training error with it, so it must be finite and > 0 "
-                f"(or set diverged_after=0 to turn the guard off)"
-            )
-        self.guard = TrainingGuard(nonfinite, max_skipped, diverged_after, diverged_at, chance)
-        if learner is None:
-            if policy is None or topology is None:
-                raise ValueError(
-                    "give a BADGER agent's policy and topology, or another learner "
-                    "(e.g. learner: badger_graph.learner.RecurrentLearner)"
-                )
-            learner = Agent(policy, topology, rounds, output_ports, identity, ports, execution)
-        elif policy is not None or topology is not None:
-            raise ValueError(
-                f"learner={type(learner).__name__} replaces the BADGER agent: give no policy "
-                f"or topology with it"
-            )
-        elif not isinstance(learner, Learner):
-            raise TypeError(
-                f"learner must implement badger_graph.learner.Learner, got {type(learner).__name__}"
-            )
+        self.guard = TrainingGuard.for_task(
+            task, nonfinite, max_skipped, diverged_after, diverged_at
+        )
+        learner = build_learner(
+            policy, topology, learner, rounds, output_ports, identity, ports, execution
+        )
         #: the learned learner: a BADGER :class:`Agent` or another :class:`Learner`
         self.agent = learner
         self.runner = EpisodeRunner(self.agent, task, num_experts, inner_steps, detach_feedback)
@@ -203,21 +176,10 @@ class BadgerModule(pl.LightningModule):
         return self.lifetime(seed, batch_size, train=train).errors
 
     def current_objective(self, stage: str = "train") -> str | dict[str, float]:
-        """The objective in force: the warm-up one during the first training batches.
-
-        During ``warmup_ramp`` batches after the warm-up, a blend ``{name: weight}`` of the
-        two (:func:`~badger_graph.outer.objective_loss` takes either).
-        """
-        hp = self.hparams
-        if stage != "train" or not hp.warmup_objective:
-            return hp.objective
-        step, ramp = self.global_step - hp.warmup_steps, hp.get("warmup_ramp", 0)
-        if step < 0:
-            return hp.warmup_objective
-        if step >= ramp or hp.warmup_objective == hp.objective:
-            return hp.objective
-        weight = (step + 1) / (ramp + 1)
-        return {hp.warmup_objective: 1.0 - weight, hp.objective: weight}
+        """The objective in force: in training, the schedule's at this batch (warm-up, ramp)."""
+        return (
+            self.objectives.at(self.global_step) if stage == "train" else self.objectives.objective
+        )
 
     # -- training ------------------------------------------------------------------------
     def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
@@ -304,7 +266,7 @@ class BadgerModule(pl.LightningModule):
             num_experts=self.hparams.eval_num_experts,
             growth=self.eval_growth,
         )
-        loss = objective_loss(life.errors, self.hparams.objective)
+        loss = objective_loss(life.errors, self.objectives.objective)
         if not loss.isfinite():
             raise NonFiniteError("loss", loss, step=self.global_step, where=f"{stage} batch")
         self.log_errors(life.errors, loss, stage, B, life)
@@ -325,16 +287,7 @@ class BadgerModule(pl.LightningModule):
         on_step = stage == "train"
         if on_step:
             self.check_divergence(float(errors[-1].detach().mean()))
-        log = {
-            f"{stage}/loss": loss,
-            f"{stage}/final_error": errors[-1].mean(),
-            f"{stage}/mean_error": errors.mean(),
-        }
-        if stage != "train":
-            log[f"{stage}/chance"] = torch.tensor(self.task.chance_level(), device=self.device)
-        if stage != "train" and life is not None:
-            for name, metric in self.task.metrics().items():
-                log[f"{stage}/{name}"] = torch.as_tensor(metric(life), device=self.device)
+        log = error_metrics(errors, loss, stage, self.task, life, self.device)
         sync = self._trainer is not None and self.trainer.world_size > 1  # mean over processes
         self.log_dict(log, on_step=on_step, on_epoch=not on_step, batch_size=B, sync_dist=sync)
         self.log(
@@ -373,13 +326,10 @@ class BadgerModule(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Refuse checkpoints of an incompatible (newer major) library version."""
         check_version(checkpoint)
-        step = int(checkpoint.get("global_step", 0))
-        self.guard.skipped = int(checkpoint.get("badger_graph_skipped_batches", 0))
-        done = int(checkpoint.get("badger_graph_train_batches", step))
-        self.unstepped_batches = int(checkpoint.get("badger_graph_unstepped_batches", done - step))
-        if self._trainer is not None and self.trainer.state.fn == "fit":
-            from badger_graph.loading import apply_optimizer_settings
+        from badger_graph.loading import apply_optimizer_settings, batch_counters
 
+        self.guard.skipped, self.unstepped_batches = batch_counters(checkpoint)
+        if self._trainer is not None and self.trainer.state.fn == "fit":
             apply_optimizer_settings(checkpoint, self.hparams.get("optimizer"))
 
     def setup(self, stage: str) -> None:

@@ -8,13 +8,19 @@ and talks to training through :class:`TrainingContext`.
 """
 
 from badger_graph.outer.backprop import Backprop
-from badger_graph.outer.base import OuterLoop, TrainingContext, objective_loss
+from badger_graph.outer.base import (
+    ObjectiveSchedule,
+    OuterLoop,
+    TrainingContext,
+    objective_loss,
+)
 from badger_graph.outer.es import EvolutionStrategy, population_losses
 from badger_graph.outer.truncated import TruncatedBPTT
 
 __all__ = [
     "Backprop",
     "EvolutionStrategy",
+    "ObjectiveSchedule",
     "OuterLoop",
     "TrainingContext",
     "TruncatedBPTT",

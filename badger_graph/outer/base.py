@@ -9,6 +9,7 @@ loop against a plain ``nn.Module``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -49,6 +50,49 @@ def objective_weights(objective: str | Mapping[str, float]) -> dict[str, float]:
         objective_loss(torch.zeros(1, 1), objective)  # the name is checked
         weights[objective] = 1.0
     return weights
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectiveSchedule:
+    """The training objective of every batch: a warm-up objective, a ramp, the objective.
+
+    Attributes:
+        objective (str): ``"last"`` or ``"mean"``; validation and test always use it.
+        warmup_objective (str, optional): objective of the first ``warmup_steps`` batches.
+        warmup_steps (int): length of the warm-up in batches.
+        warmup_ramp (int): batches after the warm-up over which the loss moves linearly
+            from the warm-up objective to ``objective``.
+    """
+
+    objective: str = "last"
+    warmup_objective: str | None = None
+    warmup_steps: int = 0
+    warmup_ramp: int = 0
+
+    def __post_init__(self) -> None:
+        from badger_graph.errors import check_choice, check_int
+
+        check_choice("objective", self.objective, OBJECTIVES)
+        check_choice("warmup_objective", self.warmup_objective, (*OBJECTIVES, None))
+        check_int("warmup_steps", self.warmup_steps, 0)
+        check_int("warmup_ramp", self.warmup_ramp, 0)
+        if self.warmup_ramp and not self.warmup_objective:
+            raise ValueError(
+                f"warmup_ramp={self.warmup_ramp} moves from warmup_objective to objective: "
+                f"set warmup_objective too"
+            )
+
+    def at(self, step: int) -> str | dict[str, float]:
+        """The objective of training batch ``step``: a name, or a blend ``{name: weight}``."""
+        if not self.warmup_objective:
+            return self.objective
+        step -= self.warmup_steps
+        if step < 0:
+            return self.warmup_objective
+        if step >= self.warmup_ramp or self.warmup_objective == self.objective:
+            return self.objective
+        weight = (step + 1) / (self.warmup_ramp + 1)
+        return {self.warmup_objective: 1.0 - weight, self.objective: weight}
 
 
 def check_differentiable(loss: Tensor, module: TrainingContext) -> None:
