@@ -237,3 +237,26 @@ def test_exact_bandit_optimum_matches_hand_computed_values():
     # T = 2: pull one arm; after a win keep it (2/3), after a loss switch (1/2)
     assert abs(bandit_optimum.exact_regret(2, 2) - 0.25) < 1e-12
     assert bandit_optimum.exact_regret(3, 20) < bandit_optimum.exact_regret(5, 20)
+
+
+def test_multi_seed_bound_and_plateau_probe_run(tmp_path, monkeypatch, capsys):
+    """benchmarks/multi_seed_bound.py prints its table; plateau_probe.py its probe rows."""
+    import multi_seed_bound
+    import plateau_probe
+
+    monkeypatch.setattr(
+        sys, "argv", ["x", "--seeds", "2", "--batch_size", "4", "--reps", "1", "--threads", "1"]
+    )
+    multi_seed_bound.main()
+    out = capsys.readouterr().out
+    assert "| guessing_game | 2 x 4 |" in out
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["x", "--config", "guessing_game", "--batches", "4", "--every", "2", "--probe_agents", "8"],
+    )
+    plateau_probe.main()
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("batch ")]
+    assert [r.split(" | ")[0] for r in rows] == ["batch 2", "batch 4"]
+    assert all("err col2" in r and "grad policy" in r for r in rows)
