@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from badger_graph.checkpoint import read_checkpoint
 from badger_graph.cli import build_from_config
 from badger_graph.errors import TaskTooWideError
 from badger_graph.learner import FixedWidthLearner
@@ -213,7 +214,7 @@ def compare(
             print(f"{name}: no checkpoint {ckpt}, {learner} left out", file=sys.stderr)
             continue
         models[learner] = build_from_config(str(config), str(ckpt))
-        trained = torch.load(ckpt, map_location="cpu", weights_only=True)
+        trained = read_checkpoint(ckpt)
         info[learner] = {
             "batches": trained["global_step"],
             "weights": sum(p.numel() for p in models[learner].parameters()),

@@ -18,8 +18,7 @@ import argparse
 import csv
 from pathlib import Path
 
-import torch
-
+from badger_graph.checkpoint import read_checkpoint
 from badger_graph.plots import plot_matrix
 
 FAMILIES = ["guessing", "moving_target", "optimization", "bandits", "regression", "classification"]
@@ -40,7 +39,7 @@ def _batches(runs: Path | None, name: str) -> str:
         ckpt = runs / f"{name}.ckpt"
     if not ckpt.is_file():
         return "?"
-    return f"{torch.load(ckpt, map_location='cpu', weights_only=True)['global_step']:,}"
+    return f"{read_checkpoint(ckpt)['global_step']:,}"
 
 
 def main(argv=None) -> None:

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from badger_graph.checkpoint import read_checkpoint
 from badger_graph.cli import build_from_config
 from badger_graph.runner import EpisodeRunner
 from badger_graph.seeds import episode_seed, generator
@@ -97,7 +98,7 @@ def _model(runs: Path, key: str, dataset: str):
     if not ckpt.is_file():
         print(f"no checkpoint for {name} under {runs}: left out", file=sys.stderr)
         return None, None
-    batches = torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"]
+    batches = read_checkpoint(ckpt)["global_step"]
     return build_from_config(str(config), str(ckpt)), batches
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from badger_graph.checkpoint import read_checkpoint
 from badger_graph.cli import build_from_config
 from badger_graph.learner import StepwiseLearner
 from badger_graph.seeds import episode_seed
@@ -44,7 +45,7 @@ def _model(runs: Path, family: str, learner: str):
         ckpt = runs / f"{family}_{learner}" / "checkpoints" / "last.ckpt"
     if not (config.is_file() and ckpt.is_file()):
         return None, None
-    trained = torch.load(ckpt, map_location="cpu", weights_only=True)
+    trained = read_checkpoint(ckpt)
     return build_from_config(str(config), str(ckpt)), trained["global_step"]
 
 
