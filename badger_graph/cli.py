@@ -412,7 +412,10 @@ def quiet_lightning():
 
     Lightning 2.6 on torch >= 2.10 checks tree specs the deprecated way (a warning every
     batch), LightningCLI warns that ``args`` is passed (on purpose: the overlays are
-    expanded first) and Lightning advertises its cloud logger; nothing else is filtered.
+    expanded first), Lightning advertises its cloud logger, and under manual optimization
+    (ES, truncated BPTT) it warns that checkpoints hold the weights after the batch's
+    optimizer step (as ours do by design: a checkpoint's batch counter counts that step);
+    nothing else is filtered.
     """
     import logging
     import warnings
@@ -423,6 +426,9 @@ def quiet_lightning():
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
             warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
+            warnings.filterwarnings(
+                "ignore", message="Using ModelCheckpoint with manual optimization"
+            )
             yield
     finally:
         lightning_log.removeFilter(_no_advertisement)

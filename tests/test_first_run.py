@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -28,8 +29,19 @@ def test_fit_test_sweep_analyze_print_no_warning(tmp_path):
                     "--out", "sweep")  # fmt: skip
     analyze = _badger(tmp_path, "analyze", "--config", "fig7", "--ckpt_path", "pretrained",
                       "--episodes", "4", "--out", "analyze")  # fmt: skip
-    for name, out in (("fit", fit), ("test", test), ("sweep", sweep), ("analyze", analyze)):
-        noisy = [line for line in out.splitlines() if "Warning" in line or "Tip:" in line]
+    es = _badger(tmp_path, "fit", "--config", "guessing_game_es", "--trainer.max_steps", "2",
+                 "--data.batch_size", "4", "--model.outer_loop.init_args.population", "4",
+                 "--data.val_episodes", "8", "--data.test_episodes", "8",
+                 "--checkpoint_every", "1", "--threads", "1")  # fmt: skip
+    runs = (("fit", fit), ("test", test), ("sweep", sweep), ("analyze", analyze), ("es", es))
+    for name, out in runs:
+        # a warning is a line naming a category, a tip, or a source location (Lightning's
+        # rank_zero_warn prints "file.py:401: message" without the word Warning)
+        noisy = [
+            line
+            for line in out.splitlines()
+            if "Warning" in line or "Tip:" in line or re.search(r"\.py:\d+: ", line)
+        ]
         assert not noisy, f"badger {name}: {noisy}"
     assert "test/final_error" in test
 
