@@ -414,7 +414,8 @@ def quiet_lightning():
     batch), LightningCLI warns that ``args`` is passed (on purpose: the overlays are
     expanded first), Lightning advertises its cloud logger, and under manual optimization
     (ES, truncated BPTT) it warns that checkpoints hold the weights after the batch's
-    optimizer step (as ours do by design: a checkpoint's batch counter counts that step);
+    optimizer step (as ours do by design: a checkpoint's batch counter counts that step),
+    and evaluating a checkpoint of another run folder it notes that the folder changed;
     nothing else is filtered.
     """
     import logging
@@ -429,6 +430,8 @@ def quiet_lightning():
             warnings.filterwarnings(
                 "ignore", message="Using ModelCheckpoint with manual optimization"
             )
+            # evaluating a checkpoint of another run folder: its callback state is not ours
+            warnings.filterwarnings("ignore", message="The dirpath has changed from")
             yield
     finally:
         lightning_log.removeFilter(_no_advertisement)
