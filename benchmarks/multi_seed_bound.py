@@ -41,7 +41,7 @@ def main() -> None:
     cli = _lightning_cli(["--config", a.config], run=False)
     module = cli.model
     module.train()
-    B = a.batch_size or cli.datamodule.batch_size
+    B = a.batch_size or cli.datamodule.hparams.batch_size
     opt = torch.optim.Adam(module.parameters(), lr=1e-3)
     S = a.seeds
     _batch(module, opt, 0, B)  # warm-up

@@ -244,12 +244,10 @@ def test_multi_seed_bound_and_plateau_probe_run(tmp_path, monkeypatch, capsys):
     import multi_seed_bound
     import plateau_probe
 
-    monkeypatch.setattr(
-        sys, "argv", ["x", "--seeds", "2", "--batch_size", "4", "--reps", "1", "--threads", "1"]
-    )
+    monkeypatch.setattr(sys, "argv", ["x", "--seeds", "2", "--reps", "1", "--threads", "1"])
     multi_seed_bound.main()
     out = capsys.readouterr().out
-    assert "| guessing_game | 2 x 4 |" in out
+    assert "| guessing_game | 2 x 256 |" in out  # the config's batch size
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(
         sys,
