@@ -12,9 +12,10 @@ tolerance, tested), so execution settings never change what a checkpoint means.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 import torch
@@ -100,6 +101,20 @@ class Execution:
 CSR_EDGE_COST = 8.0
 #: agent size up to which the dense path is taken when the topology's edge count is unknown
 DEFAULT_DENSE_NODES = 256
+
+
+@contextlib.contextmanager
+def finite_checks_off(learner) -> Iterator[None]:
+    """Within the block, ``learner`` runs without its finite checks (then they are back).
+
+    For computations that cannot branch on values, e.g. a population under ``vmap``.
+    """
+    execution = learner.execution
+    learner.execution = dataclasses.replace(execution, check_finite=False)
+    try:
+        yield
+    finally:
+        learner.execution = execution
 
 
 def dense_pays(num_agents: int, n: int, edges: float | None, execution: Execution) -> bool:

@@ -3,8 +3,6 @@ r"""Outer loop: Lightning trains the shared policy over many lifetimes."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-from collections.abc import Iterator
 from typing import Literal
 
 import lightning.pytorch as pl
@@ -22,7 +20,7 @@ from badger_graph.checkpoint import (
 from badger_graph.curriculum import Curriculum, EpisodeSpec, episode_spec
 from badger_graph.errors import NonFiniteError, check_int
 from badger_graph.evaluation import error_metrics
-from badger_graph.execution import Execution
+from badger_graph.execution import Execution, finite_checks_off
 from badger_graph.growth import GrowthEvent, growth_events
 from badger_graph.guards import TrainingGuard
 from badger_graph.learner import build_learner
@@ -191,15 +189,9 @@ class BadgerModule(pl.LightningModule):
         """Data-parallel processes (1 outside a trainer)."""
         return self.trainer.world_size if self._trainer is not None else 1
 
-    @contextlib.contextmanager
-    def unchecked(self) -> Iterator[None]:
+    def unchecked(self) -> contextlib.AbstractContextManager:
         """Lifetimes run inside skip the agent's finite checks (the ES's vmapped members)."""
-        execution = self.agent.execution
-        self.agent.execution = dataclasses.replace(execution, check_finite=False)
-        try:
-            yield
-        finally:
-            self.agent.execution = execution
+        return finite_checks_off(self.agent)
 
     @property
     def train_batches(self) -> int:

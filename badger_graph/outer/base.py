@@ -46,9 +46,10 @@ def objective_weights(objective: str | Mapping[str, float]) -> dict[str, float]:
     if isinstance(objective, Mapping):
         for name, w in objective.items():
             weights[name] += float(w)
-    else:
-        objective_loss(torch.zeros(1, 1), objective)  # the name is checked
+    elif objective in OBJECTIVES:
         weights[objective] = 1.0
+    else:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     return weights
 
 

@@ -3,8 +3,6 @@
 No Lightning here: the loops may use only the members the protocol declares.
 """
 
-import contextlib
-import dataclasses
 from unittest import mock
 
 import pytest
@@ -14,6 +12,7 @@ from torch import nn
 
 from badger_graph import Agent, BadgerModule
 from badger_graph.curriculum import EpisodeSpec
+from badger_graph.execution import finite_checks_off
 from badger_graph.outer import Backprop, EvolutionStrategy, TrainingContext, TruncatedBPTT
 from badger_graph.runner import EpisodeRunner
 from badger_graph.tasks import GuessingGame
@@ -81,15 +80,9 @@ class PlainContext(nn.Module):
     def all_gather(self, data):
         return data
 
-    @contextlib.contextmanager
     def unchecked(self):
         self.unchecked_calls += 1
-        execution = self.agent.execution
-        self.agent.execution = dataclasses.replace(execution, check_finite=False)
-        try:
-            yield
-        finally:
-            self.agent.execution = execution
+        return finite_checks_off(self.agent)
 
 
 LOOPS = [
