@@ -21,8 +21,8 @@ def expand_overlays(argv: list[str]) -> list[str]:
     (``base: ../base/guessing_game.yaml``, relative to the overlay; a base may itself name
     one). jsonargparse stacks ``--config`` files in order, so the overlay's lines win and
     ``badger fit --config configs/X.yaml`` stays one command. An overlay that names no
-    ``trainer.default_root_dir`` of its own runs in ``runs/<its file name>``, not in its
-    base's folder.
+    ``trainer.default_root_dir`` of its own runs in ``runs/<its name>``, not in its base's
+    folder: a shipped config's name (``runs/compare/bandits_rnn``), else its file name.
 
     A ``--config`` value or a ``base:`` that is not a file but a shipped config's name
     (:mod:`badger_graph.pretrained`) becomes that file, and ``--ckpt_path pretrained`` the
@@ -57,7 +57,7 @@ def expand_overlays(argv: list[str]) -> list[str]:
         if not seen and not (isinstance(trainer, dict) and "default_root_dir" in trainer):
             # the run folder is the experiment's, not its base's: runs/<this file's name>
             own = trainer if isinstance(trainer, dict) else {}
-            data["trainer"] = {**own, "default_root_dir": f"runs/{path.stem}"}
+            data["trainer"] = {**own, "default_root_dir": f"runs/{_run_name(path)}"}
         base = path.parent / named
         if not base.exists() and _is_name(named):  # a shipped config by name: base: fig6
             from badger_graph import pretrained
@@ -97,6 +97,17 @@ def expand_overlays(argv: list[str]) -> list[str]:
             out[j : j + (1 if arg.endswith("=pretrained") else 2)] = ["--ckpt_path", ckpt]
             break
     return out
+
+
+def _run_name(path: Path) -> str:
+    """A config's run folder name: its shipped name (``compare/bandits_rnn``) or file stem."""
+    from badger_graph import pretrained
+
+    try:
+        name = path.resolve().relative_to(pretrained.configs_dir().resolve())
+    except (ValueError, FileNotFoundError):
+        return path.stem
+    return name.with_suffix("").as_posix()
 
 
 def _is_name(value: str) -> bool:

@@ -29,9 +29,16 @@ def test_configs_by_name_and_alias_from_any_directory(tmp_path, monkeypatch):
     assert pretrained.config_path("fig6") == pretrained.configs_dir() / "guessing_game.yaml"
     assert pretrained.config_path("compare/bandits_rnn").name == "bandits_rnn.yaml"
     argv = expand_overlays(["fit", "--config", "guessing_game_fast"])
-    # an overlay by name: its base first, then its own lines
-    assert argv[:3] == ["fit", "--config", str(pretrained.configs_dir() / "guessing_game.yaml")]
-    assert "objective: mean" in argv[4]
+    # an overlay by name: its bases first (the root base, then guessing_game), then its lines
+    root = pretrained.configs_dir()
+    assert argv[:3] == ["fit", "--config", str(root / "base/badger.yaml")]
+    assert argv[3] == "--config"
+    assert "max_steps: 3000" in argv[4]
+    assert "objective: mean" in argv[-1]
+    assert "default_root_dir: runs/guessing_game_fast" in argv[-1]
+    # a shipped config in a folder runs in runs/<its name>, folder included
+    argv = expand_overlays(["fit", "--config", "compare/bandits_rnn"])
+    assert "default_root_dir: runs/compare/bandits_rnn" in argv[-1]
     with pytest.raises(ConfigError, match="no config file or shipped config named 'nope'") as e:
         expand_overlays(["fit", "--config", "nope"])
     assert "fig6" in str(e.value)
