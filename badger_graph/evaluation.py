@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+from torch import Tensor
 
+from badger_graph.errors import NonFiniteError
+from badger_graph.outer import objective_loss
 from badger_graph.runner import EpisodeRunner
 from badger_graph.seeds import derive
+
+if TYPE_CHECKING:
+    from badger_graph.agent import Lifetime
 
 DEFAULT_EXPERTS = (1, 2, 3, 5, 10, 20, 40, 80, 120, 160, 200)
 COLUMNS = ("d", "experts", "error", "chance", "mean_baseline")
@@ -105,3 +112,55 @@ def sweep(
     plot_sweep(tables["dims"], "d", out / "dims.png", f"{experts_for_dims} experts")
     plot_sweep(tables["experts"], "experts", out / "experts.png", f"d = {dims_for_experts}")
     return tables
+
+
+class EvaluationSteps:
+    """Validation and test of :class:`~badger_graph.BadgerModule` (a LightningModule mixin).
+
+    Every evaluation batch is a fixed seed: its lifetimes run with the evaluation settings
+    (``eval_num_experts``, ``eval_growth``) and log the generic and the task's metrics.
+    """
+
+    def evaluate(self, batch: dict, stage: str) -> Tensor:
+        """Errors on a fixed evaluation batch; logs the generic and the task's metrics."""
+        B = int(batch["batch_size"])
+        life = self.lifetime(
+            int(batch["seed"]),
+            B,
+            num_experts=self.hparams.eval_num_experts,
+            growth=self.eval_growth,
+        )
+        loss = objective_loss(life.errors, self.objectives.objective)
+        if not loss.isfinite():
+            raise NonFiniteError("loss", loss, step=self.global_step, where=f"{stage} batch")
+        self.log_errors(life.errors, loss, stage, B, life)
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        """Errors on fixed validation episodes."""
+        self.evaluate(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        """Errors on fixed test episodes."""
+        self.evaluate(batch, "test")
+
+    def log_errors(
+        self, errors: Tensor, loss: Tensor, stage: str, B: int, life: Lifetime | None = None
+    ) -> None:
+        """Log loss, final and mean error (+ chance and the task's metrics of ``life``)."""
+        on_step = stage == "train"
+        if on_step:
+            self.check_divergence(float(errors[-1].detach().mean()))
+        log = error_metrics(errors, loss, stage, self.task, life, self.device)
+        sync = self._trainer is not None and self.trainer.world_size > 1  # mean over processes
+        self.log_dict(log, on_step=on_step, on_epoch=not on_step, batch_size=B, sync_dist=sync)
+        self.log(
+            f"{stage}_err",
+            log[f"{stage}/final_error"],
+            on_step=on_step,
+            on_epoch=not on_step,
+            prog_bar=True,
+            logger=False,
+            batch_size=B,
+            sync_dist=sync,
+        )

@@ -1,7 +1,8 @@
 """What a training run does about bad batches: NaN/inf skips with a cap, and divergence.
 
-Kept out of the LightningModule: :class:`TrainingGuard` counts and decides, the module
-asks it after each failure or training error.
+Kept out of the LightningModule: :class:`TrainingGuard` counts and decides;
+:class:`GuardHooks` is the module's side (skip a batch, drop non-finite gradients, stop on
+divergence).
 """
 
 from __future__ import annotations
@@ -112,3 +113,32 @@ class TrainingGuard:
             for n, p in module.named_parameters()
             if p.grad is not None and not p.grad.isfinite().all()
         ]
+
+
+class GuardHooks:
+    """The bad-batch side of :class:`~badger_graph.BadgerModule` (a LightningModule mixin).
+
+    Needs ``self.guard`` (a :class:`TrainingGuard`) and ``self.train_batches``.
+    """
+
+    def _skip(self, err: NonFiniteError) -> None:
+        from lightning.pytorch.utilities import rank_zero_warn
+
+        self.guard.skip_or_raise(err, self.train_batches)
+        rank_zero_warn(f"skipping training batch {self.train_batches}: {err}")
+        self.log("train/skipped", float(self.guard.skipped), on_step=True, batch_size=1)
+
+    def check_divergence(self, error: float) -> None:
+        """Stop when the training error stays far above chance (see :class:`TrainingGuard`)."""
+        self.guard.check_error(error, self.train_batches)
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """Non-finite gradients: raise, or drop them all so the optimizer skips the step."""
+        bad = self.guard.nonfinite_gradients(self)
+        if bad:
+            err = NonFiniteError(
+                f"gradients of {bad[:3]}", None, step=self.global_step, where="training batch"
+            )
+            self._skip(err)
+            for p in self.parameters():
+                p.grad = None  # torch optimizers skip parameters without gradient

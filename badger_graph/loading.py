@@ -4,6 +4,7 @@
 class paths) before Lightning builds the model, and what goes wrong is a
 :class:`~badger_graph.errors.CheckpointError` naming the file. :func:`apply_optimizer_settings`
 makes a resumed fit use the config's optimizer settings, saying what changed.
+:class:`CheckpointHooks` is the module's side of it: its Lightning checkpoint hooks.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ import io
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
-from badger_graph.checkpoint import check_class_paths, comparable, read_checkpoint, safe_types
+from badger_graph.checkpoint import (
+    check_class_paths,
+    check_version,
+    comparable,
+    load_weights,
+    read_checkpoint,
+    safe_types,
+    stamp,
+)
 from badger_graph.errors import CheckpointError
 
 
@@ -135,3 +144,55 @@ def _unimportable(value) -> list[str]:
         for v in value:
             found += _unimportable(v)
     return found
+
+
+def from_cli() -> bool:
+    """Whether the module is being built by LightningCLI (its hyperparameters: the config)."""
+    try:
+        from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
+    except ImportError:  # pragma: no cover - older/newer Lightning
+        return False
+    return _given_hyperparameters.get() is not None
+
+
+class CheckpointHooks:
+    """The checkpoint side of :class:`~badger_graph.BadgerModule` (a LightningModule mixin).
+
+    Loading checks the file before Lightning builds the model; saving stamps the library
+    version and the batch counters; a resumed fit takes the config's optimizer settings;
+    ``init_weights`` starts a new run from a checkpoint's weights.
+    """
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, map_location=None, allow=(), **kwargs):
+        """Lightning's loader, for checkpoints of this and of earlier formats.
+
+        The model is built from the hyperparameters saved in the checkpoint; the classes
+        they name must come from badger_graph or torch.optim, or from a module prefix (or
+        exact class path) in ``allow`` (e.g. ``allow=["my_tasks."]`` for your own task):
+        anything else is refused before it is imported
+        (:func:`~badger_graph.checkpoint.check_class_paths`).
+        """
+
+        def lightning_load(source, **kw):
+            return super(CheckpointHooks, cls).load_from_checkpoint(source, **kw)
+
+        return load_module(lightning_load, checkpoint_path, map_location, allow, **kwargs)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Stamp the checkpoint with the library version and the batch counters."""
+        stamp(checkpoint, self.train_batches, self.guard.skipped, self.unstepped_batches)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse checkpoints of an incompatible (newer major) library version."""
+        check_version(checkpoint)
+        self.guard.skipped, self.unstepped_batches = batch_counters(checkpoint)
+        if self._trainer is not None and self.trainer.state.fn == "fit":
+            apply_optimizer_settings(checkpoint, self.hparams.get("optimizer"))
+
+    def setup(self, stage: str) -> None:
+        """Load ``init_weights`` before fitting (a resumed checkpoint is restored after)."""
+        if stage == "fit" and self.hparams.get("init_weights"):
+            from badger_graph.pretrained import resolve_checkpoint
+
+            load_weights(self, resolve_checkpoint(self.hparams.init_weights))

@@ -8,23 +8,18 @@ from typing import Literal
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from badger_graph.agent import Lifetime
-from badger_graph.checkpoint import (
-    check_version,
-    load_weights,
-    stamp,
-)
 from badger_graph.curriculum import Curriculum, EpisodeSpec, episode_spec
 from badger_graph.errors import NonFiniteError, check_int
-from badger_graph.evaluation import error_metrics
+from badger_graph.evaluation import EvaluationSteps
 from badger_graph.execution import Execution, finite_checks_off
 from badger_graph.growth import GrowthEvent, growth_events
-from badger_graph.guards import TrainingGuard
+from badger_graph.guards import GuardHooks, TrainingGuard
 from badger_graph.learner import build_learner
-from badger_graph.outer import Backprop, ObjectiveSchedule, OuterLoop, objective_loss
+from badger_graph.loading import CheckpointHooks, from_cli
+from badger_graph.outer import Backprop, ObjectiveSchedule, OuterLoop
 from badger_graph.policies import RolePolicies
 from badger_graph.policy import ExpertPolicy
 from badger_graph.ports import AddressedPorts
@@ -33,15 +28,7 @@ from badger_graph.tasks.base import Task
 from badger_graph.topologies.base import Topology
 
 
-def _from_cli() -> bool:
-    try:
-        from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
-    except ImportError:  # pragma: no cover - older/newer Lightning
-        return False
-    return _given_hyperparameters.get() is not None
-
-
-class BadgerModule(pl.LightningModule):
+class BadgerModule(CheckpointHooks, GuardHooks, EvaluationSteps, pl.LightningModule):
     r"""Meta-train the shared expert policy over many lifetimes.
 
     Every batch is a seed: it draws ``batch_size`` fresh episodes of ``task``, runs a
@@ -129,7 +116,7 @@ class BadgerModule(pl.LightningModule):
         # so `load_from_checkpoint` rebuilds the injected modules; from Python the injected
         # modules themselves are not hyperparameters (their weights are saved).
         injected = ["policy", "topology", "task", "learner", "ports", "outer_loop", "curriculum"]
-        self.save_hyperparameters(ignore=None if _from_cli() else injected)
+        self.save_hyperparameters(ignore=None if from_cli() else injected)
         self.objectives = ObjectiveSchedule(objective, warmup_objective, warmup_steps, warmup_ramp)
         check_int("eval_num_experts", eval_num_experts, 1, optional=True)
         if task is None:
@@ -222,115 +209,14 @@ class BadgerModule(pl.LightningModule):
         self.guard.passed()
         return out
 
-    def _skip(self, err: NonFiniteError) -> None:
-        self.guard.skip_or_raise(err, self.train_batches)
-        rank_zero_warn(f"skipping training batch {self.train_batches}: {err}")
-        self.log("train/skipped", float(self.guard.skipped), on_step=True, batch_size=1)
-
-    def check_divergence(self, error: float) -> None:
-        """Stop when the training error stays far above chance (see :class:`TrainingGuard`)."""
-        self.guard.check_error(error, self.train_batches)
-
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, **kwargs) -> None:
         """The outer loop's clip (a trainer ``gradient_clip_val`` wins when set)."""
         if gradient_clip_val is None:
             gradient_clip_val = self.outer_loop.gradient_clip_val
         self.clip_gradients(optimizer, gradient_clip_val=gradient_clip_val, **kwargs)
 
-    def on_before_optimizer_step(self, optimizer) -> None:
-        """Non-finite gradients: raise, or drop them all so the optimizer skips the step."""
-        bad = self.guard.nonfinite_gradients(self)
-        if bad:
-            err = NonFiniteError(
-                f"gradients of {bad[:3]}", None, step=self.global_step, where="training batch"
-            )
-            self._skip(err)
-            for p in self.parameters():
-                p.grad = None  # torch optimizers skip parameters without gradient
-
     # -- evaluation ----------------------------------------------------------------------
-    def evaluate(self, batch: dict, stage: str) -> Tensor:
-        """Errors on a fixed evaluation batch; logs the generic and the task's metrics."""
-        B = int(batch["batch_size"])
-        life = self.lifetime(
-            int(batch["seed"]),
-            B,
-            num_experts=self.hparams.eval_num_experts,
-            growth=self.eval_growth,
-        )
-        loss = objective_loss(life.errors, self.objectives.objective)
-        if not loss.isfinite():
-            raise NonFiniteError("loss", loss, step=self.global_step, where=f"{stage} batch")
-        self.log_errors(life.errors, loss, stage, B, life)
-        return loss
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        """Errors on fixed validation episodes."""
-        self.evaluate(batch, "val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        """Errors on fixed test episodes."""
-        self.evaluate(batch, "test")
-
-    def log_errors(
-        self, errors: Tensor, loss: Tensor, stage: str, B: int, life: Lifetime | None = None
-    ) -> None:
-        """Log loss, final and mean error (+ chance and the task's metrics of ``life``)."""
-        on_step = stage == "train"
-        if on_step:
-            self.check_divergence(float(errors[-1].detach().mean()))
-        log = error_metrics(errors, loss, stage, self.task, life, self.device)
-        sync = self._trainer is not None and self.trainer.world_size > 1  # mean over processes
-        self.log_dict(log, on_step=on_step, on_epoch=not on_step, batch_size=B, sync_dist=sync)
-        self.log(
-            f"{stage}_err",
-            log[f"{stage}/final_error"],
-            on_step=on_step,
-            on_epoch=not on_step,
-            prog_bar=True,
-            logger=False,
-            batch_size=B,
-            sync_dist=sync,
-        )
-
     # -- checkpoints and optimizers ------------------------------------------------------
-    @classmethod
-    def load_from_checkpoint(cls, checkpoint_path, map_location=None, allow=(), **kwargs):
-        """Lightning's loader, for checkpoints of this and of earlier formats.
-
-        The model is built from the hyperparameters saved in the checkpoint; the classes
-        they name must come from badger_graph or torch.optim, or from a module prefix (or
-        exact class path) in ``allow`` (e.g. ``allow=["my_tasks."]`` for your own task):
-        anything else is refused before it is imported
-        (:func:`~badger_graph.checkpoint.check_class_paths`).
-        """
-        from badger_graph.loading import load_module
-
-        def lightning_load(source, **kw):
-            return super(BadgerModule, cls).load_from_checkpoint(source, **kw)
-
-        return load_module(lightning_load, checkpoint_path, map_location, allow, **kwargs)
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Stamp the checkpoint with the library version and the batch counters."""
-        stamp(checkpoint, self.train_batches, self.guard.skipped, self.unstepped_batches)
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Refuse checkpoints of an incompatible (newer major) library version."""
-        check_version(checkpoint)
-        from badger_graph.loading import apply_optimizer_settings, batch_counters
-
-        self.guard.skipped, self.unstepped_batches = batch_counters(checkpoint)
-        if self._trainer is not None and self.trainer.state.fn == "fit":
-            apply_optimizer_settings(checkpoint, self.hparams.get("optimizer"))
-
-    def setup(self, stage: str) -> None:
-        """Load ``init_weights`` before fitting (a resumed checkpoint is restored after)."""
-        if stage == "fit" and self.hparams.get("init_weights"):
-            from badger_graph.pretrained import resolve_checkpoint
-
-            load_weights(self, resolve_checkpoint(self.hparams.init_weights))
-
     def configure_optimizers(self):
         """Optimizer (and scheduler) from the injected callables."""
         opt = self.optimizer(self.parameters())
