@@ -4,6 +4,8 @@
 # (Optuna's distributed mode), so every learner gets the same trials and per-trial budget
 # on the same machine load. Then `best.yaml` of each study is the tuned overlay.
 # Usage: benchmarks/tune_compare.sh [family] [learner ...]   (default: bandits, all three)
+# PRUNE_AFTER=N: no trial is pruned before batch N (default 0; regression: 1000, as BADGER
+# sits at chance until about then).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 family="${1:-bandits}"; shift || true
@@ -15,6 +17,7 @@ for learner in "${learners[@]}"; do
   study="runs/tune/${family}_${learner}"
   for w in 1 2; do
     OMP_NUM_THREADS=1 badger tune --space "$space" --study_dir "$study" \
+      --warmup_steps "${PRUNE_AFTER:-0}" \
       > "runs/tune/${family}_${learner}.worker${w}.log" 2>&1 &
     sleep 5  # the first worker creates the database
   done
