@@ -13,7 +13,6 @@ A ``--config`` may name a shipped config (:mod:`badger_graph.pretrained`).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
@@ -42,6 +41,13 @@ from badger_graph.data import EpisodeData
 from badger_graph.errors import CheckpointError, ConfigError, RunFolderError
 from badger_graph.module import BadgerModule
 from badger_graph.overlays import expand_overlays
+from badger_graph.quiet import quiet_lightning  # noqa: F401 (imported from here by users)
+from badger_graph.resume import (
+    exit_143,
+    pass_on_sigterm,
+    restore_signal_handlers,
+    signal_handlers,
+)
 
 #: ``--ckpt_path`` values Lightning resolves itself (``last`` is resolved here, by training done)
 LIGHTNING_CKPT_NAMES = ("best", "hpc", "registry")
@@ -278,7 +284,7 @@ class BadgerCLI(LightningCLI):
         """
         from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-        handlers = _signal_handlers()
+        handlers = signal_handlers()
         try:
             ckpt_path = self.config_init[subcommand].get("ckpt_path")
             if ckpt_path and ckpt_path not in ("last", *LIGHTNING_CKPT_NAMES):
@@ -293,8 +299,8 @@ class BadgerCLI(LightningCLI):
         except SIGTERMException:
             if self._lock is not None:
                 self._lock.release()
-            _restore_signal_handlers(handlers)
-            _pass_on_sigterm(handlers.get(signal.SIGTERM))
+            restore_signal_handlers(handlers)
+            pass_on_sigterm(handlers.get(signal.SIGTERM))
             raise SystemExit(143) from None
         except SystemExit as e:
             stopped = [
@@ -306,7 +312,7 @@ class BadgerCLI(LightningCLI):
         finally:
             if self._lock is not None:
                 self._lock.release()
-            _restore_signal_handlers(handlers)  # Lightning leaves SIGINT ignored after Ctrl-C
+            restore_signal_handlers(handlers)  # Lightning leaves SIGINT ignored after Ctrl-C
 
     def _parse_ckpt_path(self) -> None:
         """The config and the flags say what runs; a ``--ckpt_path`` only gives weights.
@@ -351,43 +357,6 @@ class BadgerCLI(LightningCLI):
             )
 
 
-def _signal_handlers() -> dict:
-    """The SIGINT / SIGTERM handlers in force (empty outside the main thread)."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    return {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-
-def _restore_signal_handlers(handlers: dict) -> None:
-    for sig, handler in handlers.items():
-        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-
-
-def _pass_on_sigterm(previous) -> None:
-    """Hand a SIGTERM that stopped a fit (after its checkpoint) to the process's own handler.
-
-    A scheduler's SIGTERM ends the process, not only the fit: with the default handler the
-    signal is raised again (the process ends as if the library were not there: killed by
-    SIGTERM, after the checkpoint and the lock are dealt with); a Python handler (a tuning
-    loop's, a test runner's) is called; an ignored SIGTERM stays ignored (the fit stopped,
-    :class:`SystemExit` 143 follows).
-    """
-    if previous in (signal.SIG_DFL, None):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
-    elif callable(previous):
-        previous(signal.SIGTERM, None)
-
-
-def _exit_143(signum, frame) -> None:
-    """``badger``'s own SIGTERM handler: exit with status 143 (128 + SIGTERM)."""
-    raise SystemExit(143)
-
-
 def _tensorboard_logger(root: Path):
     """Lightning's TensorBoard logger in ``root/tensorboard``, or a named error without it."""
     import importlib.util
@@ -399,42 +368,6 @@ def _tensorboard_logger(root: Path):
     from lightning.pytorch.loggers import TensorBoardLogger
 
     return TensorBoardLogger(str(root), name="tensorboard")
-
-
-def _no_advertisement(record) -> bool:
-    """A logging filter: drop Lightning's tip advertising its cloud logger, nothing else."""
-    return "litlogger" not in str(record.msg)
-
-
-@contextlib.contextmanager
-def quiet_lightning():
-    """Silence, while Lightning runs, the third-party notices a user cannot act on.
-
-    Lightning 2.6 on torch >= 2.10 checks tree specs the deprecated way (a warning every
-    batch), LightningCLI warns that ``args`` is passed (on purpose: the overlays are
-    expanded first), Lightning advertises its cloud logger, and under manual optimization
-    (ES, truncated BPTT) it warns that checkpoints hold the weights after the batch's
-    optimizer step (as ours do by design: a checkpoint's batch counter counts that step),
-    and evaluating a checkpoint of another run folder it notes that the folder changed;
-    nothing else is filtered.
-    """
-    import logging
-    import warnings
-
-    lightning_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    lightning_log.addFilter(_no_advertisement)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-            warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
-            warnings.filterwarnings(
-                "ignore", message="Using ModelCheckpoint with manual optimization"
-            )
-            # evaluating a checkpoint of another run folder: its callback state is not ours
-            warnings.filterwarnings("ignore", message="The dirpath has changed from")
-            yield
-    finally:
-        lightning_log.removeFilter(_no_advertisement)
 
 
 def _lightning_cli(args: ArgsType = None, run: bool = True) -> BadgerCLI:
@@ -514,7 +447,7 @@ def main() -> None:
     added = here not in sys.path and "" not in sys.path
     if added:
         sys.path.insert(0, here)
-    previous = signal.signal(signal.SIGTERM, _exit_143)  # a fit stops at a safe point first
+    previous = signal.signal(signal.SIGTERM, exit_143)  # a fit stops at a safe point first
     try:
         cli_main()
     except (RunFolderError, CheckpointError, ConfigError) as e:
