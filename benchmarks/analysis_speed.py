@@ -16,6 +16,7 @@ from badger_graph.execution import Execution
 from badger_graph.records import LifetimeCall
 from badger_graph.tasks import GuessingGame
 from badger_graph.tasks.guessing_game import GuessingEpisode
+from badger_graph.timing import timeit
 from badger_graph.topologies import RandomOutDegree
 
 
@@ -37,13 +38,6 @@ def main() -> None:
                     record=record,
                 )
             )
-
-    def timeit(fn, reps=5):
-        fn()
-        t = time.perf_counter()
-        for _ in range(reps):
-            fn()
-        return (time.perf_counter() - t) / reps
 
     off = timeit(lambda: run(False))
     on = timeit(lambda: run(True))

@@ -8,12 +8,12 @@ adjacency at inference.
 """
 
 import argparse
-import time
 
 import torch
 
 from badger_graph import ExpertGraph, ExpertPolicy
 from badger_graph.adjacency import CSRAdjacency
+from badger_graph.timing import interleaved
 from badger_graph.topologies import RandomOutDegree
 
 
@@ -46,17 +46,11 @@ def main(argv=None) -> None:
     def new():
         return pol(h, u, adj)
 
-    res = {"old": [], "new": []}
     with torch.no_grad():
         torch.testing.assert_close(old(), new(), rtol=1e-4, atol=1e-5)
-        for _ in range(a.reps):
-            for name, f in (("old", old), ("new", new)):
-                t = time.perf_counter()
-                f()
-                res[name].append(time.perf_counter() - t)
+        res = interleaved({"old": old, "new": new}, reps=a.reps, warmup=0)
     for k, v in res.items():
-        v = sorted(v)
-        print(k, "min", f"{v[0]:.3f}", "median", f"{v[len(v) // 2]:.3f}", "max", f"{v[-1]:.3f}")
+        print(k, "median", f"{v:.3f}")
 
 
 if __name__ == "__main__":

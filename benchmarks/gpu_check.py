@@ -30,26 +30,7 @@ from pathlib import Path
 
 import torch
 
-
-def sync(device: torch.device) -> None:
-    """Wait for ``device`` to finish its queued work (a no-op on the CPU)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timeit(fn, device: torch.device, reps: int, warmup: int = 1) -> float:
-    """Median seconds of ``reps`` synchronised calls after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    sync(device)
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    times.sort()
-    return times[len(times) // 2]
+from badger_graph.timing import sync, timeit  # noqa: F401 (speed.py imports sync from here)
 
 
 def _peak_reset(device: torch.device) -> None:

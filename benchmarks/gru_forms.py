@@ -13,8 +13,6 @@ that one call issues (each a kernel launch on a GPU).
 """
 
 import argparse
-import statistics
-import time
 import warnings
 
 import torch
@@ -26,6 +24,7 @@ from badger_graph.outer import EvolutionStrategy
 from badger_graph.outer.es import population_losses
 from badger_graph.policy import _gru_cell
 from badger_graph.tasks import GuessingGame
+from badger_graph.timing import interleaved
 from badger_graph.topologies import FullyConnected
 
 
@@ -50,25 +49,28 @@ def es_population(reps: int) -> None:
     def fused(self, u, agg, h):
         return self.rnn(torch.cat([u, agg], dim=-1), h)
 
-    times = {"gates written out": [], "nn.GRUCell": []}
     out = {}
+
+    def population(form, fn):
+        def call():
+            ExpertPolicy.gru_update = fn
+            out[form] = population_losses(module, theta, noise, 0.02, loss_fn)
+
+        return call
+
+    forms = {"gates written out": written, "nn.GRUCell": fused}
     with torch.no_grad():
-        for _ in range(reps + 1):
-            for form, fn in (("gates written out", written), ("nn.GRUCell", fused)):
-                ExpertPolicy.gru_update = fn
-                t0 = time.perf_counter()
-                out[form] = population_losses(module, theta, noise, 0.02, loss_fn)
-                times[form].append(time.perf_counter() - t0)
+        times = interleaved({k: population(k, f) for k, f in forms.items()}, reps=reps)
     ExpertPolicy.gru_update = written
     torch.testing.assert_close(out["nn.GRUCell"], out["gates written out"])
     print(
         "\nES population of configs/guessing_game_es.yaml (64 members x 64 agents x 3 experts, "
-        f"20 steps), median of {reps} (first call left out)\n"
+        f"20 steps), median of {reps} after one warm-up call each\n"
     )
     print("| form under vmap | s per population |")
     print("|---|---|")
-    for form, ts in times.items():
-        print(f"| {form} | {statistics.median(ts[1:]):.3f} |")
+    for form, t in times.items():
+        print(f"| {form} | {t:.3f} |")
 
 
 def _ops(fn) -> tuple[int, int]:
@@ -118,13 +120,7 @@ def main() -> None:
         warnings.simplefilter("ignore")  # the vmap fallback's performance warning
         ref = forms[("vmap over the population", "nn.GRUCell")]()
         torch.testing.assert_close(forms[("vmap over the population", "gates written out")](), ref)
-        times = {k: [] for k in forms}
-        for _ in range(a.reps):
-            for k, f in forms.items():
-                f()
-                t0 = time.perf_counter()
-                f()
-                times[k].append(time.perf_counter() - t0)
+        times = interleaved(forms, reps=a.reps)
         ops = {k: _ops(f) for k, f in forms.items()}
     print(
         f"P = {P} members, {N} nodes each, hidden {H}, input {X}; "
@@ -132,9 +128,9 @@ def main() -> None:
     )
     print("| case | form | ms per call | matrix products | aten ops |")
     print("|---|---|---|---|---|")
-    for (case, form), ts in times.items():
+    for (case, form), t in times.items():
         mm, total = ops[(case, form)]
-        print(f"| {case} | {form} | {1e3 * statistics.median(ts):.2f} | {mm} | {total} |")
+        print(f"| {case} | {form} | {1e3 * t:.2f} | {mm} | {total} |")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         es_population(max(3, a.reps // 4))

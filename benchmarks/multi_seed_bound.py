@@ -13,12 +13,11 @@ stacked run can save nothing on this machine and separate runs stay.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
 from badger_graph.cli import _lightning_cli
+from badger_graph.timing import interleaved
 
 
 def _batch(module, opt, seed: int, agents: int) -> None:
@@ -45,16 +44,14 @@ def main() -> None:
     opt = torch.optim.Adam(module.parameters(), lr=1e-3)
     S = a.seeds
     _batch(module, opt, 0, B)  # warm-up
-    apart, together = [], []
-    for r in range(a.reps):
-        t = time.perf_counter()
+
+    def apart():
         for s in range(S):
-            _batch(module, opt, 100 * r + s, B)
-        apart.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        _batch(module, opt, 100 * r + 50, S * B)
-        together.append(time.perf_counter() - t)
-    a_med, t_med = statistics.median(apart), statistics.median(together)
+            _batch(module, opt, s, B)
+
+    med = interleaved({"apart": apart, "together": lambda: _batch(module, opt, 50, S * B)},
+                      reps=a.reps, warmup=0)  # fmt: skip
+    a_med, t_med = med["apart"], med["together"]
     print(f"| config | S x B | {S} batches of {B} agents (s) | one batch of {S * B} agents (s) "
           "| saving bound |")  # fmt: skip
     print("|---|---|---|---|---|")

@@ -43,21 +43,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from gpu_check import sync  # noqa: E402
 
+from badger_graph.timing import timeit  # noqa: E402
+
 HIDDEN = 64
 
 
 def _timeit(
     fn, min_time: float = 0.3, min_reps: int = 2, device: torch.device | None = None
 ) -> float:
-    device = device or torch.device("cpu")
-    fn()  # warm-up
-    sync(device)
-    reps, start = 0, time.perf_counter()
-    while reps < min_reps or time.perf_counter() - start < min_time:
-        fn()
-        reps += 1
-        sync(device)
-    return (time.perf_counter() - start) / reps
+    return timeit(fn, device, reps=min_reps, warmup=1, min_time=min_time)
 
 
 class _Peak:

@@ -32,7 +32,7 @@ def _run(args: list[str], cwd: Path = ROOT, timeout: int = 240) -> str:
     ("script", "args", "needle"),
     [
         ("analysis_speed.py", [], "recording on costs"),
-        ("blocked_round.py", ["--reps", "1", "--experts", "2000"], "new min"),
+        ("blocked_round.py", ["--reps", "1", "--experts", "2000"], "new median"),
         ("dense_crossover.py", ["--sizes", "64"], "| 64 |"),
         ("fig6_vs_prototype.py", ["--rounds", "1"], "library / prototype"),
         ("gru_forms.py", ["--reps", "1", "--population", "2", "--nodes", "30"], "nn.GRUCell"),
