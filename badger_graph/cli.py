@@ -14,6 +14,7 @@ A ``--config`` may name a shipped config (:mod:`badger_graph.pretrained`).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -191,6 +192,12 @@ class BadgerCLI(LightningCLI):
             value = config.get(key)
             if isinstance(value, int) and value < -1:
                 raise ConfigError(f"trainer.{key} must be >= -1 (-1: no limit), got {value!r}")
+        max_time = config.get("max_time")
+        if isinstance(max_time, str) and not re.fullmatch(r"\d+:\d\d:\d\d:\d\d", max_time):
+            raise ConfigError(
+                f"trainer.max_time must be DD:HH:MM:SS (days first: '00:01:00:00' is an hour), "
+                f"got {max_time!r}"
+            )
         lock = RunLock()
         callbacks = default_callbacks(every, threads, lock)
         if self.subcommand is not None:  # not for a model built to be used in Python

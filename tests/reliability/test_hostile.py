@@ -501,6 +501,8 @@ def test_messages_are_one_line_with_exit_status_2(tiny_run, monkeypatch, capsys)
          "threads must be"),
         (["fit", "--config", CONFIG, "--trainer.default_root_dir", "new", "--trainer.max_steps",
           "-5"], "trainer.max_steps must be >= -1"),
+        (["fit", "--config", CONFIG, "--trainer.default_root_dir", "new", "--trainer.max_time",
+          "01:00:00"], "trainer.max_time must be DD:HH:MM:SS"),
         (["fit", "--config", CONFIG, "--trainer.default_root_dir", "afile/run"],
          "is not writable"),
         (["test", "--config", CONFIG, "--trainer.default_root_dir", "afile/run"],
