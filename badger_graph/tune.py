@@ -193,15 +193,27 @@ class ReportToTrial(Callback):
         study_name (str): the study.
         trial_number (int): the trial this fit runs.
         metric (str): the logged metric to report. (default: ``"val/loss"``)
+        startup_trials (int): finished trials before any is pruned. (default: :obj:`4`)
+        warmup_steps (int): batches before this trial can be pruned. (default: :obj:`0`)
     """
 
     def __init__(
-        self, storage: str, study_name: str, trial_number: int, metric: str = "val/loss"
+        self,
+        storage: str,
+        study_name: str,
+        trial_number: int,
+        metric: str = "val/loss",
+        startup_trials: int = 4,
+        warmup_steps: int = 0,
     ) -> None:
         import optuna
 
         self.metric = metric
-        study = optuna.load_study(study_name=study_name, storage=storage)
+        # the search's pruner: a study loaded without one would prune with Optuna's defaults
+        pruner = optuna.pruners.MedianPruner(
+            n_startup_trials=startup_trials, n_warmup_steps=warmup_steps
+        )
+        study = optuna.load_study(study_name=study_name, storage=storage, pruner=pruner)
         trial_id = next(t._trial_id for t in study.get_trials(deepcopy=False)
                         if t.number == trial_number)  # fmt: skip
         self.trial = optuna.Trial(study, trial_id)
@@ -373,6 +385,7 @@ def tune(
         optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=warmup_steps),
     )
     study.set_user_attr("config", str(config))
+    pruning = {"startup_trials": startup_trials, "warmup_steps": warmup_steps}
 
     def finished() -> int:
         return sum(
@@ -392,7 +405,7 @@ def tune(
             seed=derive(seed, trial.number, bits=32), n_startup_trials=startup_trials
         )
         try:
-            _run_trial(study, trial, config, space, study_dir, storage)
+            _run_trial(study, trial, config, space, study_dir, storage, pruning)
         except BaseException as stop:
             if trial.number not in _told(study):
                 trial.set_user_attr("interrupted", True)
@@ -445,7 +458,15 @@ def _told(study) -> set[int]:
     return {t.number for t in study.get_trials(deepcopy=False) if t.state.name != "RUNNING"}
 
 
-def _run_trial(study, trial, config: str, space: SearchSpace, study_dir: Path, storage: str):
+def _run_trial(
+    study,
+    trial,
+    config: str,
+    space: SearchSpace,
+    study_dir: Path,
+    storage: str,
+    pruning: dict | None = None,
+):
     """One trial: ``badger fit`` in ``study_dir/trial_NNN``; tell the study how it went.
 
     An error of the trial's own (a diverging learning rate, a setting that does not build)
@@ -464,6 +485,7 @@ def _run_trial(study, trial, config: str, space: SearchSpace, study_dir: Path, s
             "study_name": study.study_name,
             "trial_number": trial.number,
             "metric": space.metric,
+            **(pruning or {}),
         },
     }
     args = ["fit", "--config", str(config), *_flags(space.fixed), *_flags(values)]

@@ -204,3 +204,18 @@ def test_ctrl_c_between_trials_ends_the_search_without_a_traceback(
         main()
     assert e.value.code == 130
     assert "the same command resumes the study" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("warmup_steps", "pruned"), [(0, True), (1000, False)])
+def test_trials_are_pruned_with_the_searchs_pruner_settings(tmp_path, warmup_steps, pruned):
+    """A trial far behind the median at batch 250: pruned, unless the warm-up is longer."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="s", storage=storage)
+    for value in (1.0, 1.1, 1.2, 1.3, 1.4):  # five finished trials that reported at 250
+        trial = study.ask()
+        trial.report(value, 250)
+        study.tell(trial, value)
+    number = study.ask().number
+    report = tuning.ReportToTrial(storage, "s", number, startup_trials=4, warmup_steps=warmup_steps)
+    report.trial.report(9.0, 250)
+    assert bool(report.trial.should_prune()) is pruned
