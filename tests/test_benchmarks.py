@@ -214,7 +214,8 @@ def test_compare_learners_takes_a_users_own_family(tmp_path, monkeypatch, capsys
     )
     (tmp_path / "cfg").mkdir()
     (tmp_path / "runs").mkdir()
-    shutil.copy(root / "configs/compare/guessing_badger.yaml", tmp_path / "cfg/guess4_badger.yaml")
+    # the user's config: an overlay of the shipped one, by name (its base is not copied along)
+    (tmp_path / "cfg/guess4_badger.yaml").write_text("base: compare/guessing_badger\n")
     shutil.copy(root / "badger_graph/checkpoints/compare/guessing_badger.ckpt",
                 tmp_path / "runs/guess4_badger.ckpt")  # fmt: skip
     monkeypatch.chdir(tmp_path)
