@@ -7,6 +7,7 @@ trained :class:`~badger_graph.BadgerModule` gives one as ``model.runner``.
 from __future__ import annotations
 
 import csv
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,50 @@ def error_metrics(errors, loss, stage: str, task, life=None, device=None) -> dic
 
 
 @torch.no_grad()
+def play(
+    runner: EpisodeRunner,
+    episodes: int,
+    batch: int,
+    key: tuple[int, ...] = (),
+    learner: bool = True,
+    baselines: bool | Collection[str] = False,
+    num_experts: int | None = None,
+) -> dict[str, Tensor | None]:
+    """Errors ``[T, N]`` on ``episodes`` fresh episodes, of the learner and of baselines.
+
+    The episodes come in batches of ``batch``, batch ``i`` from the seed
+    ``episode_seed("compare", *key, i)`` (a purpose training and validation never draw), so
+    the learner (``"learner"``) and every baseline of the task (by name; ``baselines``:
+    all, or the names to play) face the same episodes, and another call with the same
+    ``key`` the same ones again: paired comparisons. A baseline the task cannot compute at
+    this point (:class:`~badger_graph.tasks.base.BaselineUnavailable`, e.g. an exact
+    optimum too large) is ``None``.
+    """
+    from badger_graph.seeds import episode_seed
+    from badger_graph.tasks.base import BaselineUnavailable
+
+    out: dict[str, list[Tensor]] = {}
+    failed: set[str] = set()
+    with torch.no_grad():
+        for i in range(-(-episodes // batch)):
+            seed = episode_seed("compare", *key, i)
+            size = min(batch, episodes - i * batch)
+            if learner:
+                life = runner.run(seed, size, num_experts=num_experts)
+                out.setdefault("learner", []).append(life.errors.cpu())
+            if not baselines:
+                continue
+            for name, fn in runner.task.baselines().items():
+                if name in failed or (baselines is not True and name not in baselines):
+                    continue
+                episode, _ = runner.begin(seed, size, num_experts, device="cpu")
+                try:
+                    out.setdefault(name, []).append(fn(episode, runner.inner_steps))
+                except BaselineUnavailable:
+                    failed.add(name)
+    return {k: torch.cat(v, 1) for k, v in out.items() if k not in failed} | dict.fromkeys(failed)
+
+
 def final_error(
     runner: EpisodeRunner,
     d: int,

@@ -5,10 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import torch
-
+from badger_graph.evaluation import play
 from badger_graph.runner import EpisodeRunner
-from badger_graph.seeds import episode_seed
 from badger_graph.tasks import (
     BernoulliBandits,
     GuessingGame,
@@ -111,17 +109,9 @@ def evaluate(
                 }
             )
             continue
-        agent, base = [], {}
-        with torch.no_grad():
-            for i in range(-(-episodes // batch)):
-                seed = episode_seed("compare", 100 * f, i)
-                size = min(batch, episodes - i * batch)
-                life = family.run(seed, size)
-                agent.append(life.errors.mean(0).cpu())
-                for b, e in family.baselines(seed, size).items():
-                    base.setdefault(b, []).append(e.mean(0))
-        agent_error = float(torch.cat(agent).mean())
-        scores = {b: float(torch.cat(v).mean()) for b, v in base.items()}
+        errors = play(family, episodes, batch, key=(100 * f,), baselines=True)
+        agent_error = float(errors.pop("learner").mean())
+        scores = {b: float(e.mean()) for b, e in errors.items() if e is not None}
         best = min(scores, key=scores.get) if scores else None
         rows.append(
             {

@@ -33,8 +33,8 @@ import torch
 from badger_graph.checkpoint import read_checkpoint
 from badger_graph.cli import build_from_config
 from badger_graph.errors import TaskTooWideError
+from badger_graph.evaluation import play
 from badger_graph.learner import FixedWidthLearner
-from badger_graph.seeds import episode_seed
 from badger_graph.tasks import (
     BernoulliBandits,
     GuessingGame,
@@ -42,7 +42,6 @@ from badger_graph.tasks import (
     OnlineRegression,
     SinusoidRegression,
 )
-from badger_graph.tasks.base import BaselineUnavailable
 
 ROOT = Path(__file__).parents[1]
 #: the learners compared, each from ``configs/compare/<family>_<learner>.yaml`` if it exists
@@ -167,27 +166,9 @@ def _episodes(trained, point: Point, episodes: int, batch: int, key: int, learne
     runner = trained.replace(
         task=task, num_experts=experts, inner_steps=point.steps or trained.inner_steps
     )
-    out: dict[str, list] = {}
-    failed: set[str] = set()
-    with torch.no_grad():
-        for i in range(-(-episodes // batch)):
-            seed = episode_seed("compare", key, i)
-            size = min(batch, episodes - i * batch)
-            if learner:
-                out.setdefault("learner", []).append(runner.run(seed, size).errors.cpu())
-                continue
-            for name, play in runner.task.baselines().items():
-                if name in failed or (only is not None and name not in only):
-                    continue
-                episode, _ = runner.begin(seed, size, experts, device="cpu")
-                try:  # an exact optimum can be too large to compute at this point
-                    out.setdefault(name, []).append(play(episode, runner.inner_steps))
-                except BaselineUnavailable:
-                    failed.add(name)
-    # a baseline that could not be computed here: an empty entry (shown as n/a)
-    return {k: torch.cat(v, 1) if k not in failed else None for k, v in out.items()} | {
-        k: None for k in failed
-    }
+    # a baseline that could not be computed here: None (shown as n/a)
+    baselines = False if learner else (True if only is None else only)
+    return play(runner, episodes, batch, (key,), learner=learner, baselines=baselines)
 
 
 def compare(

@@ -21,12 +21,10 @@ import argparse
 import math
 from pathlib import Path
 
-import torch
-
 from badger_graph.checkpoint import read_checkpoint
 from badger_graph.cli import build_from_config
+from badger_graph.evaluation import play
 from badger_graph.learner import StepwiseLearner
-from badger_graph.seeds import episode_seed
 
 ROOT = Path(__file__).parents[1]
 SCORES = {"bandits": ("cumulative regret", lambda e: e.sum(0))}
@@ -82,13 +80,8 @@ def main() -> None:
         weights = sum(q.numel() for q in model.parameters())
         counts = experts if not isinstance(model.agent, StepwiseLearner) else [runner.num_experts]
         for n in counts:
-            scores = []
-            with torch.no_grad():
-                for i in range(-(-a.episodes // a.batch)):
-                    seed = episode_seed("compare", 90_000, i)
-                    size = min(a.batch, a.episodes - i * a.batch)
-                    scores.append(judge(runner.run(seed, size, num_experts=n).errors))
-            s = torch.cat(scores)
+            errors = play(runner, a.episodes, a.batch, key=(90_000,), num_experts=n)
+            s = judge(errors["learner"])
             first = next((r["scores"] for r in rows if r["learner"] == label), s)
             diff = s - first  # the same episodes: paired
             rows.append(
