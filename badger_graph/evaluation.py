@@ -45,7 +45,6 @@ def error_metrics(errors, loss, stage: str, task, life=None, device=None) -> dic
     return log
 
 
-@torch.no_grad()
 def play(
     runner: EpisodeRunner,
     episodes: int,
@@ -90,6 +89,7 @@ def play(
     return {k: torch.cat(v, 1) for k, v in out.items() if k not in failed} | dict.fromkeys(failed)
 
 
+@torch.no_grad()
 def final_error(
     runner: EpisodeRunner,
     d: int,
