@@ -17,7 +17,8 @@ from torch import Tensor
 from badger_graph.errors import NonFiniteError
 from badger_graph.outer import objective_loss
 from badger_graph.runner import EpisodeRunner
-from badger_graph.seeds import derive
+from badger_graph.seeds import derive, episode_seed
+from badger_graph.tasks.base import BaselineUnavailable
 
 if TYPE_CHECKING:
     from badger_graph.agent import Lifetime
@@ -64,9 +65,6 @@ def play(
     this point (:class:`~badger_graph.tasks.base.BaselineUnavailable`, e.g. an exact
     optimum too large) is ``None``.
     """
-    from badger_graph.seeds import episode_seed
-    from badger_graph.tasks.base import BaselineUnavailable
-
     out: dict[str, list[Tensor]] = {}
     failed: set[str] = set()
     with torch.no_grad():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 
 from badger_graph.evaluation import play
@@ -111,6 +112,8 @@ def evaluate(
             continue
         errors = play(family, episodes, batch, key=(100 * f,), baselines=True)
         agent_error = float(errors.pop("learner").mean())
+        for b in [b for b, e in errors.items() if e is None]:
+            warnings.warn(f"{name}: baseline {b} left out (not computable here)", stacklevel=2)
         scores = {b: float(e.mean()) for b, e in errors.items() if e is not None}
         best = min(scores, key=scores.get) if scores else None
         rows.append(

@@ -180,6 +180,17 @@ def _flags(values: dict[str, Any]) -> list[str]:
     return out
 
 
+def median_pruner(startup_trials: int, warmup_steps: int):
+    """The search's pruner: the median rule after ``startup_trials`` and ``warmup_steps``.
+
+    Built by the search and by every trial's :class:`ReportToTrial` alike (a study loaded
+    without it would prune by Optuna's defaults).
+    """
+    import optuna
+
+    return optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=warmup_steps)
+
+
 class ReportToTrial(Callback):
     """Report each validation's ``metric`` to an Optuna trial and stop it when pruned.
 
@@ -209,10 +220,7 @@ class ReportToTrial(Callback):
         import optuna
 
         self.metric = metric
-        # the search's pruner: a study loaded without one would prune with Optuna's defaults
-        pruner = optuna.pruners.MedianPruner(
-            n_startup_trials=startup_trials, n_warmup_steps=warmup_steps
-        )
+        pruner = median_pruner(startup_trials, warmup_steps)
         study = optuna.load_study(study_name=study_name, storage=storage, pruner=pruner)
         trial_id = next(t._trial_id for t in study.get_trials(deepcopy=False)
                         if t.number == trial_number)  # fmt: skip
@@ -382,7 +390,7 @@ def tune(
         study_dir.name,
         space.direction,
         optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials),
-        optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=warmup_steps),
+        median_pruner(startup_trials, warmup_steps),
     )
     study.set_user_attr("config", str(config))
     pruning = {"startup_trials": startup_trials, "warmup_steps": warmup_steps}

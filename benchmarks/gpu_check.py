@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from badger_graph.timing import sync, timeit  # noqa: F401 (speed.py imports sync from here)
+from badger_graph.timing import sync, timeit
 
 
 def _peak_reset(device: torch.device) -> None:

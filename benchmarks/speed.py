@@ -41,17 +41,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from gpu_check import sync  # noqa: E402
-
-from badger_graph.timing import timeit  # noqa: E402
+from badger_graph.timing import sync, timeit  # noqa: E402
 
 HIDDEN = 64
-
-
-def _timeit(
-    fn, min_time: float = 0.3, min_reps: int = 2, device: torch.device | None = None
-) -> float:
-    return timeit(fn, device, reps=min_reps, warmup=1, min_time=min_time)
 
 
 class _Peak:
@@ -80,7 +72,7 @@ def _matmul_gflops(flops: float, device: torch.device) -> float:
     """GFLOP/s of a square fp32 matmul doing about ``flops`` work (the machine's limit)."""
     n = max(64, min(4096 if device.type == "cpu" else 16384, round((flops / 2) ** (1 / 3))))
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    t = _timeit(lambda: a @ b, device=device)
+    t = timeit(lambda: a @ b, device, reps=2, min_time=0.3)
     return 2 * n**3 / t / 1e9
 
 
@@ -139,7 +131,7 @@ def policy_row(
     # peak memory of the passes above what the process held before them (state, edges, model)
     peak = _Peak(device)
     reps = 2 if n < (1_000_000 if device.type == "cpu" else 10_000_000) else 1
-    t = _timeit(run, min_time=0.5 if n < 100_000 else 0.0, min_reps=reps, device=device)
+    t = timeit(run, device, reps=reps, min_time=0.5 if n < 100_000 else 0.0)
     peak_mb = peak.mb()
     flops = _policy_flops(policy, state.num_nodes, edge_index.size(1)) * (3 if backward else 1)
     return {
@@ -290,7 +282,7 @@ def train_rows(quick: bool, device: torch.device) -> list[dict]:
                 ),
             ]
     for setup, impl, fn in cases:
-        t = _timeit(fn, min_time=0.5 if quick else 3.0, device=device)
+        t = timeit(fn, device, reps=2, min_time=0.5 if quick else 3.0)
         rows.append(
             {"setup": setup, "implementation": impl, "s_per_batch": t, "batches_per_s": 1 / t}
         )
@@ -438,7 +430,7 @@ def topology_rows(quick: bool, device: torch.device) -> list[dict]:
             loss.backward()
             opt.step()
 
-        t = _timeit(step, min_time=0.5 if quick else 3.0, device=device)
+        t = timeit(step, device, reps=2, min_time=0.5 if quick else 3.0)
         rows.append({f"topology (8 experts, 2 rounds, B={B}, T=20)": name, "s_per_batch": t})
     for r in rows:
         r["vs_fully_connected"] = r["s_per_batch"] / rows[0]["s_per_batch"]
