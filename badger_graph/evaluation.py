@@ -18,7 +18,6 @@ from badger_graph.errors import NonFiniteError
 from badger_graph.outer import objective_loss
 from badger_graph.runner import EpisodeRunner
 from badger_graph.seeds import derive, episode_seed
-from badger_graph.tasks.base import BaselineUnavailable
 
 if TYPE_CHECKING:
     from badger_graph.agent import Lifetime
@@ -76,14 +75,15 @@ def play(
                 out.setdefault("learner", []).append(life.errors.cpu())
             if not baselines:
                 continue
-            for name, fn in runner.task.baselines().items():
-                if name in failed or (baselines is not True and name not in baselines):
-                    continue
-                episode, _ = runner.begin(seed, size, num_experts, device="cpu")
-                try:
-                    out.setdefault(name, []).append(fn(episode, runner.inner_steps))
-                except BaselineUnavailable:
+            wanted = None if baselines is True else set(baselines)
+            wanted = set(runner.task.baselines()) if wanted is None else wanted
+            for name, errors in runner.baselines(
+                seed, size, num_experts=num_experts, names=wanted - failed
+            ).items():
+                if errors is None:
                     failed.add(name)
+                else:
+                    out.setdefault(name, []).append(errors)
     return {k: torch.cat(v, 1) for k, v in out.items() if k not in failed} | dict.fromkeys(failed)
 
 

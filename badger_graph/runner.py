@@ -14,8 +14,7 @@ task directly::
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import torch
 
@@ -134,20 +133,25 @@ class EpisodeRunner:
         batch_size: int,
         num_outputs: int | None = None,
         num_experts: int | None = None,
-    ) -> dict[str, torch.Tensor]:
-        """Errors ``[T, B]`` of each of the task's baselines on the episodes of ``seed``.
+        names: Collection[str] | None = None,
+    ) -> dict[str, torch.Tensor | None]:
+        """Errors ``[T, B]`` of the task's baselines (all, or ``names``) on ``seed``'s episodes.
 
         The episodes are drawn exactly as :meth:`run` draws them for the agent (before the
         agent's state, so ``num_experts`` does not change them), so the agent and every
-        baseline face the same hidden parameters and random outcomes.
+        baseline face the same hidden parameters and random outcomes. A baseline the task
+        cannot compute here (:class:`~badger_graph.tasks.base.BaselineUnavailable`, e.g. an
+        exact optimum too large) is ``None``.
         """
-        out = {}
+        out: dict[str, torch.Tensor | None] = {}
         for name, play in self.task.baselines().items():
+            if names is not None and name not in names:
+                continue
             episode, _ = self.begin(seed, batch_size, num_experts, num_outputs, device="cpu")
             try:
                 out[name] = play(episode, self.inner_steps)
-            except BaselineUnavailable as e:
-                warnings.warn(f"baseline {name} left out: {e}", stacklevel=2)
+            except BaselineUnavailable:
+                out[name] = None
         return out
 
     def growth_events(
