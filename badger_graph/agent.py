@@ -2,6 +2,7 @@ r"""The agent: shared policy + topology + read-out (its lifetimes: :mod:`.lifeti
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
@@ -91,6 +92,22 @@ class Agent(nn.Module):
     def experts_for(self, num_outputs: int, num_experts: int) -> int:
         """Experts to play ``num_outputs`` outputs (without ports expert i owns output i)."""
         return num_experts if self.output_ports else max(num_experts, num_outputs)
+
+    def with_rounds(self, rounds: int) -> Agent:
+        """This agent with ``rounds`` rounds per step: the same weights, topology and ports.
+
+        A shallow copy (its parameters are this agent's, so gradients reach them) with its own
+        compiled functions; ``self`` when ``rounds`` is already this agent's. What a
+        :class:`~badger_graph.curriculum.RangeCurriculum` on ``rounds`` plays a batch with.
+        """
+        if not isinstance(rounds, int) or rounds < 1:
+            raise ValueError(f"rounds (k) must be an int >= 1, got {rounds!r}")
+        if rounds == self.rounds:
+            return self
+        other = copy.copy(self)
+        other.rounds = rounds
+        other.runtime = CompiledFunctions()
+        return other
 
     def reseed(self, seed: int) -> None:
         """Re-seed the random topology (a function of the batch's seed)."""

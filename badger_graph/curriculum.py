@@ -39,6 +39,8 @@ class EpisodeSpec:
         family_weights (tuple of float, optional): how often a
             :class:`~badger_graph.tasks.TaskMixture` draws each family in this batch
             (``None``: the mixture's own weights).
+        rounds (tuple of two ints, optional): inclusive range of communication rounds per
+            inner step for this batch (``None``: the agent's own ``rounds``).
     """
 
     num_outputs: tuple[int, int] | None = None
@@ -48,6 +50,7 @@ class EpisodeSpec:
     address_seed: int | None = None
     growth: GrowthCurriculum | None = None
     family_weights: tuple[float, ...] | None = None
+    rounds: tuple[int, int] | None = None
 
 
 class Curriculum:
@@ -81,11 +84,17 @@ def _check_range(name: str, value: Sequence[int] | None) -> tuple[int, int] | No
 
 
 class RangeCurriculum(Curriculum):
-    """Sample ``d`` and/or the number of experts uniformly from a range per training batch.
+    """Sample ``d``, the number of experts and/or of rounds from a range per training batch.
+
+    A curriculum on the number of hops: fewer experts (every expert near the one that hears
+    the error) or fewer rounds per step early in training, then the model's own.
 
     Args:
         num_outputs (list of two ints, optional): ``[low, high]`` of ``d`` (inclusive).
         num_experts (list of two ints, optional): ``[low, high]`` of experts (inclusive).
+        rounds (list of two ints, optional): ``[low, high]`` of communication rounds per
+            inner step (inclusive; BADGER agents only). Validation and test play the
+            model's ``rounds``.
         start_step (int, optional): first training batch it applies to. (default: :obj:`0`)
         end_step (int, optional): first batch it no longer applies to. (default: never)
         per_agent (bool, optional): draw ``d`` for every agent of the batch separately
@@ -103,6 +112,7 @@ class RangeCurriculum(Curriculum):
         end_step: int | None = None,
         per_agent: bool = False,
         experts_scale: str = "uniform",
+        rounds: Sequence[int] | None = None,
     ) -> None:
         if experts_scale not in ("uniform", "log"):
             raise ValueError(f"experts_scale must be 'uniform' or 'log', got {experts_scale!r}")
@@ -110,6 +120,7 @@ class RangeCurriculum(Curriculum):
         self.per_agent = per_agent
         self.num_outputs = _check_range("num_outputs", num_outputs)
         self.num_experts = _check_range("num_experts", num_experts)
+        self.rounds = _check_range("rounds", rounds)
         if start_step < 0 or (end_step is not None and end_step <= start_step):
             raise ValueError(
                 f"need 0 <= start_step < end_step, got start_step={start_step}, end_step={end_step}"
@@ -126,7 +137,7 @@ class RangeCurriculum(Curriculum):
         if not self.active(step):
             return spec
         changes = {"per_agent": self.per_agent}
-        for key in ("num_outputs", "num_experts"):
+        for key in ("num_outputs", "num_experts", "rounds"):
             value = getattr(self, key)
             if value is not None:
                 changes[key] = value

@@ -18,6 +18,7 @@ from collections.abc import Collection, Sequence
 
 import torch
 
+from badger_graph.agent import Agent
 from badger_graph.curriculum import EpisodeSpec
 from badger_graph.growth import GrowthEvent
 from badger_graph.learner import Learner
@@ -204,4 +205,20 @@ class EpisodeRunner:
             growth=growth,
             generator=generator(seed, "identities"),
         )
-        return self.agent(call)
+        return self.learner_for(seed, spec)(call)
+
+    def learner_for(self, seed: int, spec: EpisodeSpec | None) -> Learner:
+        """The learner that plays a batch: the agent, with the spec's rounds if it sets them."""
+        if spec is None or spec.rounds is None:
+            return self.agent
+        if not isinstance(self.agent, Agent):
+            raise ValueError(
+                f"a curriculum on rounds needs a BADGER Agent, not {type(self.agent).__name__}"
+            )
+        lo, hi = spec.rounds
+        rounds = (
+            lo
+            if lo == hi
+            else int(torch.randint(lo, hi + 1, (1,), generator=generator(seed, "rounds")))
+        )
+        return self.agent.with_rounds(rounds)

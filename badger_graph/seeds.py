@@ -23,13 +23,13 @@ import torch
 #: purposes of episode seeds: training, evaluation and the commands' default episodes
 PURPOSES = ("train", "val", "test", "rollout", "analyze", "sweep", "compare")
 #: the random draws made from one episode seed, each from its own stream
-STREAMS = ("episodes", "identities", "growth", "topology", "addresses", "es")
+STREAMS = ("episodes", "identities", "growth", "topology", "addresses", "es", "rounds")
 
 
 #: names that keep their CRC32 encoding of badger_graph 0.3.0, so the library's own episode
 #: streams (and every figure measured with them) stay as they were; their CRCs are pairwise
 #: distinct (tested). Every other name is encoded byte for byte.
-LEGACY_NAMES = frozenset(PURPOSES + STREAMS)
+LEGACY_NAMES = frozenset(PURPOSES + STREAMS[:6])
 
 
 def _words(value: int | str) -> list[int]:

@@ -40,7 +40,11 @@ from badger_graph.reproduce import mean_se  # noqa: E402
 
 ROOT = Path(__file__).parents[1]
 #: the validation column that is the family's score (``val/loss`` depends on the objective)
-METRICS = {"bandits": "val/cumulative_regret", "regression": "val/mean_error"}
+METRICS = {
+    "bandits": "val/cumulative_regret",
+    "regression": "val/mean_error",
+    "sinusoid": "val/mean_error",
+}
 
 
 def _files(runs: Path, name: str) -> tuple[Path, Path | None]:

@@ -90,3 +90,47 @@ def test_log_uniform_expert_counts_cover_the_range_by_factors():
     uniform = episode_spec([RangeCurriculum(num_experts=[4, 63])], 0)
     small = sum(runner.begin(s, 1, spec=uniform)[1].num_nodes < 8 for s in range(800)) / 800
     assert small < 0.12  # uniform: 4 of 60 counts
+
+
+def test_a_rounds_range_plays_the_batch_with_those_rounds_on_the_same_weights():
+    import torch
+
+    from badger_graph import Agent
+    from badger_graph.runner import EpisodeRunner
+    from badger_graph.tasks import GuessingGame
+    from badger_graph.topologies import FullyConnected
+
+    cur = [RangeCurriculum(rounds=[1, 1], end_step=5)]
+    assert episode_spec(cur, 4).rounds == (1, 1)
+    assert episode_spec(cur, 5) == EpisodeSpec()
+    torch.manual_seed(0)
+    two = Agent(tiny_policy(), FullyConnected(), rounds=2)
+    one = Agent(tiny_policy(), FullyConnected(), rounds=1)
+    one.load_state_dict(two.state_dict())
+    task = GuessingGame(3)
+    runner = EpisodeRunner(two, task, num_experts=3, inner_steps=4)
+    curriculum = runner.run(7, 5, spec=episode_spec(cur, 0))
+    plain = EpisodeRunner(one, task, num_experts=3, inner_steps=4).run(7, 5)
+    torch.testing.assert_close(curriculum.errors, plain.errors, rtol=0, atol=0)
+    assert not torch.equal(runner.run(7, 5).errors, plain.errors)  # 2 rounds differ
+    assert two.rounds == 2  # the agent itself is untouched
+    curriculum.errors.mean().backward()  # the copy's gradients are the agent's
+    assert all(p.grad is not None for p in two.parameters())
+    # a range draws per batch from the batch's seed: the same seed, the same rounds
+    spread = EpisodeSpec(rounds=(1, 3))
+    picks = {runner.learner_for(s, spread).rounds for s in range(40)}
+    assert picks == {1, 2, 3}
+    assert runner.learner_for(3, spread).rounds == runner.learner_for(3, spread).rounds
+
+
+def test_a_rounds_curriculum_needs_an_agent_and_a_valid_range():
+    from badger_graph.learner import RecurrentLearner
+    from badger_graph.runner import EpisodeRunner
+    from badger_graph.tasks import GuessingGame
+
+    with pytest.raises(ValueError, match=r"rounds must satisfy 1 <= low <= high, got \[0, 2\]"):
+        RangeCurriculum(rounds=[0, 2])
+    rnn = RecurrentLearner(max_outputs=3, hidden_channels=8)
+    runner = EpisodeRunner(rnn, GuessingGame(3), num_experts=3, inner_steps=4)
+    with pytest.raises(ValueError, match="needs a BADGER Agent, not RecurrentLearner"):
+        runner.run(0, 2, spec=EpisodeSpec(rounds=(1, 1)))

@@ -70,12 +70,13 @@ class TruncatedBPTT(OuterLoop):
             runner.task, episode, state, min(K, T),
             detach_feedback=runner.detach_feedback, total_steps=T,
         )  # fmt: skip
+        learner = runner.learner_for(seed, module.spec)
         errors = []
         for start in range(0, T, K):
             n = min(K, T - start)
             needs_grad = weights["mean"] > 0 or start + n == T
             with torch.set_grad_enabled(needs_grad and torch.is_grad_enabled()):
-                life = module.agent(call)
+                life = learner(call)
             if needs_grad:
                 terms = []
                 if weights["mean"]:

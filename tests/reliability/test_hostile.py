@@ -362,7 +362,7 @@ def test_topology_subclass_overriding_forward_is_what_training_runs():
 
 
 def test_derive_is_injective_for_every_key_it_accepts():
-    from badger_graph.seeds import PURPOSES, STREAMS, derive
+    from badger_graph.seeds import LEGACY_NAMES, STREAMS, derive
 
     a, b = "stream29685295", "stream32060020"
     assert zlib.crc32(a.encode()) == zlib.crc32(b.encode())  # the probe's collision
@@ -374,11 +374,13 @@ def test_derive_is_injective_for_every_key_it_accepts():
             derive(bad)
     assert derive(np.int64(5)) == derive(5)
     # the library's own names keep their streams (every shipped figure reproduces)
-    for name in PURPOSES + STREAMS:
+    for name in sorted(LEGACY_NAMES):
         old = [1, 0x5354_0001, zlib.crc32(name.encode())]
         words = np.random.SeedSequence(old).generate_state(2, np.uint32)
         assert derive(name) == (int(words[0]) << 32 | int(words[1])) >> 1
-    assert len({zlib.crc32(n.encode()) for n in PURPOSES + STREAMS}) == len(PURPOSES + STREAMS)
+    assert len({zlib.crc32(n.encode()) for n in LEGACY_NAMES}) == len(LEGACY_NAMES)
+    assert "rounds" in STREAMS  # a later stream: encoded byte for byte
+    assert "rounds" not in LEGACY_NAMES
 
 
 # -- SIGTERM ends the process ------------------------------------------------------------
