@@ -84,7 +84,8 @@ def compare(
             if family == "moving_target":
                 jumps.append(life.episode.jump.cpu())
             for name, e in runner.baselines(seed, batch).items():
-                errors.setdefault(name, []).append(e)
+                if e is not None:  # None: the task cannot compute it here
+                    errors.setdefault(name, []).append(e)
     rows = []
     label, score = SCORES.get(family, ("mean error over the lifetime", lambda e, jump: e.mean()))
     for name, parts in errors.items():
