@@ -37,6 +37,11 @@ def _run(args: list[str], cwd: Path = ROOT, timeout: int = 240) -> str:
         ("fig6_vs_prototype.py", ["--rounds", "1"], "library / prototype"),
         ("gru_forms.py", ["--reps", "1", "--population", "2", "--nodes", "30"], "nn.GRUCell"),
         ("ddp_speed.py", ["--steps", "2"], "throughput ratio"),
+        (
+            "batch_cost.py",
+            ["compare/sinusoid_badger_tuned", "compare/sinusoid_rnn_tuned", "--reps", "1"],
+            "| compare/sinusoid_rnn_tuned | 36,016 | 128 |",
+        ),
     ],
 )
 def test_speed_script_prints_its_table(script, args, needle):
