@@ -66,6 +66,7 @@ def play(
     """
     out: dict[str, list[Tensor]] = {}
     failed: set[str] = set()
+    wanted = set(runner.task.baselines()) if baselines is True else set(baselines or ())
     with torch.no_grad():
         for i in range(-(-episodes // batch)):
             seed = episode_seed("compare", *key, i)
@@ -73,10 +74,8 @@ def play(
             if learner:
                 life = runner.run(seed, size, num_experts=num_experts)
                 out.setdefault("learner", []).append(life.errors.cpu())
-            if not baselines:
+            if not wanted - failed:
                 continue
-            wanted = None if baselines is True else set(baselines)
-            wanted = set(runner.task.baselines()) if wanted is None else wanted
             for name, errors in runner.baselines(
                 seed, size, num_experts=num_experts, names=wanted - failed
             ).items():

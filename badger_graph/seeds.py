@@ -22,14 +22,16 @@ import torch
 
 #: purposes of episode seeds: training, evaluation and the commands' default episodes
 PURPOSES = ("train", "val", "test", "rollout", "analyze", "sweep", "compare")
+#: the streams of badger_graph 0.3.0 (see :data:`LEGACY_NAMES`)
+_STREAMS_0_3 = ("episodes", "identities", "growth", "topology", "addresses", "es")
 #: the random draws made from one episode seed, each from its own stream
-STREAMS = ("episodes", "identities", "growth", "topology", "addresses", "es", "rounds")
+STREAMS = (*_STREAMS_0_3, "rounds")
 
 
 #: names that keep their CRC32 encoding of badger_graph 0.3.0, so the library's own episode
 #: streams (and every figure measured with them) stay as they were; their CRCs are pairwise
-#: distinct (tested). Every other name is encoded byte for byte.
-LEGACY_NAMES = frozenset(PURPOSES + STREAMS[:6])
+#: distinct (tested). Every other name (a later stream too) is encoded byte for byte.
+LEGACY_NAMES = frozenset(PURPOSES + _STREAMS_0_3)
 
 
 def _words(value: int | str) -> list[int]:
