@@ -196,9 +196,14 @@ def check_run_dir(root: str, checkpoints: bool = True) -> str:
         sub = os.path.join(root, "checkpoints") if checkpoints else root
         os.makedirs(sub, exist_ok=True)
         probe = os.path.join(sub, f".write_test_{os.getpid()}")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
+        try:
+            with open(probe, "w") as f:
+                f.write("ok")
+                f.flush()
+                os.fsync(f.fileno())  # a full disk fails here, not at the first checkpoint
+        finally:
+            if os.path.lexists(probe):  # also when the write failed (ENOSPC leaves 0 bytes)
+                os.remove(probe)
     except OSError as e:
         from badger_graph.errors import RunFolderNotWritable
 

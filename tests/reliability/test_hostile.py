@@ -180,6 +180,32 @@ def test_real_full_file_system_keeps_the_previous_checkpoint(tmp_path):
         subprocess.run(["umount", str(disk)], capture_output=True)
 
 
+def test_a_full_disk_at_start_leaves_no_probe_file(tmp_path):
+    """A run refused because its disk is full leaves nothing behind (the write probe was
+    left as a 0-byte ``.write_test_PID`` before)."""
+    disk = tmp_path / "disk"
+    if not _mount_tmpfs(disk, "4m"):
+        pytest.skip("cannot mount a tmpfs here (not root)")
+    try:
+        first = _fit_subprocess(disk, "--trainer.max_steps", "5")
+        assert first.returncode == 0, first.stderr[-2000:]
+        before = sorted(p.name for p in (disk / CKPTS).iterdir())
+        fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)  # no byte left
+        try:
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        out = _fit_subprocess(disk, "--ckpt_path", "last")
+        assert out.returncode != 0
+        assert "No space left on device" in out.stderr, out.stderr[-2000:]
+        assert sorted(p.name for p in (disk / CKPTS).iterdir()) == before
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
+
+
 # -- code from a checkpoint --------------------------------------------------------------
 
 
