@@ -44,6 +44,7 @@ METRICS = {
     "bandits": "val/cumulative_regret",
     "regression": "val/mean_error",
     "sinusoid": "val/mean_error",
+    "classification": "val/mean_error",
 }
 
 
@@ -232,6 +233,7 @@ def plot(family: str, learners: list[str], seeds: list[int], facts: dict, metric
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for i, learner in enumerate(learners):
@@ -250,6 +252,7 @@ def plot(family: str, learners: list[str], seeds: list[int], facts: dict, metric
         ax.set_xlabel(xlabel)
         ax.set_ylabel(metric)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlap on a short range
         ax.legend(fontsize=7)
     fig.suptitle(f"{family}: validation while training, {len(seeds)} seeds (band: min-max)")
     fig.tight_layout()
