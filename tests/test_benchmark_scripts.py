@@ -42,6 +42,11 @@ def _run(args: list[str], cwd: Path = ROOT, timeout: int = 240) -> str:
             ["compare/sinusoid_badger_tuned", "compare/sinusoid_rnn_tuned", "--reps", "1"],
             "| compare/sinusoid_rnn_tuned | 36,016 | 128 |",
         ),
+        (
+            "init_probe.py",
+            ["compare/sinusoid_rnn_tuned", "--episodes", "4", "--batches", "2"],
+            "| compare/sinusoid_rnn_tuned |",
+        ),
     ],
 )
 def test_speed_script_prints_its_table(script, args, needle):
