@@ -46,6 +46,8 @@ _WHERE = {
     "tasks": "docs/tasks.md",
     "": "docs/fig7.md",
 }
+#: models outside a group whose figure is on another page
+_WHERE_OF = {"guessing_game_es": "docs/outer_loops.md"}
 
 
 def configs_dir() -> Path:
@@ -109,7 +111,8 @@ def available() -> list[Pretrained]:
             config_path(config)
         except ConfigError:
             continue
-        out.append(Pretrained(name, ckpt, config, _WHERE.get(group, "docs/")))
+        where = _WHERE_OF.get(name, _WHERE.get(group, "docs/"))
+        out.append(Pretrained(name, ckpt, config, where))
     return out
 
 
