@@ -152,6 +152,19 @@ def _mount_tmpfs(path: Path, size: str) -> bool:
     return ok
 
 
+def _fill_up(disk: Path, leave: int = 0) -> None:
+    """Write ``disk/filler`` until the file system is full, then free ``leave`` bytes of it."""
+    fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+    size = 0
+    try:
+        while True:
+            size += os.write(fd, b"\0" * 4096)
+    except OSError:
+        os.ftruncate(fd, max(size - leave, 0))
+    finally:
+        os.close(fd)
+
+
 def test_real_full_file_system_keeps_the_previous_checkpoint(tmp_path):
     """On a 4 MiB tmpfs (where the machine lets us mount one): the disk really fills up."""
     disk = tmp_path / "disk"
@@ -161,15 +174,7 @@ def test_real_full_file_system_keeps_the_previous_checkpoint(tmp_path):
         first = _fit_subprocess(disk, "--trainer.max_steps", "5")
         assert first.returncode == 0, first.stderr[-2000:]
         good = (disk / CKPTS / "last.ckpt").read_bytes()
-        fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)  # fill it up, free 40 KiB
-        try:
-            size = 0
-            while True:
-                size += os.write(fd, b"\0" * 4096)
-        except OSError:
-            os.ftruncate(fd, max(size - 40_000, 0))
-        finally:
-            os.close(fd)
+        _fill_up(disk, leave=40_000)
         out = _fit_subprocess(disk, "--ckpt_path", "last")
         assert out.returncode == 1, out.stderr[-2000:]
         assert "could not write the checkpoint" in out.stderr
@@ -190,14 +195,7 @@ def test_a_full_disk_at_start_leaves_no_probe_file(tmp_path):
         first = _fit_subprocess(disk, "--trainer.max_steps", "5")
         assert first.returncode == 0, first.stderr[-2000:]
         before = sorted(p.name for p in (disk / CKPTS).iterdir())
-        fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)  # no byte left
-        try:
-            while True:
-                os.write(fd, b"\0" * 4096)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+        _fill_up(disk)  # no byte left
         out = _fit_subprocess(disk, "--ckpt_path", "last")
         assert out.returncode != 0
         assert "No space left on device" in out.stderr, out.stderr[-2000:]
