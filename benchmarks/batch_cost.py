@@ -44,6 +44,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--reps", type=int, default=10)
     p.add_argument("--threads", type=int, default=None)
     a = p.parse_args(argv)
+    if a.reps < 1:
+        p.error(f"--reps must be >= 1, got {a.reps}")
+    if a.threads is not None and a.threads < 1:
+        p.error(f"--threads must be >= 1, got {a.threads}")
     if a.threads:
         torch.set_num_threads(a.threads)
     built = {c: batch_fn(c) for c in a.configs}

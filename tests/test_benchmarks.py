@@ -5,6 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 
+import pytest  # noqa: E402
 import speed  # noqa: E402
 
 
@@ -259,3 +260,13 @@ def test_multi_seed_bound_and_plateau_probe_run(tmp_path, monkeypatch, capsys):
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("batch ")]
     assert [r.split(" | ")[0] for r in rows] == ["batch 2", "batch 4"]
     assert all("err col2" in r and "grad policy" in r for r in rows)
+
+
+@pytest.mark.parametrize("flag", ["--reps", "--threads"])
+def test_batch_cost_refuses_a_zero_count_before_building_models(flag, capsys):
+    import batch_cost
+
+    with pytest.raises(SystemExit) as exit_:
+        batch_cost.main(["no_such_config", flag, "0"])
+    assert exit_.value.code == 2
+    assert f"{flag} must be >= 1, got 0" in capsys.readouterr().err
