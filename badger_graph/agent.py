@@ -44,6 +44,9 @@ class Agent(nn.Module):
         execution (Execution, optional): how the rounds run (dense / CSR / per-edge paths,
             compile, activation checkpointing, finite checks); never changes results.
             (default: ``Execution()``)
+        readout_norm (bool, optional): layer-normalise an owner's state before the shared
+            head, so class scores and bids start at unit scale whatever the state's size
+            (docs/comparison.md measures what it does to training). (default: ``False``)
     """
 
     def __init__(
@@ -55,6 +58,7 @@ class Agent(nn.Module):
         identity: str = "index",
         ports: AddressedPorts | None = None,
         execution: Execution | None = None,
+        readout_norm: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(rounds, int) or rounds < 1:
@@ -70,6 +74,8 @@ class Agent(nn.Module):
         self.output_ports = output_ports or ports is not None
         self.ports = ports
         self.readout = nn.Linear(policy.hidden_channels, 1)
+        #: the state's layer norm before the head (``readout_norm=True``), else ``None``
+        self.readout_norm = nn.LayerNorm(policy.hidden_channels) if readout_norm else None
         #: this agent's compiled steps and rounds (built on first use, never copied)
         self.runtime = CompiledFunctions()
 
@@ -239,7 +245,10 @@ class Agent(nn.Module):
         if self.ports is not None:
             values = state.value[owner]
         else:
-            values = self.readout(state.h[owner]).squeeze(-1)
+            h = state.h[owner]
+            if self.readout_norm is not None:
+                h = self.readout_norm(h)
+            values = self.readout(h).squeeze(-1)
         action = state.h.new_zeros(state.num_agents, state.num_outputs)
         return action.index_put((agent, column), values)
 
@@ -294,5 +303,6 @@ class Agent(nn.Module):
         """Hyperparameters shown in ``repr``."""
         return (
             f"rounds={self.rounds}, output_ports={self.output_ports}, "
-            f"identity={self.identity!r}, execution={self.execution}"
+            f"identity={self.identity!r}, readout_norm={self.readout_norm is not None}, "
+            f"execution={self.execution}"
         )

@@ -379,6 +379,55 @@ def comparable(value):
     return value
 
 
+def same_setting(config_value, saved_value) -> bool:
+    """Whether a config's setting is what a checkpoint saved (:func:`comparable` values).
+
+    An argument the checkpoint's class settings lack (the checkpoint predates it) counts as
+    the same when the config gives it its default, so a new option of a class does not make
+    every older checkpoint "trained with other settings".
+    """
+    return _without_new_defaults(comparable(config_value), comparable(saved_value)) == (
+        comparable(saved_value)
+    )
+
+
+def _without_new_defaults(new, old):
+    if isinstance(new, list) and isinstance(old, list) and len(new) == len(old):
+        return [_without_new_defaults(n, o) for n, o in zip(new, old, strict=True)]
+    if not (isinstance(new, dict) and isinstance(old, dict)):
+        return new
+    out = {k: _without_new_defaults(v, old[k]) if k in old else v for k, v in new.items()}
+    args, saved = new.get("init_args"), old.get("init_args")
+    if (
+        isinstance(args, dict)
+        and isinstance(saved, dict)
+        and new.get("class_path") == old.get("class_path")
+    ):
+        defaults = _parameter_defaults(new["class_path"])
+        out["init_args"] = {
+            k: v
+            for k, v in out["init_args"].items()
+            if k in saved or k not in defaults or comparable(defaults[k]) != v
+        }
+    return out
+
+
+def _parameter_defaults(class_path) -> dict:
+    """``{argument: default}`` of a class the config names (already imported by the CLI)."""
+    import importlib
+    import inspect
+
+    if not isinstance(class_path, str) or "." not in class_path:
+        return {}
+    module, _, name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+        params = inspect.signature(cls).parameters.values()
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return {}
+    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+
+
 def load_weights(model: torch.nn.Module, path: str | Path) -> dict:
     """Load the weights of a checkpoint into ``model``; returns the checkpoint.
 

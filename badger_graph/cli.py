@@ -37,7 +37,7 @@ from badger_graph.callbacks import (
     newest_checkpoint,
     run_folder,
 )
-from badger_graph.checkpoint import comparable, load_weights, read_checkpoint, safe_types
+from badger_graph.checkpoint import load_weights, read_checkpoint, safe_types, same_setting
 from badger_graph.data import EpisodeData
 from badger_graph.errors import CheckpointError, ConfigError, RunFolderError
 from badger_graph.module import BadgerModule
@@ -350,7 +350,7 @@ class BadgerCLI(LightningCLI):
         for key, theirs in hparams.items():
             if key in ignore or key not in model:
                 continue
-            if comparable(model[key]) != comparable(theirs):
+            if not same_setting(model[key], theirs):
                 differ.append(key)
         if differ and resume:
             rank_zero_warn(

@@ -111,6 +111,7 @@ def build_learner(
     identity: str = "index",
     ports=None,
     execution: Execution | None = None,
+    readout_norm: bool = False,
 ) -> nn.Module:
     """The learner of a training run, checked against the :class:`Learner` protocol.
 
@@ -124,7 +125,14 @@ def build_learner(
             )
         from badger_graph.agent import Agent
 
-        return Agent(policy, topology, rounds, output_ports, identity, ports, execution)
+        return Agent(
+            policy, topology, rounds, output_ports, identity, ports, execution, readout_norm
+        )
+    if readout_norm:
+        raise ValueError(
+            f"readout_norm=True is a BADGER agent's option; learner={type(learner).__name__} "
+            f"has its own read-out"
+        )
     if policy is not None or topology is not None:
         raise ValueError(
             f"learner={type(learner).__name__} replaces the BADGER agent: give no policy "

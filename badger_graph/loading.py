@@ -17,10 +17,10 @@ from lightning.pytorch.utilities import rank_zero_warn
 from badger_graph.checkpoint import (
     check_class_paths,
     check_version,
-    comparable,
     load_weights,
     read_checkpoint,
     safe_types,
+    same_setting,
     stamp,
 )
 from badger_graph.errors import CheckpointError
@@ -100,7 +100,7 @@ def apply_optimizer_settings(checkpoint: dict, ours) -> list[str]:
             f"optimizer; start a new run from its weights with --model.init_weights"
         )
     old, new = theirs.get("init_args") or {}, ours.get("init_args") or {}
-    changed = {k: v for k, v in new.items() if k in old and comparable(old[k]) != comparable(v)}
+    changed = {k: v for k, v in new.items() if k in old and not same_setting(v, old[k])}
     if not changed:
         return []
     said = [f"{k} {old[k]!r} -> {v!r}" for k, v in changed.items()]

@@ -56,6 +56,8 @@ class BadgerModule(CheckpointHooks, GuardHooks, EvaluationSteps, pl.LightningMod
             "mean" can collapse the agent to "always guess 0"). (default: :obj:`0`)
         output_ports (bool): read outputs from port nodes. (default: ``False``)
         identity (str): ``"index"`` or ``"random"`` node identities. (default: ``"index"``)
+        readout_norm (bool): layer-normalise the owner's state before the agent's shared
+            head (:class:`~badger_graph.Agent`). (default: ``False``)
         ports (AddressedPorts, optional): addressed output ports (Fig. 7).
         detach_feedback (bool): no gradient through feedback values. (default: ``False``)
         execution (Execution, optional): how rounds run; never changes results.
@@ -96,6 +98,7 @@ class BadgerModule(CheckpointHooks, GuardHooks, EvaluationSteps, pl.LightningMod
         warmup_ramp: int = 0,
         output_ports: bool = False,
         identity: Literal["index", "random"] = "index",
+        readout_norm: bool = False,
         ports: AddressedPorts | None = None,
         detach_feedback: bool = False,
         execution: Execution | None = None,
@@ -125,7 +128,15 @@ class BadgerModule(CheckpointHooks, GuardHooks, EvaluationSteps, pl.LightningMod
             task, nonfinite, max_skipped, diverged_after, diverged_at
         )
         learner = build_learner(
-            policy, topology, learner, rounds, output_ports, identity, ports, execution
+            policy,
+            topology,
+            learner,
+            rounds,
+            output_ports,
+            identity,
+            ports,
+            execution,
+            readout_norm,
         )
         #: the learned learner: a BADGER :class:`Agent` or another :class:`Learner`
         self.agent = learner

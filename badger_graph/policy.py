@@ -2,6 +2,7 @@ r"""The expert policy: ONE message-passing layer shared by every expert of every
 
 from __future__ import annotations
 
+import math
 from typing import Literal, Protocol, runtime_checkable
 
 import torch
@@ -157,6 +158,12 @@ class ExpertPolicy(MessagePassing):
         aggr (str, optional): ``"mean"``, ``"sum"`` or ``"weighted"``. (default: ``"mean"``)
         receiver_term (bool, optional): add :math:`W_r h_i` to the message.
             (default: :obj:`False`)
+        update_bias (float, optional): added to the bias of the GRU's update gate :math:`z`
+            at initialisation (and at every :meth:`reset_parameters`). With :math:`k` rounds
+            a step the state passes through :math:`kT` updates a lifetime, and at the default
+            :math:`z \approx 0.5` it keeps :math:`0.5^{kT}` of its start; a positive bias
+            makes experts remember longer from the first batch (as an LSTM's forget-gate
+            bias; "chrono" initialisation, Tallec & Ollivier 2018). (default: :obj:`0.0`)
 
     Shapes:
         - **input:** states :math:`(N, H)`, node inputs :math:`(N, F)`, edge index
@@ -174,7 +181,12 @@ class ExpertPolicy(MessagePassing):
         identity_channels: int = 8,
         aggr: Aggregation = "mean",
         receiver_term: bool = False,
+        update_bias: float = 0.0,
     ) -> None:
+        if isinstance(update_bias, bool) or not isinstance(update_bias, (int, float)):
+            raise ValueError(f"update_bias must be a number, got {update_bias!r}")
+        if not math.isfinite(update_bias):
+            raise ValueError(f"update_bias must be finite, got {update_bias!r}")
         for name, value, lo in (
             ("hidden_channels", hidden_channels, 1),
             ("message_channels", message_channels, 1),
@@ -192,6 +204,7 @@ class ExpertPolicy(MessagePassing):
         self.identity_channels = identity_channels
         self.aggregation = aggr
         self.receiver_term = receiver_term
+        self.update_bias = float(update_bias)
         self.node_features = NUM_FEATURES + identity_channels
 
         self.lin_in = nn.Linear(self.node_features, input_channels)
@@ -211,6 +224,10 @@ class ExpertPolicy(MessagePassing):
         if self.lin_recv is not None:
             self.lin_recv.reset_parameters()
         self.rnn.reset_parameters()
+        if self.update_bias:
+            H = self.hidden_channels
+            with torch.no_grad():  # gate order r, z, n: the z chunk of the input bias
+                self.rnn.bias_ih[H : 2 * H].add_(self.update_bias)
 
     def encode(self, x: Tensor) -> Tensor:
         """Project node inputs ``[N, F]`` once per inner step (shared by its rounds)."""
@@ -387,5 +404,6 @@ class ExpertPolicy(MessagePassing):
             f"{self.__class__.__name__}(hidden={self.hidden_channels}, "
             f"message={self.message_channels}, input={self.input_channels}, "
             f"identity={self.identity_channels}, aggr={self.aggregation!r}, "
-            f"receiver_term={self.receiver_term})"
+            f"receiver_term={self.receiver_term}"
+            + (f", update_bias={self.update_bias:g})" if self.update_bias else ")")
         )

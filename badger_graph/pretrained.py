@@ -47,7 +47,11 @@ _WHERE = {
     "": "docs/fig7.md",
 }
 #: models outside a group whose figure is on another page
-_WHERE_OF = {"guessing_game_es": "docs/outer_loops.md"}
+_WHERE_OF = {
+    "guessing_game": "docs/reproduce.md",
+    "guessing_game_fast": "docs/reproduce.md",
+    "guessing_game_es": "docs/outer_loops.md",
+}
 
 
 def configs_dir() -> Path:
@@ -117,10 +121,16 @@ def available() -> list[Pretrained]:
 
 
 def get(name: str) -> Pretrained:
-    """The shipped model called ``name``; a :class:`ConfigError` lists the known names."""
-    for m in available():
-        if m.name == name:
-            return m
+    """The shipped model called ``name``; a :class:`ConfigError` lists the known names.
+
+    A figure's name (``fig6``, ``fig9``; :data:`ALIASES`) names the model of its config when
+    no model has that name itself.
+    """
+    models = available()
+    for wanted in (name, ALIASES.get(name)):
+        for m in models:
+            if m.name == wanted:
+                return m
     known = ", ".join(m.name for m in available())
     raise ConfigError(f"no pretrained model named {name!r}; shipped: {known}")
 

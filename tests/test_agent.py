@@ -190,3 +190,29 @@ def test_silent_edge_cases_are_errors(monkeypatch):
     monkeypatch.setattr(memory, "available_memory", lambda device: 10**6)
     with pytest.raises(MemoryError, match=r"250,000 edges need at least 0\.0 GiB"):
         model.lifetime(0, 1, num_experts=500)
+
+
+def test_readout_norm_reads_the_normalised_state(small_policy, game):
+    plain = Agent(small_policy, FullyConnected())
+    normed = Agent(small_policy, FullyConnected(), readout_norm=True)
+    H = small_policy.hidden_channels
+    assert isinstance(normed.readout_norm, torch.nn.LayerNorm)
+    assert plain.readout_norm is None
+    count = sum(p.numel() for p in normed.parameters()) - sum(p.numel() for p in plain.parameters())
+    assert count == 2 * H  # the norm's gain and bias, whatever the number of experts
+    normed.readout.load_state_dict(plain.readout.state_dict())
+    state = plain.init_state([4, 3], 3)
+    state = state.replace(h=torch.randn(state.h.shape, generator=torch.Generator().manual_seed(0)))
+    owner, _, _ = state.output_owners()
+    h = state.h[owner]
+    expected = plain.readout(torch.nn.functional.layer_norm(h, (H,))).squeeze(-1)
+    torch.testing.assert_close(normed.read(state)[state.output_owners()[1:]], expected)
+    assert not torch.allclose(plain.read(state), normed.read(state))
+    assert "readout_norm=True" in repr(normed)
+
+
+def test_readout_norm_is_refused_for_another_learner():
+    from badger_graph.learner import RecurrentLearner, build_learner
+
+    with pytest.raises(ValueError, match="readout_norm=True is a BADGER agent's option"):
+        build_learner(learner=RecurrentLearner(3, hidden_channels=8), readout_norm=True)

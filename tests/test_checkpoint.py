@@ -136,3 +136,20 @@ def test_shipped_experiment_checkpoints_load_into_their_configs(folder, name):
     with torch.no_grad():
         life = model.runner.run(2**40, 8)
     assert life.errors.isfinite().all()
+
+
+def test_a_new_argument_at_its_default_is_the_same_setting_as_an_older_checkpoint():
+    from badger_graph.checkpoint import same_setting
+
+    saved = {"class_path": "badger_graph.ExpertPolicy", "init_args": {"hidden_channels": 64}}
+    config = {
+        "class_path": "badger_graph.ExpertPolicy",
+        "init_args": {"hidden_channels": 64, "update_bias": 0.0},
+    }
+    assert same_setting(config, saved)  # the checkpoint predates update_bias
+    assert not same_setting({**config, "init_args": {"hidden_channels": 64, "update_bias": 2.0}},
+                            saved)  # fmt: skip
+    assert not same_setting({**config, "init_args": {"hidden_channels": 32}}, saved)
+    assert not same_setting({"class_path": "badger_graph.topologies.Ring"}, saved)
+    # a saved argument the config lacks is a difference, not a default
+    assert not same_setting({"class_path": "badger_graph.ExpertPolicy", "init_args": {}}, saved)

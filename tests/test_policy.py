@@ -95,3 +95,31 @@ def test_wrong_feature_width():
     p = tiny_policy()
     with pytest.raises(ValueError, match="columns"):
         p.encode(torch.zeros(3, 5))
+
+
+def test_update_bias_shifts_only_the_update_gate_and_survives_a_reset():
+    from badger_graph import ExpertPolicy
+
+    torch.manual_seed(0)
+    plain = ExpertPolicy(16, 8, 8, 4)
+    torch.manual_seed(0)
+    biased = ExpertPolicy(16, 8, 8, 4, update_bias=2.0)
+    H = 16
+    torch.testing.assert_close(biased.rnn.bias_ih[H : 2 * H], plain.rnn.bias_ih[H : 2 * H] + 2.0)
+    torch.testing.assert_close(biased.rnn.bias_ih[:H], plain.rnn.bias_ih[:H])
+    torch.testing.assert_close(biased.rnn.bias_ih[2 * H :], plain.rnn.bias_ih[2 * H :])
+    assert sum(p.numel() for p in biased.parameters()) == sum(p.numel() for p in plain.parameters())
+    biased.reset_parameters()
+    assert biased.rnn.bias_ih[H : 2 * H].min() > 2.0 - 1 / H**0.5 - 1e-6  # still shifted
+    assert "update_bias=2" in repr(biased)
+    # the state keeps more of itself through a round: z = sigmoid(2 + ...) is near 0.88
+    h = torch.randn(5, H)
+    u = torch.zeros(5, 8)
+    agg = torch.zeros(5, 8)
+    kept = (biased.gru_update(u, agg, h) - h).abs().mean() < (
+        plain.gru_update(u, agg, h) - h
+    ).abs().mean()
+    assert kept
+    for bad in (float("nan"), "2", True):
+        with pytest.raises(ValueError, match="update_bias must be"):
+            ExpertPolicy(16, update_bias=bad)

@@ -51,8 +51,10 @@ def test_ckpt_path_pretrained_names_the_model_of_the_config(tmp_path, monkeypatc
     assert argv[-2:] == ["--ckpt_path", str(pretrained.CHECKPOINTS / "tasks/task_bandits.ckpt")]
     argv = expand_overlays(["test", "--config", "fig7", "--ckpt_path=pretrained"])
     assert argv[-1] == str(pretrained.CHECKPOINTS / "fig7.ckpt")
-    with pytest.raises(ConfigError, match="no pretrained model of config 'guessing_game'"):
-        expand_overlays(["test", "--config", "fig6", "--ckpt_path", "pretrained"])
+    argv = expand_overlays(["test", "--config", "fig6", "--ckpt_path", "pretrained"])
+    assert argv[-1] == str(pretrained.CHECKPOINTS / "guessing_game.ckpt")
+    with pytest.raises(ConfigError, match="no pretrained model of config 'guessing_game_mixed'"):
+        expand_overlays(["test", "--config", "guessing_game_mixed", "--ckpt_path", "pretrained"])
     with pytest.raises(ConfigError, match="needs --config"):
         expand_overlays(["test", "--ckpt_path", "pretrained"])
 
@@ -60,6 +62,9 @@ def test_ckpt_path_pretrained_names_the_model_of_the_config(tmp_path, monkeypatc
 def test_load_by_name_and_unknown_names_listed():
     model = pretrained.load("task_bandits")
     assert model.runner.task.__class__.__name__ == "BernoulliBandits"
+    assert pretrained.get("fig6").name == "guessing_game"  # a figure's name: its config's model
+    assert pretrained.get("fig9").name == "guessing_game_fast"
+    assert pretrained.get("fig7").name == "fig7"
     with pytest.raises(ConfigError, match="no pretrained model named 'fig8'") as e:
         pretrained.get("fig8")
     assert "fig7_stage1" in str(e.value)

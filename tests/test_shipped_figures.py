@@ -39,3 +39,32 @@ def test_shipped_task_models_give_their_documented_score(family):
     rows = task_baselines.compare(family, CHECKPOINTS / "tasks", episodes=2000)
     agent = next(r for r in rows if r["strategy"] == "agent")
     assert f"{agent['value']:.4f}" == f"{documented:.4f}", (family, agent["value"], documented)
+
+
+def documented_seed_0(row_start: str) -> str:
+    """Seed 0's figure in the docs/reproduce.md row that starts with ``row_start``."""
+    text = (ROOT / "docs" / "reproduce.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith(f"| {row_start}"))
+    return row.split("|")[6].split(",")[0].strip()
+
+
+@pytest.mark.parametrize(
+    ("name", "metric", "row"),
+    [
+        ("fig6", "test/final_error", "fig6 | 3,000 |"),
+        ("fig9", "test/mean_error", "fig9 (mean error; one round during the warm-up"),
+        ("guessing_game_es", "test/final_error", "es (cosine decay"),
+    ],
+)
+def test_shipped_guessing_models_give_seed_0_of_their_reproduce_row(name, metric, row, capsys):
+    """`badger test --config NAME --ckpt_path pretrained` prints seed 0's documented figure."""
+    from badger_graph import pretrained
+    from badger_graph.cli import cli_main
+
+    config = pretrained.get(name).config
+    cli_main(["test", "--config", config, "--ckpt_path", "pretrained",
+              "--trainer.enable_progress_bar", "false", "--threads", "1"])  # fmt: skip
+    value = float(re.search(rf"{metric}\s+([0-9.e-]+)", capsys.readouterr().out).group(1))
+    documented = documented_seed_0(row)
+    digits = len(documented.replace("0.", "", 1).lstrip("0"))
+    assert f"{value:.{digits}g}" == f"{float(documented):.{digits}g}", (name, value, documented)
