@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import torch
@@ -15,8 +16,8 @@ class CodedEpisode(Episode):
 
     Every :class:`~badger_graph.tasks.StepResult` of ``inner`` gets the code prepended to
     its observation (the family's own observation, if any, follows), so the agent has
-    ``F`` more input port nodes. Other attributes (hidden parameters, labels) are the
-    inner episode's.
+    ``F`` more input port nodes. The family's own attributes (hidden parameters, labels)
+    stay on ``inner``: a :class:`FamilyView`'s metrics and baselines read that episode.
     """
 
     def __init__(self, inner: Episode, code: Tensor) -> None:
@@ -27,12 +28,7 @@ class CodedEpisode(Episode):
         self.num_inputs = len(code) + inner.num_inputs
         self.input_dims = None if inner.input_dims is None else inner.input_dims + len(code)
         self.feedback_to = inner.feedback_to
-
-    def __getattr__(self, name: str):
-        # only called for attributes the coded episode does not have itself
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
+        self.target = inner.target  # what `badger rollout` draws, where the family has one
 
     def _coded(self, result: StepResult) -> StepResult:
         B = self.num_agents
@@ -189,8 +185,17 @@ class FamilyView(Task):
         return self.task.mean_baseline(num_outputs)
 
     def metrics(self) -> dict:
-        """The family's."""
-        return self.task.metrics()
+        """The family's, on the family's own (uncoded) episodes."""
+
+        def unwrapped(metric):
+            def on_family(life) -> Tensor:
+                if isinstance(life.episode, CodedEpisode):
+                    life = dataclasses.replace(life, episode=life.episode.inner)
+                return metric(life)
+
+            return on_family
+
+        return {name: unwrapped(metric) for name, metric in self.task.metrics().items()}
 
     def baselines(self) -> dict:
         """The family's, on the family's own (uncoded) episodes."""

@@ -132,3 +132,23 @@ def test_matrix_plays_each_family_as_the_mixture_showed_it(agent):
     assert all(r["agent"] == r["agent"] for r in rows)  # not NaN: both played
     assert rows[0]["best_baseline"] is not None
     assert runner.task is mix
+
+
+def test_a_coded_episode_forwards_nothing_implicitly_and_family_metrics_read_the_family():
+    from badger_graph.records import Lifetime
+    from badger_graph.tasks import OnlineClassification
+    from badger_graph.tasks.mixture import CodedEpisode
+
+    mix = TaskMixture([GuessingGame(3), OnlineClassification(3, 2)], family_code=True)
+    view = mix.view(OnlineClassification(3, 2))
+    episode = view.reset(4, torch.Generator().manual_seed(0))
+    assert isinstance(episode, CodedEpisode)
+    assert not hasattr(episode, "labels")  # the family's own attributes stay on inner
+    episode.first()
+    for _ in range(6):
+        episode.step(torch.zeros(4, 3))
+    life = Lifetime(torch.zeros(6, 4, 3), torch.zeros(6, 4), None, episode=episode)
+    accuracy = view.metrics()["late_accuracy"](life)  # reads inner.labels
+    assert 0.0 <= float(accuracy) <= 1.0
+    guess = mix.view(GuessingGame(3)).reset(2, torch.Generator().manual_seed(0))
+    assert torch.equal(guess.target, guess.inner.target)
