@@ -62,6 +62,10 @@ class Row:
     slow: bool = True
     direction: str = "minimize"
 
+    def seed_reached(self, run: dict) -> bool:
+        """Whether a seed's run trained the row's batches and reached its level."""
+        return run["batches"] >= self.batches and self.reached(run["value"])
+
     def reached(self, value: float) -> bool:
         """Whether one seed's value reaches the row's level."""
         if not math.isfinite(value):
@@ -219,9 +223,11 @@ def table(rows: list[Row], results: dict[str, list[dict]]) -> str:
         mean, se = mean_se(values)
         per = ", ".join(f"{v:.3g}" for v in values)
         secs = ", ".join("?" if r["seconds"] is None else f"{r['seconds']:.0f}" for r in runs)
-        batches = ", ".join(f"{r['batches']:,}" for r in runs)
+        batches = ", ".join(
+            f"{r['batches']:,}" + (" (short)" if r["batches"] < row.batches else "") for r in runs
+        )
         op = "≤" if row.direction == "minimize" else "≥"
-        reached = sum(row.reached(v) for v in values)
+        reached = sum(row.seed_reached(r) for r in runs)
         lines.append(
             f"| {row.name} | {row.config.name} | {batches} | {row.documented:.3g} | "
             f"{op} {row.pass_at:.3g} | {mean:.3g} ± {se:.2g} | {per} | {secs} | "
@@ -271,8 +277,14 @@ def reproduce_main(argv: list[str]) -> None:
             results.setdefault(row.name, []).append(r)
             print(f"{row.name} seed {seed}: {row.metric} {r['value']:.4g} after "
                   f"{r['batches']:,} batches", file=sys.stderr, flush=True)  # fmt: skip
+            if r["batches"] < row.batches:
+                print(f"{row.name} seed {seed} stopped at {r['batches']:,} of {row.batches:,} "
+                      f"batches (its time guard, which counts the time of earlier runs in "
+                      f"{r['folder']}): it does not count as reached; train it on with "
+                      f"`badger fit ... --ckpt_path last` and a larger --trainer.max_time",
+                      file=sys.stderr, flush=True)  # fmt: skip
     print(table(rows, results))
-    failed = [r.name for r in rows if not all(r.reached(x["value"]) for x in results[r.name])]
+    failed = [r.name for r in rows if not all(r.seed_reached(x) for x in results[r.name])]
     if failed:
         print(f"not reached on every seed: {', '.join(failed)}", file=sys.stderr)
         if a.check:

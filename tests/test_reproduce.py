@@ -133,3 +133,18 @@ def test_the_fast_row_of_the_shipped_registry_reaches_its_level(tmp_path, monkey
     assert code == 0, err[-2000:]
     row = next(line for line in out.splitlines() if line.startswith("| fig6_short |"))
     assert row.split("|")[-2].strip() == "2 of 2"
+
+
+def test_a_seed_stopped_short_of_the_budget_is_not_counted_as_reached(tmp_path):
+    """A run its time guard stopped early (it counts the time of earlier runs of the folder)."""
+    rows = reproduce.load_registry(_registry(tmp_path, ROWS))
+    easy = next(r for r in rows if r.name == "easy")  # 12 batches, level 10
+    runs = [
+        {"value": 0.5, "batches": 12, "seconds": 3.0, "folder": "a"},
+        {"value": 0.5, "batches": 7, "seconds": 3.0, "folder": "b"},
+    ]
+    line = reproduce.table([easy], {"easy": runs}).splitlines()[-1]
+    cells = [c.strip() for c in line.split("|")[1:-1]]
+    assert cells[2] == "12, 7 (short)"
+    assert cells[8] == "1 of 2"
+    assert easy.seed_reached(runs[0]) and not easy.seed_reached(runs[1])
