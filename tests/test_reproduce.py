@@ -147,4 +147,5 @@ def test_a_seed_stopped_short_of_the_budget_is_not_counted_as_reached(tmp_path):
     cells = [c.strip() for c in line.split("|")[1:-1]]
     assert cells[2] == "12, 7 (short)"
     assert cells[8] == "1 of 2"
-    assert easy.seed_reached(runs[0]) and not easy.seed_reached(runs[1])
+    assert easy.seed_reached(runs[0])
+    assert not easy.seed_reached(runs[1])
