@@ -386,9 +386,8 @@ def same_setting(config_value, saved_value) -> bool:
     the same when the config gives it its default, so a new option of a class does not make
     every older checkpoint "trained with other settings".
     """
-    return _without_new_defaults(comparable(config_value), comparable(saved_value)) == (
-        comparable(saved_value)
-    )
+    saved = comparable(saved_value)
+    return _without_new_defaults(comparable(config_value), saved) == saved
 
 
 def _without_new_defaults(new, old):

@@ -127,11 +127,11 @@ def get(name: str) -> Pretrained:
     no model has that name itself.
     """
     models = available()
-    for wanted in (name, ALIASES.get(name)):
+    for wanted in (name, ALIASES.get(name, name)):
         for m in models:
             if m.name == wanted:
                 return m
-    known = ", ".join(m.name for m in available())
+    known = ", ".join(m.name for m in models)
     raise ConfigError(f"no pretrained model named {name!r}; shipped: {known}")
 
 

@@ -47,6 +47,11 @@ class CodedEpisode(Episode):
         return self._coded(self.inner.step(action))
 
 
+def family_episode(episode: Episode) -> Episode:
+    """The family's own episode: ``inner`` of a :class:`CodedEpisode`, else ``episode``."""
+    return episode.inner if isinstance(episode, CodedEpisode) else episode
+
+
 class TaskMixture(Task):
     """Draw a task family per batch (from the batch's generator), then its episodes.
 
@@ -189,9 +194,7 @@ class FamilyView(Task):
 
         def unwrapped(metric):
             def on_family(life) -> Tensor:
-                if isinstance(life.episode, CodedEpisode):
-                    life = dataclasses.replace(life, episode=life.episode.inner)
-                return metric(life)
+                return metric(dataclasses.replace(life, episode=family_episode(life.episode)))
 
             return on_family
 
@@ -202,9 +205,7 @@ class FamilyView(Task):
 
         def unwrapped(play):
             def baseline(episode: Episode, steps: int) -> Tensor:
-                if isinstance(episode, CodedEpisode):
-                    episode = episode.inner
-                return play(episode, steps)
+                return play(family_episode(episode), steps)
 
             return baseline
 
