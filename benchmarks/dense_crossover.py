@@ -5,19 +5,19 @@
 One inner-loop lifetime (T = 20, 1 round, hidden 64) of B agents with B * n ~ 16k nodes,
 without autograd (evaluation) or with forward + backward (``--train``), on the dense
 batched path (one [B, n, n] block product per round) and on the CSR path (n (n - 1) edges
-per agent). Prints seconds per lifetime and episodes per second for each size.
+per agent). Prints the median seconds per lifetime and episodes per second for each size.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
 from badger_graph import Agent, Execution, ExpertPolicy
 from badger_graph.records import LifetimeCall
 from badger_graph.tasks import GuessingGame
+from badger_graph.timing import timeit
 from badger_graph.topologies import FullyConnected
 
 
@@ -33,12 +33,7 @@ def lifetime_seconds(n: int, B: int, ex: Execution, train: bool) -> float:
             if train:
                 life.errors[-1].mean().backward()
 
-    run()  # warm-up
-    reps, start = 0, time.perf_counter()
-    while reps < 2 or time.perf_counter() - start < 2.0:
-        run()
-        reps += 1
-    return (time.perf_counter() - start) / reps
+    return timeit(run, reps=2, warmup=1, min_time=2.0)  # median of >= 2 s of calls
 
 
 def main() -> None:

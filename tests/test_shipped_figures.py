@@ -5,11 +5,13 @@ played on the same fresh episodes as the command under that table: a page that d
 the models (or an evaluation change that moves a figure) fails here.
 """
 
+import csv
 import re
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -68,3 +70,51 @@ def test_shipped_guessing_models_give_seed_0_of_their_reproduce_row(name, metric
     documented = documented_seed_0(row)
     digits = len(documented.replace("0.", "", 1).lstrip("0"))
     assert f"{value:.{digits}g}" == f"{float(documented):.{digits}g}", (name, value, documented)
+
+
+def documented_sweep_point(folder: str, d: int = 3, experts: int = 20) -> float:
+    """The error at (d, experts) in docs/<folder>/dims.csv (a `badger sweep` table)."""
+    with (ROOT / "docs" / folder / "dims.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    return next(float(r["error"]) for r in rows if (int(r["d"]), int(r["experts"])) == (d, experts))
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["fig7", "fig7_stage1", "fig7_random_identity", "fig7_random_identity_growth",
+     "fig7_fresh_growth40", "fig7_fresh_growth80"],
+)  # fmt: skip
+def test_shipped_fig7_models_give_their_documented_sweep(name):
+    """`badger sweep --ckpt_path <shipped model>`'s d = 3, 20-expert point, as docs/<name>/ has it.
+
+    The point every sweep of the docs shares, on its own episodes (the sweep's stream).
+    """
+    from badger_graph import BadgerModule
+    from badger_graph.evaluation import final_error
+    from badger_graph.pretrained import CHECKPOINTS
+    from badger_graph.seeds import derive, episode_seed
+
+    model = BadgerModule.load_from_checkpoint(CHECKPOINTS / f"{name}.ckpt", map_location="cpu")
+    model.eval()
+    with torch.no_grad():
+        got = final_error(model.runner, 3, 20, 2000, derive(episode_seed("sweep"), 3, 20))
+    assert got == pytest.approx(documented_sweep_point(name), rel=1e-4), name
+
+
+def test_shipped_generalist_gives_its_documented_matrix_row():
+    """`badger matrix --model all_six=...` on the shipped generalist: docs/generalist's row."""
+    from badger_graph.cli import build_from_config
+    from badger_graph.matrix import default_families, evaluate
+    from badger_graph.pretrained import CHECKPOINTS
+
+    with (ROOT / "docs" / "generalist" / "matrix.csv").open() as f:
+        documented = {r["family"]: float(r["agent"]) for r in csv.DictReader(f)
+                      if r["trained_on"] == "all_six"}  # fmt: skip
+    config = str(ROOT / "configs" / "generalist" / "all_six.yaml")
+    runner = build_from_config(config, str(CHECKPOINTS / "generalist" / "all_six.ckpt")).runner
+    with torch.no_grad():
+        rows = evaluate(runner, default_families(), 1000)
+    got = {r["family"]: r["agent"] for r in rows}
+    assert set(got) == set(documented)
+    for family, value in documented.items():
+        assert got[family] == pytest.approx(value, rel=1e-4), family
