@@ -51,6 +51,7 @@ _WHERE_OF = {
     "guessing_game": "docs/reproduce.md",
     "guessing_game_fast": "docs/reproduce.md",
     "guessing_game_es": "docs/outer_loops.md",
+    "guessing_game_attention": "docs/reproduce.md",
 }
 
 
