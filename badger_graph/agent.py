@@ -46,7 +46,8 @@ class Agent(nn.Module):
             (default: ``Execution()``)
         readout_norm (bool, optional): layer-normalise an owner's state before the shared
             head, so class scores and bids start at unit scale whatever the state's size
-            (docs/comparison.md measures what it does to training). (default: ``False``)
+            (docs/comparison.md measures what it does to training); not with ``ports``, whose
+            outputs are port values. (default: ``False``)
     """
 
     def __init__(
@@ -65,6 +66,11 @@ class Agent(nn.Module):
             raise ValueError(f"rounds (k) must be an int >= 1, got {rounds!r}")
         if identity not in ("index", "random"):
             raise ValueError(f"identity must be 'index' or 'random', got {identity!r}")
+        if readout_norm and ports is not None:
+            raise ValueError(
+                "readout_norm=True normalises the state an output's owner reads out, but with "
+                "ports the outputs are the port values: there is no read-out to normalise"
+            )
         check_compatible(policy, topology, ports)
         self.policy = policy
         self.topology = topology
