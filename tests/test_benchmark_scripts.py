@@ -91,3 +91,30 @@ def test_ship_keeps_weights_counters_and_the_log(tmp_path):
     shipped = read_checkpoint(tmp_path / "out" / "m.ckpt")
     assert "state_dict" in shipped
     assert "optimizer_states" not in shipped
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "benchmarks").glob("*.sh")))
+def test_shell_scripts_parse_and_name_existing_configs(script):
+    """The training launchers (long runs, not run here): valid bash, and every shipped config
+    they name exists."""
+    import re
+
+    path = ROOT / "benchmarks" / script
+    out = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    for name in re.findall(r"configs/([a-z0-9_/]+\.yaml)", path.read_text()):
+        assert (ROOT / "configs" / name).is_file(), (script, name)
+
+
+def test_seed_train_commands_of_the_docs_name_existing_configs():
+    """Every `benchmarks/seed_train.sh NAME ...` in docs/ names a configs/compare/NAME.yaml."""
+    import re
+
+    named = set()
+    for page in (ROOT / "docs").glob("*.md"):
+        text = page.read_text().replace("\\\n", " ")  # join continued lines
+        for args in re.findall(r"benchmarks/seed_train\.sh ([\w ]+)", text):
+            named.update(args.split())
+    assert named  # the docs do show such commands
+    missing = sorted(n for n in named if not (ROOT / "configs" / "compare" / f"{n}.yaml").is_file())
+    assert not missing, missing
