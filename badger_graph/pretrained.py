@@ -46,13 +46,22 @@ _WHERE = {
     "tasks": "docs/tasks.md",
     "": "docs/fig7.md",
 }
-#: models outside a group whose figure is on another page
-_WHERE_OF = {
-    "guessing_game": "docs/reproduce.md",
-    "guessing_game_fast": "docs/reproduce.md",
-    "guessing_game_es": "docs/outer_loops.md",
-    "guessing_game_attention": "docs/reproduce.md",
-}
+
+
+def _registry_pages() -> dict[str, str]:
+    """``config name -> page`` from the reproduction registry's rows (a config's last row).
+
+    The page prints the figure of a model trained from that config.
+    """
+    import yaml
+
+    path = configs_dir() / "reproduce" / "figures.yaml"
+    rows = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    pages = {}
+    for row in rows.values():
+        config = (path.parent / row["config"]).resolve().relative_to(configs_dir().resolve())
+        pages[config.with_suffix("").as_posix()] = row["where"].split(" (")[0]
+    return pages
 
 
 def configs_dir() -> Path:
@@ -104,7 +113,7 @@ class Pretrained:
 
 def available() -> list[Pretrained]:
     """Every shipped model whose config ships too, sorted by name."""
-    out = []
+    out, pages = [], _registry_pages()
     for ckpt in sorted(CHECKPOINTS.rglob("*.ckpt")):
         rel = ckpt.relative_to(CHECKPOINTS).with_suffix("").as_posix()
         group = rel.split("/")[0] if "/" in rel else ""
@@ -116,7 +125,7 @@ def available() -> list[Pretrained]:
             config_path(config)
         except ConfigError:
             continue
-        where = _WHERE_OF.get(name, _WHERE.get(group, "docs/"))
+        where = pages.get(config, _WHERE.get(group, "docs/"))
         out.append(Pretrained(name, ckpt, config, where))
     return out
 

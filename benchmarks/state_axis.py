@@ -4,7 +4,8 @@ BADGER's state grows with its experts (experts × hidden numbers) while its weig
 a GRU's state is its hidden vector (its weights grow with its square); a Transformer's state
 is its context (steps × width). Here every learner of a family plays the same fresh
 episodes in distribution; BADGER at several expert counts, the monolithic learners at
-their one size.
+their one size: at BADGER's weights, and GRUs as wide as 5 and 10 experts' states (their
+weights grow with the square of the state).
 
     python benchmarks/state_axis.py [--family bandits] [--experts 5,10,20,40,80]
         [--episodes 2000] [--runs badger_graph/checkpoints/compare] [--out docs/comparison]
@@ -33,6 +34,8 @@ LEARNERS = {
     "badger": "BADGER, trained on 6 experts",
     "rnn": "monolithic (RL2)",
     "transformer": "Transformer (in-context)",
+    "rnn_state320": "RL2 at the state of 5 experts (GRU 320, tuned settings)",
+    "rnn_state640": "RL2 at the state of 10 experts (GRU 640, tuned settings)",
 }
 
 
