@@ -5,25 +5,33 @@ scale of its outputs, their spread over the outputs (a learner whose class score
 differ scores exactly chance), their change over a lifetime, the error, and the norm of the
 weight gradient of the mean error (mean over ``--batches`` batches of the config's size)
 with its signal-to-noise ratio (norm of the mean gradient over the mean norm of a batch's
-deviation from it).
+deviation from it), and the RMS of an internal state unit at the lifetime's end (BADGER's
+experts; a GRU's bound is ±1). ``CONFIG:CKPT`` probes trained weights instead, e.g. a run
+sitting on a plateau.
 
     python benchmarks/init_probe.py compare/classification_badger compare/classification_rnn
+    python benchmarks/init_probe.py compare/classification_badger_tuned:run/checkpoints/last.ckpt
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
 
+from badger_graph.checkpoint import safe_load
 from badger_graph.cli import _lightning_cli
 
 
-def probe(config: str, episodes: int, batches: int) -> dict:
-    """The row of one config (seeded: the same numbers every run)."""
+def probe(spec: str, episodes: int, batches: int) -> dict:
+    """The row of ``CONFIG`` or ``CONFIG:CKPT`` (seeded: the same numbers every run)."""
+    config, _, ckpt = spec.partition(":")
     torch.manual_seed(0)
     cli = _lightning_cli(["--config", config], run=False)
     module = cli.model
+    if ckpt:
+        module.load_state_dict(safe_load(ckpt)["state_dict"])
     with torch.no_grad():
         out = module.lifetime(5, episodes)
     a = out.actions  # [T, B, d]
@@ -37,14 +45,16 @@ def probe(config: str, episodes: int, batches: int) -> dict:
         )
     g = torch.stack(grads)
     mean = g.mean(0)
+    h = getattr(out.state, "h", None)  # BADGER's expert states; a learner's are not kept
     return {
-        "config": config,
+        "config": spec if not ckpt else f"{config} ({Path(ckpt).stem})",
         "output scale": float(a.abs().mean()),
         "spread over outputs": float(a.std(-1).mean()),
         "change over the lifetime": float(a.std(0).mean()),
         "error": float(out.errors.mean()),
         "gradient norm": float(g.norm(dim=1).mean()),
         "gradient SNR": float(mean.norm() / (g - mean).norm(dim=1).mean()),
+        "state RMS": float(h.pow(2).mean().sqrt()) if isinstance(h, torch.Tensor) else float("nan"),
     }
 
 
