@@ -28,7 +28,10 @@ from badger_graph.evaluation import play
 from badger_graph.learner import StepwiseLearner
 
 ROOT = Path(__file__).parents[1]
-SCORES = {"bandits": ("cumulative regret", lambda e: e.sum(0))}
+SCORES = {
+    "bandits": ("cumulative regret", lambda e: e.sum(0)),
+    "classification": ("mean cross-entropy / log c", lambda e: e.mean(0)),
+}
 LEARNERS = {
     "badger_experts": "BADGER, random identities, trained on 5..40 experts",
     "badger": "BADGER, trained on 6 experts",
