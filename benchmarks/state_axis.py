@@ -34,7 +34,7 @@ SCORES = {
 }
 LEARNERS = {
     "badger_experts": "BADGER, random identities, trained on 5..40 experts",
-    "badger": "BADGER, trained on 6 experts",
+    "badger": "BADGER, trained on {n} experts",
     "rnn": "monolithic (RL2)",
     "transformer": "Transformer (in-context)",
     "rnn_state320": "RL2 at the state of 5 experts (GRU 320, tuned settings)",
@@ -83,6 +83,7 @@ def main() -> None:
             print(f"{learner}: no model, left out")
             continue
         runner = model.runner
+        label = label.format(n=runner.num_experts)
         weights = sum(q.numel() for q in model.parameters())
         counts = experts if not isinstance(model.agent, StepwiseLearner) else [runner.num_experts]
         for n in counts:
@@ -114,7 +115,7 @@ def main() -> None:
         d, e = r["paired"]
         print(
             f"| {r['learner']} | {r['experts']} | {r['state']:,} | {r['weights']:,} | "
-            f"{r['batches']:,} | {r['mean']:.3f} ± {r['se']:.2f} | {d:+.3f} ± {e:.3f} |"
+            f"{r['batches']:,} | {r['mean']:.3f} ± {r['se']:.2g} | {d:+.3f} ± {e:.3f} |"
         )
     import matplotlib
 
