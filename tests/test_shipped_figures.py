@@ -57,6 +57,7 @@ def documented_seed_0(row_start: str) -> str:
         ("fig9", "test/mean_error", "fig9 (mean error; one round during the warm-up"),
         ("guessing_game_es", "test/final_error", "es (cosine decay"),
         ("guessing_game_attention", "test/final_error", "attention (cosine decay"),
+        ("guessing_game_random", "test/final_error", "random (cosine decay"),
     ],
 )
 def test_shipped_guessing_models_give_seed_0_of_their_reproduce_row(name, metric, row, capsys):
