@@ -53,15 +53,15 @@ def _registry_pages() -> dict[str, str]:
 
     The page prints the figure of a model trained from that config.
     """
-    import yaml
+    from badger_graph.reproduce import default_registry, load_registry
 
-    path = configs_dir() / "reproduce" / "figures.yaml"
-    rows = yaml.safe_load(path.read_text()) if path.is_file() else {}
-    pages = {}
-    for row in rows.values():
-        config = (path.parent / row["config"]).resolve().relative_to(configs_dir().resolve())
-        pages[config.with_suffix("").as_posix()] = row["where"].split(" (")[0]
-    return pages
+    path = default_registry()
+    rows = load_registry(path) if path.is_file() else []
+    root = configs_dir().resolve()
+    return {
+        row.config.relative_to(root).with_suffix("").as_posix(): row.where.split(" (")[0]
+        for row in rows
+    }
 
 
 def configs_dir() -> Path:
