@@ -94,6 +94,13 @@ class TaskTooWideError(ValueError):
         self.d, self.m, self.max_outputs, self.max_inputs = d, m, max_outputs, max_inputs
 
 
+class NoExpertsAxisError(ValueError):
+    """A point of an evaluation that adds experts, asked of a learner without experts.
+
+    A comparison table shows the point as "—" for that learner.
+    """
+
+
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be used: unreadable, unsafe, foreign, or not fitting."""
 

@@ -19,6 +19,7 @@ import csv
 from pathlib import Path
 
 from badger_graph.checkpoint import read_checkpoint
+from badger_graph.comparison.runs import run_files
 from badger_graph.plots import plot_matrix
 
 FAMILIES = ["guessing", "moving_target", "optimization", "bandits", "regression", "classification"]
@@ -34,9 +35,7 @@ VARIANTS = {
 def _batches(runs: Path | None, name: str) -> str:
     if runs is None:
         return ""
-    ckpt = runs / name / "checkpoints" / "last.ckpt"
-    if not ckpt.is_file():
-        ckpt = runs / f"{name}.ckpt"
+    ckpt, _ = run_files(runs, name)
     if not ckpt.is_file():
         return "?"
     return f"{read_checkpoint(ckpt)['global_step']:,}"

@@ -34,8 +34,7 @@ from pathlib import Path
 
 import torch
 
-from badger_graph.checkpoint import read_checkpoint
-from badger_graph.cli import build_from_config
+from badger_graph.comparison.runs import load_run
 from badger_graph.runner import EpisodeRunner
 from badger_graph.seeds import episode_seed, generator
 from badger_graph.tasks import DatasetClassification
@@ -92,14 +91,12 @@ def tune(name: str, c: int, steps: int) -> dict:
 def _model(runs: Path, key: str, dataset: str):
     name = f"real_without_{dataset}" if key == "real_without" else key
     config = ROOT / "configs" / "datasets" / f"{name}.yaml"
-    ckpt = runs / name / "checkpoints" / "last.ckpt"
-    if not ckpt.is_file():
-        ckpt = runs / f"{name}.ckpt"
-    if not ckpt.is_file():
-        print(f"no checkpoint for {name} under {runs}: left out", file=sys.stderr)
+    try:
+        run = load_run(config, runs, name)
+    except FileNotFoundError as e:
+        print(f"{e}: left out", file=sys.stderr)
         return None, None
-    batches = read_checkpoint(ckpt)["global_step"]
-    return build_from_config(str(config), str(ckpt)), batches
+    return run.model, run.batches
 
 
 def main(argv=None) -> None:

@@ -22,8 +22,7 @@ import argparse
 import math
 from pathlib import Path
 
-from badger_graph.checkpoint import read_checkpoint
-from badger_graph.cli import build_from_config
+from badger_graph.comparison.runs import config_of, load_run
 from badger_graph.evaluation import play
 from badger_graph.learner import StepwiseLearner
 
@@ -43,14 +42,14 @@ LEARNERS = {
 
 
 def _model(runs: Path, family: str, learner: str):
-    config = ROOT / "configs" / "compare" / f"{family}_{learner}.yaml"
-    ckpt = runs / f"{family}_{learner}.ckpt"
-    if not ckpt.is_file():
-        ckpt = runs / f"{family}_{learner}" / "checkpoints" / "last.ckpt"
-    if not (config.is_file() and ckpt.is_file()):
+    config = config_of(family, learner)
+    if not config.is_file():
         return None, None
-    trained = read_checkpoint(ckpt)
-    return build_from_config(str(config), str(ckpt)), trained["global_step"]
+    try:
+        run = load_run(config, runs, f"{family}_{learner}")
+    except FileNotFoundError:
+        return None, None
+    return run.model, run.batches
 
 
 def _state_size(model, experts: int, steps: int) -> int:

@@ -103,11 +103,13 @@ def test_error_curves_plot_one_line_per_strategy(tmp_path):
     assert image.shape[1] > 100
 
 
-def test_compare_learners_table_with_a_learner_that_cannot_run(tmp_path, monkeypatch):
+def test_compare_learners_table_with_a_learner_that_cannot_run(tmp_path, monkeypatch, capsys):
     """Both learners of a family, trained 2 batches each, on the same episodes and points."""
     import compare_learners
 
     from badger_graph.cli import cli_main
+    from badger_graph.comparison import FAMILIES, compare_family, family_table
+    from badger_graph.comparison.plots import plot_steps
 
     root = Path(__file__).parents[1]
     monkeypatch.chdir(tmp_path)
@@ -116,18 +118,38 @@ def test_compare_learners_table_with_a_learner_that_cannot_run(tmp_path, monkeyp
         cli_main(["fit", "--config", str(config), "--trainer.max_steps", "2",
                   "--trainer.enable_progress_bar", "false", "--data.batch_size", "8",
                   "--data.val_episodes", "8", "--data.eval_batch_size", "8"])  # fmt: skip
-    rows, extra = compare_learners.compare("guessing", tmp_path / "runs/compare", 12, 6)
-    cells = {(r["strategy"], r["point"]): r for r in rows}
-    points = [p.label for p in compare_learners.FAMILIES["guessing"].points]
+    result = compare_family("guessing", tmp_path / "runs/compare", 12, 6)
+    cells = {(r["strategy"], r["point"]): r for r in result.rows}
+    points = [p.label for p in FAMILIES["guessing"].points]
     for learner in ("badger", "rnn"):
         assert cells[(learner, points[0])]["se"] > 0
-        assert extra["info"][learner]["batches"] == 2
+        assert result.info[learner]["batches"] == 2
     assert "mean" in cells[("badger", "d=5")]  # BADGER plays more outputs with more experts
     assert cells[("rnn", "d=5")]["note"] == "cannot run"  # the GRU's width is fixed
-    text = compare_learners.table("guessing", rows, extra["info"])
+    assert any("guessing_transformer" in m for m in result.missing)  # config, no run
+    text = family_table("guessing", result.rows, result.info)
     assert "n/a" in text
     assert "monolithic (RL2) [36,156 w, 2 batches]" in text
-    assert compare_learners.plot("guessing", extra["curves"], tmp_path).stat().st_size > 1000
+    assert plot_steps("guessing", result.curves, tmp_path).stat().st_size > 1000
+    # the command line over it: the same table, the CSV and the figure
+    argv = ["compare_learners.py", "--families", "guessing", "--episodes", "12", "--batch", "6",
+            "--out", "out"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    compare_learners.main()
+    captured = capsys.readouterr()
+    assert text in captured.out
+    assert "guessing_transformer" in captured.err  # the missing run is named, left out
+    assert (tmp_path / "out" / "guessing.csv").read_text().count("\n") == len(result.rows) + 1
+    assert (tmp_path / "out" / "guessing_steps.png").is_file()
+
+
+def test_compare_family_without_any_run_names_the_folder(tmp_path):
+    from badger_graph.comparison import compare_family
+
+    with pytest.raises(FileNotFoundError, match="no run of family 'guessing'"):
+        compare_family("guessing", tmp_path, 4, 4)
+    with pytest.raises(ValueError, match="unknown family 'guesing'; known: guessing, fig7"):
+        compare_family("guesing", tmp_path, 4, 4)
 
 
 def test_state_axis_plays_badger_at_several_expert_counts(tmp_path, monkeypatch, capsys):
@@ -148,18 +170,25 @@ def test_state_axis_plays_badger_at_several_expert_counts(tmp_path, monkeypatch,
     assert (tmp_path / "bandits_state.png").stat().st_size > 1000
 
 
-def test_compare_curves_reads_logs_and_finds_the_final_level(tmp_path):
+def test_compare_curves_reads_logs_and_finds_the_final_level(tmp_path, monkeypatch, capsys):
     import compare_curves
+
+    from badger_graph.comparison.runs import at_seconds, reached, read_log
 
     log = tmp_path / "bandits_x.metrics.csv"
     log.write_text(
         "epoch,step,train/seconds,val/loss\n0,9,2.0,\n0,9,,0.5\n0,19,4.0,\n0,19,,0.2\n"
         "0,29,6.0,\n0,29,,0.19\n"
     )
-    val, seconds = compare_curves.read(log)
+    val, seconds = read_log(log)
     assert val == [(9, 0.5), (19, 0.2), (29, 0.19)]
-    assert compare_curves.at_seconds(14, seconds) == 3.0
-    assert compare_curves.reached(val) == 19  # 0.2 is within 1/0.95 of 0.19
+    assert at_seconds(14, seconds) == 3.0
+    assert reached(val) == 19  # 0.2 is within 1/0.95 of 0.19
+    argv = ["compare_curves.py", "--runs", str(tmp_path), "--out", str(tmp_path / "out")]
+    monkeypatch.setattr(sys, "argv", argv)
+    compare_curves.main()
+    assert "| bandits_x | 3 | 0.19 | 30 | 19 | 6 |" in capsys.readouterr().out
+    assert (tmp_path / "out" / "bandits_curves.png").stat().st_size > 1000
 
 
 def test_compare_seeds_pairs_seeds_on_the_same_episodes(tmp_path, monkeypatch, capsys):
@@ -197,9 +226,12 @@ def test_compare_seeds_pairs_seeds_on_the_same_episodes(tmp_path, monkeypatch, c
     assert "| thompson (its mean) |" in out
     assert "within" in next(line for line in out.splitlines() if line.startswith("| badger | +")
                             or line.startswith("| badger | -"))  # fmt: skip
-    assert compare_seeds.verdict(-1.0, 0.4) == "better"
-    assert compare_seeds.verdict(1.0, 0.6) == "level"
-    assert compare_seeds.verdict(1.0, 0.4, seeds=1) == "one seed"
+    from badger_graph.comparison import verdict
+
+    assert verdict(-1.0, 0.4) == "better"
+    assert verdict(1.0, 0.6) == "level"
+    assert verdict(1.0, 0.4) == "worse"
+    assert verdict(1.0, 0.4, seeds=1) == "one seed"
 
 
 def test_compare_learners_takes_a_users_own_family(tmp_path, monkeypatch, capsys):
@@ -210,7 +242,7 @@ def test_compare_learners_takes_a_users_own_family(tmp_path, monkeypatch, capsys
 
     root = Path(__file__).parents[1]
     (tmp_path / "my_families.py").write_text(
-        "from compare_learners import Family, Point\n"
+        "from badger_graph.comparison import Family, Point\n"
         "from badger_graph.tasks import GuessingGame\n"
         "FAMILIES = {'guess4': Family('final error', lambda e: e[-1], [\n"
         "    Point('d=3'), Point('d=4', GuessingGame(4, feedback='scalar', feedback_to=[0]))])}\n"
@@ -231,7 +263,9 @@ def test_compare_learners_takes_a_users_own_family(tmp_path, monkeypatch, capsys
     out = capsys.readouterr().out
     assert "**guess4** — final error" in out
     assert "| d=3 | d=4 |" in out
-    assert "guess4" not in compare_learners.FAMILIES  # nothing of the script was changed
+    from badger_graph.comparison import FAMILIES
+
+    assert "guess4" not in FAMILIES  # nothing of the package was changed
 
 
 def test_exact_bandit_optimum_matches_hand_computed_values():

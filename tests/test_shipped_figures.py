@@ -128,23 +128,22 @@ def test_shipped_generalist_gives_its_documented_matrix_row():
 def test_shipped_compare_models_give_their_documented_in_distribution_cells(family):
     """Every learner of docs/comparison/<family>.csv, in distribution, from its shipped model
     (`python benchmarks/compare_learners.py --runs badger_graph/checkpoints/compare`)."""
-    import compare_learners
-
     from badger_graph.cli import build_from_config
+    from badger_graph.comparison import FAMILIES, LEARNERS, play_point, point_key
     from badger_graph.pretrained import CHECKPOINTS
 
-    fam = compare_learners.FAMILIES[family]
+    fam = FAMILIES[family]
     point = fam.points[0]
     with (ROOT / "docs" / "comparison" / f"{family}.csv").open() as f:
         documented = {r["strategy"]: float(r["mean"]) for r in csv.DictReader(f)
                       if r["point"] == point.label and r["mean"]
-                      and r["strategy"] in compare_learners.LEARNERS}  # fmt: skip
+                      and r["strategy"] in LEARNERS}  # fmt: skip
     assert {"badger", "rnn", "transformer"} <= set(documented)
-    key = 1000 * list(compare_learners.FAMILIES).index(family)  # the script's key of point 0
+    key = point_key(FAMILIES, family, 0)
     for learner, value in documented.items():
         config = str(ROOT / "configs" / "compare" / f"{family}_{learner}.yaml")
         model = build_from_config(config, str(CHECKPOINTS / "compare" / f"{family}_{learner}.ckpt"))
         with torch.no_grad():
-            errors = compare_learners._episodes(model.runner, point, 2000, 500, key, True)
+            errors = play_point(model.runner, point, 2000, 500, key)
         got = float(fam.judge(errors["learner"]).mean())
         assert got == pytest.approx(value, rel=1e-4), (family, learner)
