@@ -2,14 +2,18 @@
 
 On a shared machine the speed drifts; two rivals timed one after the other can differ by
 the drift alone. :func:`interleaved` times them in alternation, so a slow phase hits both
-alike, and the ratio of their medians is the figure to quote.
+alike, and the ratio of their medians is the figure to quote. :func:`once` times an
+operation too long to repeat (a sweep, a first compiled batch, a whole training run) and
+keeps its result; :class:`PeakMemory` measures the memory an operation adds.
 """
 
 from __future__ import annotations
 
+import resource
 import statistics
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 
@@ -19,6 +23,37 @@ def sync(device: torch.device | str | None = None) -> None:
     device = torch.device(device or "cpu")
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+T = TypeVar("T")
+
+
+def once(fn: Callable[[], T], device=None) -> tuple[T, float]:
+    """``fn()`` and the seconds it took, synchronised: one measurement, no warm-up.
+
+    For operations too long to repeat or whose first call is the figure (a compile); a
+    median of :func:`timeit` is the figure for anything short.
+    """
+    sync(device)
+    start = time.perf_counter()
+    result = fn()
+    sync(device)
+    return result, time.perf_counter() - start
+
+
+def per_call(fn: Callable[[], object], seconds: float = 1.0, device=None) -> float:
+    """Mean seconds per call of ``fn`` over a slice of as many calls as fit in ``seconds``.
+
+    A slice of short calls measures what one timed call cannot (timer and launch overhead
+    spread over many); take the median over several slices, rivals in turn.
+    """
+    sync(device)
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        fn()
+        n += 1
+    sync(device)
+    return (time.perf_counter() - start) / n
 
 
 def timeit(
@@ -58,3 +93,26 @@ def interleaved(
             sync(device)
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+class PeakMemory:
+    """Peak memory (MB) from construction to :meth:`mb`, above the level before.
+
+    The CPU: the process' ``ru_maxrss``, which never falls (measure one operation per fresh
+    process); CUDA: the device allocator's peak.
+    """
+
+    def __init__(self, device: torch.device | str | None = None) -> None:
+        self.device = torch.device(device or "cpu")
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.base = torch.cuda.memory_allocated(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            self.base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def mb(self) -> float:
+        """Megabytes above the level at construction, at the highest point since."""
+        if self.device.type == "cuda":
+            return (torch.cuda.max_memory_allocated(self.device) - self.base) / 2**20
+        return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - self.base) / 2**20

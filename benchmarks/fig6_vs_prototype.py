@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -23,6 +22,7 @@ from dense_reference import DenseFig6  # noqa: E402
 
 from badger_graph import BadgerModule, ExpertPolicy  # noqa: E402
 from badger_graph.tasks import GuessingGame  # noqa: E402
+from badger_graph.timing import per_call  # noqa: E402
 from badger_graph.topologies import FullyConnected  # noqa: E402
 
 
@@ -51,16 +51,13 @@ def main() -> None:
         loss.backward()
         proto_opt.step()
 
+    # each rival in turn: one-second slices of as many batches as fit, per-batch seconds
     times = {"badger_graph (dense path)": [], "plain dense PyTorch prototype": []}
     for fn in (lib_step, proto_step):
         fn()  # warm-up
     for _ in range(a.rounds):
         for name, fn in zip(times, (lib_step, proto_step), strict=True):
-            n, start = 0, time.perf_counter()
-            while time.perf_counter() - start < 1.0:
-                fn()
-                n += 1
-            times[name].append((time.perf_counter() - start) / n)
+            times[name].append(per_call(fn, 1.0))
     med = {k: statistics.median(v) for k, v in times.items()}
     print("| implementation | median s / batch | min | max |")
     print("|---|---|---|---|")

@@ -25,12 +25,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import time
 from pathlib import Path
 
 import torch
 
-from badger_graph.timing import sync, timeit
+from badger_graph.timing import once, timeit
 
 
 def _peak_reset(device: torch.device) -> None:
@@ -157,10 +156,7 @@ def train_row(device, name: str, B: int, reps: int, capture: bool = False) -> di
 
     first = None
     if capture:
-        start = time.perf_counter()
-        step()
-        sync(device)
-        first = time.perf_counter() - start
+        _, first = once(step, device)
     t = timeit(step, device, reps, warmup=3 if capture else 1)
     row = {"row": f"train {name}" + (" captured" if capture else ""), "device": str(device)}
     row.update({"B": B, "seconds": t})

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -41,31 +40,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from badger_graph.timing import sync, timeit  # noqa: E402
+from badger_graph.timing import PeakMemory, once, timeit  # noqa: E402
 
 HIDDEN = 64
-
-
-class _Peak:
-    """Peak memory (MB) from construction to :meth:`mb`, above the level before.
-
-    The CPU: the process' ``ru_maxrss`` (hence one row per fresh process); CUDA: the
-    device allocator's peak.
-    """
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-            self.base = torch.cuda.memory_allocated(device)
-            torch.cuda.reset_peak_memory_stats(device)
-        else:
-            self.base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-    def mb(self) -> float:
-        if self.device.type == "cuda":
-            return (torch.cuda.max_memory_allocated(self.device) - self.base) / 2**20
-        return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - self.base) / 2**20
 
 
 def _matmul_gflops(flops: float, device: torch.device) -> float:
@@ -110,15 +87,14 @@ def policy_row(
         if topo_name == "rand"
         else (Attention(HIDDEN, 32, top_k=min(8, agent_size - 1)))
     ).to(device)
-    t0 = time.perf_counter()
     with torch.no_grad():
-        edge_index, w = topo(state)
-    sync(device)
-    t_topo = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    csr = CSRAdjacency.from_edge_index(edge_index, state.num_nodes) if path == "csr" else None
-    sync(device)
-    t_csr = time.perf_counter() - t0
+        (edge_index, w), t_topo = once(lambda: topo(state), device)
+    csr, t_csr = once(
+        lambda: (
+            CSRAdjacency.from_edge_index(edge_index, state.num_nodes) if path == "csr" else None
+        ),
+        device,
+    )
     u = torch.randn(state.num_nodes, 32, device=device)
     h = state.h.requires_grad_(backward)
 
@@ -129,7 +105,7 @@ def policy_row(
             out.sum().backward()
 
     # peak memory of the passes above what the process held before them (state, edges, model)
-    peak = _Peak(device)
+    peak = PeakMemory(device)
     reps = 2 if n < (1_000_000 if device.type == "cpu" else 10_000_000) else 1
     t = timeit(run, device, reps=reps, min_time=0.5 if n < 100_000 else 0.0)
     peak_mb = peak.mb()
@@ -317,11 +293,8 @@ def lifetime_row(
         execution=Execution(checkpoint=bool(checkpoint)),
     ).to(device)
     device = torch.device(device)
-    peak = _Peak(device)
-    t0 = time.perf_counter()
-    model.outer_loop.backward_lifetime(model, 1, agents)
-    sync(device)
-    t = time.perf_counter() - t0
+    peak = PeakMemory(device)
+    _, t = once(lambda: model.outer_loop.backward_lifetime(model, 1, agents), device)
     return {
         "experts x agents": f"{experts} x {agents}",
         "T": T,
@@ -375,13 +348,14 @@ def load_rows(quick: bool, device: torch.device) -> list[dict]:
         try:
             for threads in (1, most, "auto"):
                 chooser = ThreadChooser(threads, recheck_every=n)  # one measurement per row
-                step()  # warm-up
-                start = time.perf_counter()
-                for _ in range(n):
+
+                def batch(chooser=chooser) -> None:  # as the training loop runs it
                     chooser.before_batch()
                     step()
                     chooser.after_batch()
-                t = (time.perf_counter() - start) / n
+
+                # the median of n batches (the chooser's trial batches among them)
+                t = timeit(batch, reps=n)
                 rows.append(
                     {
                         "machine": condition,
@@ -454,12 +428,8 @@ def eval_rows(quick: bool, device: torch.device) -> list[dict]:
         ("sparse (CSR)", dataclasses.replace(agent.execution, dense="never", sparse="csr")),
     ):
         agent.execution = ex
-        with torch.no_grad():
-            start = time.perf_counter()
-            n = episodes if path.startswith("dense") else episodes // 10
-            final_error(runner, 3, experts, n, 7)
-            sync(device)
-            t = time.perf_counter() - start
+        n = episodes if path.startswith("dense") else episodes // 10
+        _, t = once(lambda n=n: final_error(runner, 3, experts, n, 7), device)
         rows.append(
             {
                 "what": f"{experts} experts, d = 3, T = 20, {path}",
@@ -470,13 +440,7 @@ def eval_rows(quick: bool, device: torch.device) -> list[dict]:
         )
     agent.execution = type(agent.execution)()  # the defaults: path by cost
     dims, counts, n = ((21, 25), (20, 100), 50) if quick else ((21, 25, 30), (20, 300, 500), 500)
-    start = time.perf_counter()
-    with torch.no_grad():
-        for d in dims:
-            for c in counts:
-                final_error(runner, d, c, n, 11)
-    sync(device)
-    t = time.perf_counter() - start
+    _, t = once(lambda: [final_error(runner, d, c, n, 11) for d in dims for c in counts], device)
     rows.append(
         {
             "what": f"sweep d {dims} x experts {counts}, automatic path",

@@ -23,3 +23,35 @@ def test_min_time_goes_on_past_reps():
 def test_bad_counts_are_named(reps, warmup):
     with pytest.raises(ValueError, match="reps must be >= 1"):
         interleaved({"a": lambda: None}, reps=reps, warmup=warmup)
+
+
+def test_once_returns_the_result_and_its_seconds():
+    import time
+
+    from badger_graph.timing import once
+
+    result, seconds = once(lambda: time.sleep(0.02) or 7)
+    assert result == 7
+    assert 0.015 < seconds < 1.0
+
+
+def test_per_call_spreads_a_slice_over_its_calls():
+    import time
+
+    from badger_graph.timing import per_call
+
+    calls = []
+    t = per_call(lambda: calls.append(time.sleep(0.005)), seconds=0.05)
+    assert len(calls) >= 2
+    assert 0.004 < t < 0.05  # per call, not the whole slice
+
+
+def test_peak_memory_sees_an_allocation_above_the_level_before():
+    import torch
+
+    from badger_graph.timing import PeakMemory
+
+    peak = PeakMemory("cpu")
+    block = torch.ones(64 * 2**20 // 4)  # 64 MB, touched
+    assert peak.mb() > 32
+    del block
