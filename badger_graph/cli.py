@@ -42,7 +42,10 @@ from badger_graph.data import EpisodeData
 from badger_graph.errors import CheckpointError, ConfigError, RunFolderError
 from badger_graph.module import BadgerModule
 from badger_graph.overlays import expand_overlays
-from badger_graph.quiet import quiet_lightning  # noqa: F401 (imported from here by users)
+from badger_graph.quiet import (
+    no_trainer_notices,
+    quiet_lightning,  # noqa: F401 (imported from here by users)
+)
 from badger_graph.resume import (
     exit_143,
     pass_on_sigterm,
@@ -398,7 +401,8 @@ def build_from_config(config: str, ckpt_path: str | None = None) -> BadgerModule
     The number of experts comes from the config, not from the checkpoint: weights do not
     depend on it, so a checkpoint loads into a bigger or smaller agent.
     """
-    cli = _lightning_cli(["--config", config], run=False)
+    with no_trainer_notices():
+        cli = _lightning_cli(["--config", config], run=False)
     model = cli.model
     if ckpt_path == "pretrained":  # the model shipped for this (shipped) config
         from badger_graph.pretrained import for_config

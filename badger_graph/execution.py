@@ -104,17 +104,26 @@ DEFAULT_DENSE_NODES = 256
 
 
 @contextlib.contextmanager
-def finite_checks_off(learner) -> Iterator[None]:
-    """Within the block, ``learner`` runs without its finite checks (then they are back).
+def using_execution(learner, **changes) -> Iterator[None]:
+    """Within the block, ``learner`` runs with its execution settings changed by ``changes``.
 
-    For computations that cannot branch on values, e.g. a population under ``vmap``.
+    ``with using_execution(agent, dense="never", sparse="csr"): ...`` times or checks one
+    path; the learner's own settings are back after the block, also after an error.
     """
     execution = learner.execution
-    learner.execution = dataclasses.replace(execution, check_finite=False)
+    learner.execution = dataclasses.replace(execution, **changes)
     try:
         yield
     finally:
         learner.execution = execution
+
+
+def finite_checks_off(learner) -> contextlib.AbstractContextManager[None]:
+    """Within the block, ``learner`` runs without its finite checks (then they are back).
+
+    For computations that cannot branch on values, e.g. a population under ``vmap``.
+    """
+    return using_execution(learner, check_finite=False)
 
 
 def dense_pays(num_agents: int, n: int, edges: float | None, execution: Execution) -> bool:

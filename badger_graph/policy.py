@@ -326,7 +326,8 @@ class ExpertPolicy(MessagePassing):
         if return_messages:
             # the same :meth:`message`, with the per-edge messages kept for the record
             src, dst = edge_index
-            msg = self.message(send[src], None if recv is None else recv[dst], edge_weight)
+            receiver = None if recv is None else recv.index_select(0, dst)
+            msg = self.message(send.index_select(0, src), receiver, edge_weight)
             agg = self.aggr_module(msg, dst, dim_size=h.size(0))
         else:
             agg = self.propagate(edge_index, s=send, r=recv, w=edge_weight)

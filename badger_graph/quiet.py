@@ -39,3 +39,26 @@ def quiet_lightning():
             yield
     finally:
         lightning_log.removeFilter(_no_advertisement)
+
+
+@contextlib.contextmanager
+def no_trainer_notices():
+    """Drop Lightning's INFO notices of building a trainer (devices found, seed set).
+
+    For building a model from its config to evaluate it (no training follows): a loop over
+    many models would print them once per model. Warnings and errors still show.
+    """
+    import logging
+
+    loggers = [
+        logging.getLogger("lightning.pytorch.utilities.rank_zero"),
+        logging.getLogger("lightning.fabric.utilities.seed"),
+    ]
+    levels = [log.level for log in loggers]
+    for log in loggers:
+        log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for log, level in zip(loggers, levels, strict=True):
+            log.setLevel(level)

@@ -62,9 +62,13 @@ class Row:
     slow: bool = True
     direction: str = "minimize"
 
+    def stopped_short(self, run: dict) -> bool:
+        """Whether a seed's run stopped before the row's batches (its time guard, a signal)."""
+        return run["batches"] < self.batches
+
     def seed_reached(self, run: dict) -> bool:
         """Whether a seed's run trained the row's batches and reached its level."""
-        return run["batches"] >= self.batches and self.reached(run["value"])
+        return not self.stopped_short(run) and self.reached(run["value"])
 
     def reached(self, value: float) -> bool:
         """Whether one seed's value reaches the row's level."""
@@ -224,7 +228,7 @@ def table(rows: list[Row], results: dict[str, list[dict]]) -> str:
         per = ", ".join(f"{v:.3g}" for v in values)
         secs = ", ".join("?" if r["seconds"] is None else f"{r['seconds']:.0f}" for r in runs)
         batches = ", ".join(
-            f"{r['batches']:,}" + (" (short)" if r["batches"] < row.batches else "") for r in runs
+            f"{r['batches']:,}" + (" (short)" if row.stopped_short(r) else "") for r in runs
         )
         op = "≤" if row.direction == "minimize" else "≥"
         reached = sum(row.seed_reached(r) for r in runs)
@@ -277,7 +281,7 @@ def reproduce_main(argv: list[str]) -> None:
             results.setdefault(row.name, []).append(r)
             print(f"{row.name} seed {seed}: {row.metric} {r['value']:.4g} after "
                   f"{r['batches']:,} batches", file=sys.stderr, flush=True)  # fmt: skip
-            if r["batches"] < row.batches:
+            if row.stopped_short(r):
                 print(f"{row.name} seed {seed} stopped at {r['batches']:,} of {row.batches:,} "
                       f"batches (its time guard, which counts the time of earlier runs in "
                       f"{r['folder']}): it does not count as reached; train it on with "

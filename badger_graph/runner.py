@@ -24,7 +24,7 @@ from badger_graph.growth import GrowthEvent
 from badger_graph.learner import Learner
 from badger_graph.records import Lifetime, LifetimeCall
 from badger_graph.seeds import derive, generator
-from badger_graph.state import ExpertGraph, Role
+from badger_graph.state import ExpertGraph
 from badger_graph.tasks.base import BaselineUnavailable, Episode, Task
 
 _EMPTY = EpisodeSpec()
@@ -162,7 +162,7 @@ class EpisodeRunner:
         if spec is None or spec.growth is None:
             return []
         g = generator(seed, "growth")
-        experts = int((state.role[state.batch == 0] == int(Role.EXPERT)).sum())
+        experts = int(state.num_experts()[0])  # the agents of a batch start alike
         return spec.growth.draw(g, experts, self.inner_steps)
 
     def run(

@@ -417,19 +417,20 @@ def eval_rows(quick: bool, device: torch.device) -> list[dict]:
 
     from badger_graph import BadgerModule
     from badger_graph.evaluation import final_error
+    from badger_graph.execution import Execution, using_execution
 
     ckpt = Path(__file__).parents[1] / "badger_graph" / "checkpoints" / "fig7.ckpt"
     model = BadgerModule.load_from_checkpoint(ckpt, map_location=device).eval()
     runner, agent = model.runner, model.agent
     experts, episodes = (100, 20) if quick else (500, 200)
     rows = []
-    for path, ex in (
-        ("dense (automatic)", dataclasses.replace(agent.execution)),
-        ("sparse (CSR)", dataclasses.replace(agent.execution, dense="never", sparse="csr")),
+    for path, changes in (
+        ("dense (automatic)", {}),
+        ("sparse (CSR)", {"dense": "never", "sparse": "csr"}),
     ):
-        agent.execution = ex
         n = episodes if path.startswith("dense") else episodes // 10
-        _, t = once(lambda n=n: final_error(runner, 3, experts, n, 7), device)
+        with using_execution(agent, **changes):
+            _, t = once(lambda n=n: final_error(runner, 3, experts, n, 7), device)
         rows.append(
             {
                 "what": f"{experts} experts, d = 3, T = 20, {path}",
@@ -438,9 +439,10 @@ def eval_rows(quick: bool, device: torch.device) -> list[dict]:
                 "episodes_per_s": n / t,
             }
         )
-    agent.execution = type(agent.execution)()  # the defaults: path by cost
     dims, counts, n = ((21, 25), (20, 100), 50) if quick else ((21, 25, 30), (20, 300, 500), 500)
-    _, t = once(lambda: [final_error(runner, d, c, n, 11) for d in dims for c in counts], device)
+    points = [(d, c) for d in dims for c in counts]
+    with using_execution(agent, **dataclasses.asdict(Execution())):  # the defaults: path by cost
+        _, t = once(lambda: [final_error(runner, d, c, n, 11) for d, c in points], device)
     rows.append(
         {
             "what": f"sweep d {dims} x experts {counts}, automatic path",

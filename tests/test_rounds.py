@@ -91,3 +91,26 @@ def test_dense_pays_by_memory_cap_fixed_size_and_cost():
 def test_readout_norm_with_ports_is_refused():
     with pytest.raises(ValueError, match="readout_norm=True.*port values"):
         Agent(ExpertPolicy(), FullyConnected(), ports=AddressedPorts(64), readout_norm=True)
+
+
+def test_using_execution_changes_settings_in_the_block_and_restores_them_after_an_error():
+    from badger_graph.execution import finite_checks_off, using_execution
+    from badger_graph.topologies import FullyConnected
+
+    agent = Agent(ExpertPolicy(8, 8), FullyConnected(), execution=Execution(dense="never"))
+    with using_execution(agent, sparse="csr"):
+        assert (agent.execution.dense, agent.execution.sparse) == ("never", "csr")
+    assert agent.execution == Execution(dense="never")
+    seen = []
+
+    def fail_inside():
+        with finite_checks_off(agent):
+            seen.append(agent.execution.check_finite)
+            raise RuntimeError("inside")
+
+    with pytest.raises(RuntimeError, match="inside"):
+        fail_inside()
+    assert seen == [False]
+    assert agent.execution == Execution(dense="never")
+    with pytest.raises(TypeError), using_execution(agent, no_such_setting=1):
+        pass

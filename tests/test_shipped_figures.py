@@ -147,3 +147,30 @@ def test_shipped_compare_models_give_their_documented_in_distribution_cells(fami
             errors = play_point(model.runner, point, 2000, 500, key)
         got = float(fam.judge(errors["learner"]).mean())
         assert got == pytest.approx(value, rel=1e-4), (family, learner)
+
+
+def test_shipped_datasets_models_give_their_documented_cells(tmp_path, capsys):
+    """Every shipped datasets model and every tuned baseline, iris and digits at T = 20, on
+    the 2,000 streams of docs/datasets/real_datasets.csv
+    (`python benchmarks/real_datasets.py --runs badger_graph/checkpoints/datasets`)."""
+    import real_datasets
+
+    from badger_graph.pretrained import CHECKPOINTS
+
+    runs = str(CHECKPOINTS / "datasets")
+    real_datasets.main(["--datasets", "iris", "digits", "--steps", "20", "--runs", runs,
+                        "--out", str(tmp_path)])  # fmt: skip
+    capsys.readouterr()
+
+    def cells(path: Path) -> dict:
+        with path.open() as f:
+            return {(r["dataset"], r["T"], r["strategy"]): (float(r["error"]),
+                    float(r["late_accuracy"])) for r in csv.DictReader(f)}  # fmt: skip
+
+    got = cells(tmp_path / "real_datasets.csv")
+    documented = cells(ROOT / "docs" / "datasets" / "real_datasets.csv")
+    assert len(got) == 14  # 2 datasets x (4 models + 3 tuned baselines)
+    assert {s for _, _, s in got} >= set(real_datasets.LEARNERS)
+    for key, (error, accuracy) in got.items():
+        assert error == pytest.approx(documented[key][0], rel=1e-4), key
+        assert accuracy == pytest.approx(documented[key][1], rel=1e-4), key

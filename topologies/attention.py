@@ -79,7 +79,8 @@ class Attention(Topology):
         q = self.lin_query(state.h)
         k = self.lin_key(state.h)
         src, dst = edge_index
-        return (q[dst] * k[src]).sum(-1) * self._scale(state.sizes[state.batch[dst]])
+        pair = q.index_select(0, dst) * k.index_select(0, src)  # index_add in the backward
+        return pair.sum(-1) * self._scale(state.sizes[state.batch[dst]])
 
     def _scale(self, size: Tensor | int) -> Tensor | float:
         """Score scale for agents of ``size`` nodes: one over the root of K, times log n."""
