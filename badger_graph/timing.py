@@ -95,19 +95,45 @@ def interleaved(
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
+def _status_bytes(field: str) -> int | None:
+    """A memory field of ``/proc/self/status`` (``VmRSS``, ``VmHWM``) in bytes; None off Linux."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
 class PeakMemory:
     """Peak memory (MB) from construction to :meth:`mb`, above the level before.
 
-    The CPU: the process' ``ru_maxrss``, which never falls (measure one operation per fresh
-    process); CUDA: the device allocator's peak.
+    CUDA: the device allocator's peak. The CPU on Linux: the process' resident high-water
+    mark (``VmHWM``), reset to the current size at construction where the kernel allows
+    (``/proc/self/clear_refs``), above the resident size then. Not ``ru_maxrss``: a process
+    started by a bigger one inherits its parent's maximum, which hides the child's own peak
+    below it. Elsewhere ``ru_maxrss``, which never falls (one measurement per fresh
+    process, started by a small parent).
     """
 
     def __init__(self, device: torch.device | str | None = None) -> None:
         self.device = torch.device(device or "cpu")
+        self.proc = False
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             self.base = torch.cuda.memory_allocated(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
+            return
+        rss = _status_bytes("VmRSS")
+        if rss is not None:
+            try:
+                with open("/proc/self/clear_refs", "w") as f:
+                    f.write("5")  # the high-water mark starts again from the current size
+            except OSError:
+                pass  # it stays the process' peak so far: still its own, not inherited
+            self.proc, self.base = True, _status_bytes("VmRSS") or rss
         else:
             self.base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
@@ -115,4 +141,6 @@ class PeakMemory:
         """Megabytes above the level at construction, at the highest point since."""
         if self.device.type == "cuda":
             return (torch.cuda.max_memory_allocated(self.device) - self.base) / 2**20
+        if self.proc:
+            return ((_status_bytes("VmHWM") or 0) - self.base) / 2**20
         return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - self.base) / 2**20

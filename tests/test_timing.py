@@ -55,3 +55,23 @@ def test_peak_memory_sees_an_allocation_above_the_level_before():
     block = torch.ones(64 * 2**20 // 4)  # 64 MB, touched
     assert peak.mb() > 32
     del block
+
+
+def test_peak_memory_is_measured_again_from_each_start():
+    """Two measurements in one process: the second is not hidden by the first's peak."""
+    import sys
+
+    import torch
+
+    from badger_graph.timing import PeakMemory
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the resident high-water mark is reset through /proc on Linux")
+    first = PeakMemory("cpu")
+    block = torch.ones(96 * 2**20 // 4)
+    assert first.mb() > 64
+    del block
+    second = PeakMemory("cpu")
+    block = torch.ones(48 * 2**20 // 4)
+    assert second.mb() > 32  # with ru_maxrss this would read 0 (below the earlier peak)
+    del block
