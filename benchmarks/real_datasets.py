@@ -104,14 +104,17 @@ def main(argv=None) -> None:
     p.add_argument("--episodes", type=int, default=2000)
     p.add_argument("--batch", type=int, default=500)
     p.add_argument("--steps", type=int, nargs="+", default=[20, 50])
-    p.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     p.add_argument("--runs", type=Path, default=ROOT / "runs" / "datasets")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "datasets")
     a = p.parse_args(argv)
     torch.set_grad_enabled(False)
     rows = []
     start = time.time()
-    for di, dataset in enumerate(a.datasets):
+    for dataset in a.datasets:
+        # the dataset's streams by its place among all datasets, not in --datasets: a subset
+        # plays the same streams as the full run
+        di = list(DATASETS).index(dataset)
         c = min(5, int(load_dataset(dataset)[1].max()) + 1)  # all classes, at most 5
         task = DatasetClassification(dataset, split="test", num_classes=c)
         models = {k: _model(a.runs, k, dataset) for k in LEARNERS}
