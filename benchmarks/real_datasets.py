@@ -99,6 +99,7 @@ def _model(runs: Path, key: str, dataset: str):
     return run.model, run.batches
 
 
+@torch.no_grad()
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--episodes", type=int, default=2000)
@@ -108,7 +109,6 @@ def main(argv=None) -> None:
     p.add_argument("--runs", type=Path, default=ROOT / "runs" / "datasets")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "datasets")
     a = p.parse_args(argv)
-    torch.set_grad_enabled(False)
     rows = []
     start = time.time()
     for dataset in a.datasets:
