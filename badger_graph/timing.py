@@ -126,14 +126,14 @@ class PeakMemory:
             self.base = torch.cuda.memory_allocated(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
             return
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # the high-water mark starts again from the current size
+        except OSError:
+            pass  # not Linux, or not allowed: the mark stays the process' own peak so far
         rss = _status_bytes("VmRSS")
         if rss is not None:
-            try:
-                with open("/proc/self/clear_refs", "w") as f:
-                    f.write("5")  # the high-water mark starts again from the current size
-            except OSError:
-                pass  # it stays the process' peak so far: still its own, not inherited
-            self.proc, self.base = True, _status_bytes("VmRSS") or rss
+            self.proc, self.base = True, rss
         else:
             self.base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import sys
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ from pathlib import Path
 import torch
 
 from badger_graph.comparison.runs import load_run
+from badger_graph.comparison.tables import episode_mean_se
 from badger_graph.runner import EpisodeRunner
 from badger_graph.seeds import episode_seed, generator
 from badger_graph.tasks import DatasetClassification
@@ -50,10 +50,6 @@ LEARNERS = {
     "synthetic_rnn": "RL2, synthetic-trained",
     "real_without": "BADGER, other datasets (leave-one-out)",
 }
-
-
-def _stat(v: torch.Tensor) -> tuple[float, float]:
-    return float(v.mean()), float(v.std()) / math.sqrt(v.numel())
 
 
 def _scores(errors: torch.Tensor, actions: torch.Tensor, labels: list) -> tuple:
@@ -145,7 +141,7 @@ def main(argv=None) -> None:
                     acc.append(r)
                 results[base] = (torch.cat(err), torch.cat(acc), f"temperature {tau[base]:g}")
             for key, (err, acc, note) in results.items():
-                (em, es), (am, ase) = _stat(err), _stat(acc)
+                (em, es), (am, ase) = episode_mean_se(err), episode_mean_se(acc)
                 rows.append(
                     {
                         "dataset": dataset,

@@ -19,10 +19,10 @@ writes ``<out>/<family>_state.png`` (score against state size).
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 from badger_graph.comparison.runs import config_of, load_run
+from badger_graph.comparison.tables import episode_mean_se
 from badger_graph.evaluation import play
 from badger_graph.learner import StepwiseLearner
 
@@ -90,6 +90,7 @@ def main() -> None:
             s = judge(errors["learner"])
             first = next((r["scores"] for r in rows if r["learner"] == label), s)
             diff = s - first  # the same episodes: paired
+            mean, se = episode_mean_se(s)
             rows.append(
                 {
                     "learner": label,
@@ -97,10 +98,10 @@ def main() -> None:
                     "state": _state_size(model, n, runner.inner_steps),
                     "weights": weights,
                     "batches": batches,
-                    "mean": float(s.mean()),
-                    "se": float(s.std()) / math.sqrt(s.numel()),
+                    "mean": mean,
+                    "se": se,
                     "scores": s,
-                    "paired": (float(diff.mean()), float(diff.std()) / math.sqrt(diff.numel())),
+                    "paired": episode_mean_se(diff),
                 }
             )
     print(f"**{a.family}** — {score_name}, in distribution, {a.episodes} fresh episodes")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from badger_graph.checkpoint import read_checkpoint
+from badger_graph.checkpoint import load_weights
 
 #: the validation column that is a family's score (``val/loss`` depends on the objective)
 METRICS = {
@@ -75,11 +75,12 @@ def load_run(config: str | Path, runs: str | Path, name: str) -> Run:
     ckpt, log = run_files(runs, name)
     if not ckpt.is_file():
         raise FileNotFoundError(f"no checkpoint of run {name!r}: {ckpt}")
-    model = build_from_config(str(config), str(ckpt))
+    model = build_from_config(str(config))
+    checkpoint = load_weights(model, ckpt)  # the file is read once: weights and batch counter
     return Run(
         name=name,
         model=model,
-        batches=int(read_checkpoint(ckpt)["global_step"]),
+        batches=int(checkpoint["global_step"]),
         weights=sum(p.numel() for p in model.parameters()),
         log=log,
     )

@@ -11,7 +11,6 @@ validation score at equal batches and at the end of its budget.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from badger_graph.comparison.families import FAMILIES, Family, family_of, play_point, point_key
@@ -23,6 +22,7 @@ from badger_graph.comparison.runs import (
     load_run,
     read_batches,
 )
+from badger_graph.comparison.tables import episode_mean_se
 from badger_graph.errors import NoExpertsAxisError, TaskTooWideError
 from badger_graph.reproduce import mean_se
 
@@ -124,7 +124,7 @@ def seed_tables(
                 cells.append("n/a")
                 continue
             means = [float(v.mean()) for v in per]
-            ep_se = sum(float(v.std()) / math.sqrt(v.numel()) for v in per) / len(per)
+            ep_se = sum(episode_mean_se(v)[1] for v in per) / len(per)
             m, se = mean_se(means)
             cells.append(
                 f"{m:.3g} ± {se:.2g} ({ep_se:.1g}) [{', '.join(f'{x:.3g}' for x in means)}]"

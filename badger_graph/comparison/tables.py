@@ -37,7 +37,8 @@ class FamilyResult:
     missing: list[str]
 
 
-def _stat(values: Tensor) -> tuple[float, float]:
+def episode_mean_se(values: Tensor) -> tuple[float, float]:
+    """Mean of per-episode scores ``[N]`` and its standard error over the episodes."""
     return float(values.mean()), float(values.std()) / math.sqrt(values.numel())
 
 
@@ -96,7 +97,7 @@ def compare_family(
             if errors is None:
                 rows.append({"strategy": strategy, "point": point.label, "note": "too large"})
                 continue
-            mean, se = _stat(judge(errors))
+            mean, se = episode_mean_se(judge(errors))
             rows.append({"strategy": strategy, "point": point.label, "mean": mean, "se": se})
             if pi == 0:
                 curves[strategy] = errors.mean(1)
